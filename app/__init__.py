@@ -1,0 +1,75 @@
+"""RQ Monitor: a monitor and control plane for RQ, as a Flask app factory."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config
+from app.embedded_redis import ensure_embedded_redis
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _template_folder() -> str:
+    """The top-level templates/ of a checkout, else the copy installed inside the package."""
+    checkout = PROJECT_ROOT / "templates"
+    return str(checkout if checkout.is_dir() else Path(__file__).parent / "templates")
+
+
+def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    app.config.from_mapping(config.defaults())
+    app.config.update(config.from_env())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["JWT_SECRET_KEY"]:
+        if app.config["ENV"] == "production" and not app.config["TESTING"]:
+            raise RuntimeError("JWT_SECRET_KEY must be set in production (or set RQMON_ENV=development)")
+        app.config["JWT_SECRET_KEY"] = _development_secret(Path(app.instance_path))
+    app.config["SECRET_KEY"] = app.config["JWT_SECRET_KEY"]
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = ensure_embedded_redis(Path(app.instance_path) / "redis")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "rqmon:ratelimit")
+
+
+def _development_secret(instance: Path) -> str:
+    """A random secret kept in the instance folder, so that development tokens survive restarts."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """config → extensions → blueprints → error handlers → CLI."""
+    app = Flask(__name__, template_folder=_template_folder(), instance_relative_config=True)
+    _load_config(app, test_config)
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    from app.blueprints import auth, health, openapi
+    from app.cli import init_cli
+    from app.errors import register_error_handlers
+    from app.extensions import init_redis, jwt, limiter
+    from app.security import init_security
+
+    client = init_redis(app, app.config["REDIS_URL"])
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
+    jwt.init_app(app)
+    limiter.init_app(app)
+    init_security(app)
+
+    for blueprint in (auth.bp, health.bp, openapi.bp):
+        app.register_blueprint(blueprint)
+
+    register_error_handlers(app)
+    init_cli(app)
+    return app

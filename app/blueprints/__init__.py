@@ -1,0 +1,1 @@
+"""One blueprint per area; each view validates, calls one domain function, returns JSON."""

@@ -1,0 +1,72 @@
+"""`flask --app app users ...`: user management. Passwords are prompted or read from stdin, never echoed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.domain import users
+from app.domain.errors import DomainError
+from app.domain.users import Role
+from app.extensions import get_redis
+
+users_cli = AppGroup("users", help="Manage the monitor's users.")
+ROLE_CHOICE = click.Choice([role.value for role in Role])
+
+
+def _fail(error: DomainError) -> None:
+    detail = "".join(f"; {field}: {text}" for field, text in (error.details or {}).items())
+    raise click.ClickException(f"{error.message}{detail}")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(name: str, role: str, password_stdin: bool) -> None:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = users.create_user(get_redis(), name, password, Role(role))
+    except DomainError as error:
+        _fail(error)
+        return
+    click.echo(f"created {user.username} ({user.role.value})")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    for user in users.list_users(get_redis()):
+        click.echo(f"{user.username}\t{user.role.value}\t{user.created_at}")
+
+
+@users_cli.command("set-role")
+@click.argument("name")
+@click.argument("role", type=ROLE_CHOICE)
+def set_role(name: str, role: str) -> None:
+    try:
+        user = users.set_role(get_redis(), name, Role(role))
+    except DomainError as error:
+        _fail(error)
+        return
+    click.echo(f"{user.username} is now {user.role.value}")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+def delete_user(name: str) -> None:
+    try:
+        users.delete_user(get_redis(), name)
+    except DomainError as error:
+        _fail(error)
+        return
+    click.echo(f"deleted {name}")
+
+
+def init_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)

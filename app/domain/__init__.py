@@ -1,0 +1,1 @@
+"""The data layer: plain functions over a Redis connection. No Flask here."""

@@ -1,0 +1,46 @@
+"""Small exception classes the domain raises; app/errors.py turns them into HTTP responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class QueueNotFound(NotFound):
+    code = "queue_not_found"
+
+    def __init__(self, queue: str):
+        super().__init__(f"Queue '{queue}' does not exist")
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+    def __init__(self, queue: str, job_id: str):
+        super().__init__(f"Job '{job_id}' does not exist in queue '{queue}'")
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+
+
+class Conflict(DomainError):
+    """The object is in a state that forbids the action."""
+
+    code = "conflict"
+
+
+class InvalidInput(DomainError):
+    code = "validation_error"

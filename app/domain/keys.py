@@ -1,0 +1,42 @@
+"""Every Redis key the product owns, in one place, under one prefix (never inside RQ's `rq:` names).
+
+Each key is bounded in size or carries a TTL; the comment beside it says which.
+"""
+
+from __future__ import annotations
+
+PREFIX = "rqmon"
+
+USERS = f"{PREFIX}:users"  # set of usernames; bounded by what admins create
+KNOWN_QUEUES = f"{PREFIX}:queues"  # set of queue names the monitor has seen; bounded by RQ's queues
+PAUSED_QUEUES = f"{PREFIX}:paused"  # set of paused queue names
+OUTCOMES = f"{PREFIX}:outcomes"  # list, capped at OUTCOMES_CAP entries (LTRIM on every push)
+OUTCOMES_CAP = 1000
+PRIORITY_SEQUENCE = f"{PREFIX}:priority:seq"  # one integer
+LIVE_LOCK = f"{PREFIX}:live:lock"  # publisher election, short TTL
+LIVE_SNAPSHOT = f"{PREFIX}:live:snapshot"  # latest metrics document, short TTL
+
+
+def user(name: str) -> str:
+    """Hash of one user (password hash, role); deleted with the user."""
+    return f"{PREFIX}:user:{name}"
+
+
+def revoked_token(jti: str) -> str:
+    """Marker of a revoked JWT; TTL = the token's remaining lifetime."""
+    return f"{PREFIX}:revoked:{jti}"
+
+
+def prioritized(queue: str) -> str:
+    """Sorted set of prioritized job ids of one queue, scored priority * 2**32 + sequence."""
+    return f"{PREFIX}:prioritized:{queue}"
+
+
+def stats_bucket(granularity: str, bucket: int) -> str:
+    """Hash of finished-attempt counters for one time bucket; TTL by granularity (see history.py)."""
+    return f"{PREFIX}:stats:{granularity}:{bucket}"
+
+
+def live_channel(queue: str | None = None) -> str:
+    """Pub/sub channel of the live streams: all queues, or one queue."""
+    return f"{PREFIX}:live" if queue is None else f"{PREFIX}:live:queue:{queue}"

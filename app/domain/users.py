@@ -1,0 +1,112 @@
+"""Users of the monitor: stored in Redis with hashed passwords, each with one role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from redis import Redis
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.domain import keys
+from app.domain.errors import Conflict, InvalidInput, UserNotFound
+from app.domain.names import check_username
+
+MIN_PASSWORD_LENGTH = 8
+# Checked against when the user does not exist, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-used-for-timing")
+
+
+class Role(StrEnum):
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+    SUPER_ADMIN = "super_admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def includes(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    created_at: str
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput("Unknown role", {"role": f"one of {', '.join(r.value for r in Role)}"}) from None
+
+
+def create_user(connection: Redis, username: str, password: str, role: Role) -> User:
+    check_username(username)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("Password too short", {"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
+    created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    fields = {"password_hash": generate_password_hash(password), "role": role.value, "created_at": created_at}
+    # HSETNX on one field decides the race between two creators; the rest follows in one transaction.
+    if not connection.hsetnx(keys.user(username), "role", role.value):
+        raise Conflict(f"User '{username}' already exists")
+    with connection.pipeline() as pipe:
+        pipe.hset(keys.user(username), mapping=fields)
+        pipe.sadd(keys.USERS, username)
+        pipe.execute()
+    return User(username, role, created_at)
+
+
+def get_user(connection: Redis, username: str) -> User | None:
+    data = connection.hmget(keys.user(username), ["role", "created_at"])
+    if data[0] is None:
+        return None
+    return User(username, Role(data[0].decode()), (data[1] or b"").decode())
+
+
+def authenticate(connection: Redis, username: str, password: str) -> User | None:
+    """The user when the password matches; None otherwise, in about the same time either way."""
+    role, created_at, password_hash = connection.hmget(
+        keys.user(username), ["role", "created_at", "password_hash"]
+    )
+    if password_hash is None or role is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(password_hash.decode(), password):
+        return None
+    return User(username, Role(role.decode()), (created_at or b"").decode())
+
+
+def list_users(connection: Redis) -> list[User]:
+    names = sorted(name.decode() for name in connection.smembers(keys.USERS))
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hmget(keys.user(name), ["role", "created_at"])
+        rows = pipe.execute()
+    return [
+        User(name, Role(role.decode()), (created or b"").decode())
+        for name, (role, created) in zip(names, rows, strict=True)
+        if role is not None
+    ]
+
+
+def set_role(connection: Redis, username: str, role: Role) -> User:
+    if not connection.exists(keys.user(username)):
+        raise UserNotFound(f"User '{username}' does not exist")
+    connection.hset(keys.user(username), "role", role.value)
+    user = get_user(connection, username)
+    assert user is not None
+    return user
+
+
+def delete_user(connection: Redis, username: str) -> None:
+    with connection.pipeline() as pipe:
+        pipe.delete(keys.user(username))
+        pipe.srem(keys.USERS, username)
+        deleted, _ = pipe.execute()
+    if not deleted:
+        raise UserNotFound(f"User '{username}' does not exist")

