@@ -55,7 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from app.blueprints import auth, health, openapi
+    from app.blueprints import auth, health, job_actions, jobs, live, openapi, pages
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt, limiter
@@ -67,7 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     init_security(app)
 
-    for blueprint in (auth.bp, health.bp, openapi.bp):
+    for blueprint in (auth.bp, health.bp, openapi.bp, jobs.bp, job_actions.bp, live.bp, pages.bp):
         app.register_blueprint(blueprint)
 
     register_error_handlers(app)
