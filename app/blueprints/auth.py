@@ -11,6 +11,8 @@ from flask_jwt_extended import (
     decode_token,
     get_jwt,
     get_jwt_identity,
+    get_jwt_request_location,
+    set_access_cookies,
     unset_jwt_cookies,
     verify_jwt_in_request,
 )
@@ -61,10 +63,19 @@ def authenticate_request(body: LoginBody) -> User:
     return user
 
 
+# Shared scopes: the API login and the admin pages' login count failures together.
+login_throttled = limiter.shared_limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_USER"], scope="login-user", key_func=login_username_key,
+    deduct_when=_count_failure,
+)
+login_throttled_by_address = limiter.shared_limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], scope="login-address", deduct_when=_count_failure
+)
+
+
 @bp.post("/login")
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_USER"], key_func=login_username_key,
-               deduct_when=_count_failure)
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ADDRESS"], deduct_when=_count_failure)
+@login_throttled
+@login_throttled_by_address
 @spec.validate(json=LoginBody, resp=Resp(HTTP_200=LoginResult, HTTP_401=ErrorBody, HTTP_429=ErrorBody),
                tags=["auth"], security={})
 def login() -> Any:
@@ -78,7 +89,10 @@ def refresh() -> Any:
     """A new access token for a valid refresh token sent as Bearer (or the refresh cookie)."""
     verify_jwt_in_request(refresh=True)
     access_token = _access_token(get_jwt_identity(), current_role().value, get_jwt())
-    return jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()})
+    response = jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()})
+    if get_jwt_request_location() == "cookies":  # the admin pages renew their session cookie this way
+        set_access_cookies(response, access_token)
+    return response
 
 
 @bp.post("/logout")
