@@ -1,0 +1,62 @@
+"""Health probes, the one error shape for HTTP errors, and Redis being down (503, never a 500 page)."""
+
+from __future__ import annotations
+
+from app.embedded_redis import free_port
+from tests.api.test_auth import assert_error
+from tests.conftest import make_app
+
+
+def test_healthz_answers_without_redis(redis_url, tmp_path):
+    app = make_app(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_readyz_when_redis_answers(client):
+    assert client.get("/readyz").status_code == 200
+
+
+def test_redis_down_gives_503_json_everywhere(redis_url, tmp_path, tokens):
+    app = make_app(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
+    client = app.test_client()
+    assert_error(client.get("/readyz"), 503, "redis_unavailable")
+    assert_error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['admin']}"}), 503,
+                 "redis_unavailable")
+    assert_error(client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503,
+                 "redis_unavailable")
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    assert_error(client.get("/api/v1/nothing-here"), 404, "not_found")
+    response = client.put("/healthz")
+    assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
+
+
+def test_security_headers_on_every_response(client):
+    response = client.get("/healthz")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert response.headers["Referrer-Policy"]
+
+
+def test_unexpected_errors_are_json_without_a_stack_trace(app, client):
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    body = assert_error(client.get("/boom"), 500, "internal_error")
+    assert "secret internals" not in str(body) and "Traceback" not in str(body)
+
+
+def test_openapi_document_describes_the_routes(client, auth):
+    response = client.get("/api/v1/openapi.json", headers=auth("moderator"))
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/auth/login" in document["paths"]
+    login = document["paths"]["/api/v1/auth/login"]["post"]
+    assert "requestBody" in login and login.get("security") in ([], None, [{}])
+    assert "bearer" in document["components"]["securitySchemes"]
