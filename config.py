@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ def _thresholds(value: str) -> tuple[int, ...]:
 
 
 # name -> parser; every setting a deployment may change.
-ENVIRONMENT_SETTINGS = {
+ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "ENV": str,
     "REDIS_URL": str,
     "JWT_SECRET_KEY": str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 
 import click
@@ -68,5 +69,25 @@ def delete_user(name: str) -> None:
     click.echo(f"deleted {name}")
 
 
+demo_cli = AppGroup("demo", help="Demo data for a first look.")
+
+
+@demo_cli.command("seed")
+@click.option("--password-stdin", is_flag=True, help="Read the demo users' password from standard input.")
+def seed_demo(password_stdin: bool) -> None:
+    """Demo users (admin, viewer), jobs in every state and 30 days of history."""
+    from app.demo import seed_demo as seed  # noqa: PLC0415 - imports the worker's sample tasks
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else secrets.token_urlsafe(9)
+    summary = seed(get_redis(), password)
+    click.echo(
+        f"seeded {summary['jobs']} jobs, {summary['history']} history records, {summary['stuck']} stuck"
+    )
+    if not password_stdin:
+        for name, role in summary["users"]:
+            click.echo(f"login: {name} / {password} ({role})")
+
+
 def init_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)

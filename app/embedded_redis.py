@@ -43,16 +43,26 @@ def start_redis_server(data_dir: Path, port: int | None = None, persist: bool = 
     port = port or free_port()
     args = [
         find_redis_server(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(data_dir),
-        "--daemonize", "no",
-        "--protected-mode", "yes",
-        "--save", "60 1" if persist else "",
-        "--appendonly", "no",
-        "--logfile", str(data_dir / "redis.log"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--save",
+        "60 1" if persist else "",
+        "--appendonly",
+        "no",
+        "--logfile",
+        str(data_dir / "redis.log"),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+    )
     wait_until_ready(f"redis://127.0.0.1:{port}/0", process)
     (data_dir / "redis.port").write_text(str(port))
     return process

@@ -40,7 +40,9 @@ spec = SpecTree(
         ),
         SecurityScheme(
             name="cookie",
-            data=SecuritySchemeData(type=SecureType.API_KEY, field_in=InType.COOKIE, name="access_token_cookie"),
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY, field_in=InType.COOKIE, name="access_token_cookie"
+            ),
         ),
     ],
     security=[{"bearer": []}, {"cookie": []}],

@@ -49,7 +49,9 @@ def revoke_token(claims: dict[str, Any]) -> None:
         refresh_jti = claims.get("rjti")
         if refresh_jti:
             # The refresh token lives longer than the access token; keep its marker for the longest life.
-            pipe.set(keys.revoked_token(refresh_jti), 1, ex=max(1, int(claims.get("rexp", claims["exp"])) - now))
+            pipe.set(
+                keys.revoked_token(refresh_jti), 1, ex=max(1, int(claims.get("rexp", claims["exp"])) - now)
+            )
         pipe.execute()
 
 
@@ -102,7 +104,8 @@ def init_security(app: Flask) -> None:
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+            "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'",
         )
         if request.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")

@@ -65,7 +65,9 @@ def authenticate_request(body: LoginBody) -> User:
 
 # Shared scopes: the API login and the admin pages' login count failures together.
 login_throttled = limiter.shared_limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_USER"], scope="login-user", key_func=login_username_key,
+    lambda: current_app.config["LOGIN_LIMIT_PER_USER"],
+    scope="login-user",
+    key_func=login_username_key,
     deduct_when=_count_failure,
 )
 login_throttled_by_address = limiter.shared_limit(
@@ -76,8 +78,12 @@ login_throttled_by_address = limiter.shared_limit(
 @bp.post("/login")
 @login_throttled
 @login_throttled_by_address
-@spec.validate(json=LoginBody, resp=Resp(HTTP_200=LoginResult, HTTP_401=ErrorBody, HTTP_429=ErrorBody),
-               tags=["auth"], security={})
+@spec.validate(
+    json=LoginBody,
+    resp=Resp(HTTP_200=LoginResult, HTTP_401=ErrorBody, HTTP_429=ErrorBody),
+    tags=["auth"],
+    security={},
+)
 def login() -> Any:
     """Exchange a username and password for an access and a refresh token."""
     return jsonify(issue_tokens(authenticate_request(request.context.json)))  # type: ignore[attr-defined]
@@ -89,7 +95,9 @@ def refresh() -> Any:
     """A new access token for a valid refresh token sent as Bearer (or the refresh cookie)."""
     verify_jwt_in_request(refresh=True)
     access_token = _access_token(get_jwt_identity(), current_role().value, get_jwt())
-    response = jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()})
+    response = jsonify(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()}
+    )
     if get_jwt_request_location() == "cookies":  # the admin pages renew their session cookie this way
         set_access_cookies(response, access_token)
     return response

@@ -79,7 +79,14 @@ def record_attempt(
     """Queue the recording of one ended attempt on `pipeline` (or run it at once on a connection)."""
     ended_at = time.time() if ended_at is None else ended_at
     entry = FIELD_SEPARATOR.join(
-        ["1" if outcome == "ok" else "0", str(int(ended_at * 1000)), str(duration_ms), queue, job_id, job_name]
+        [
+            "1" if outcome == "ok" else "0",
+            str(int(ended_at * 1000)),
+            str(duration_ms),
+            queue,
+            job_id,
+            job_name,
+        ]
     )
     bucket_keys = [_bucket_key(g, ended_at) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
     ttls = [str(g.ttl) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
@@ -130,7 +137,9 @@ def _empty_counts() -> dict[str, int]:
     return {"ok": 0, "fail": 0, "retry": 0, "ms": 0}
 
 
-def read_buckets(connection: Redis, period: str, now: float) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
+def read_buckets(
+    connection: Redis, period: str, now: float
+) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
     """Bucket starts (epoch seconds) and, per bucket, counts per queue; one round trip."""
     granularity, count = PERIODS[period]
     buckets = _bucket_starts(granularity, count, now)
@@ -160,7 +169,11 @@ def _summary(counts: dict[str, int]) -> dict[str, Any]:
 
 
 def get_trends(
-    connection: Redis, period: str, queue_names: list[str], with_series: bool = False, now: float | None = None
+    connection: Redis,
+    period: str,
+    queue_names: list[str],
+    with_series: bool = False,
+    now: float | None = None,
 ) -> list[dict[str, Any]]:
     """Per queue: jobs finished in the period (and per bucket with `with_series`), sorted by queue name."""
     from app.domain.timeutil import iso_from_timestamp  # noqa: PLC0415
@@ -178,12 +191,14 @@ def get_trends(
                 totals[kind] += counts.get(kind, 0)
             if with_series:
                 point = _summary({**_empty_counts(), **counts})
-                series.append({
-                    "start": iso_from_timestamp(start),
-                    "successful": point["successful"],
-                    "failed": point["failed"],
-                    "avgProcessingTime": point["avgProcessingTime"],
-                })
+                series.append(
+                    {
+                        "start": iso_from_timestamp(start),
+                        "successful": point["successful"],
+                        "failed": point["failed"],
+                        "avgProcessingTime": point["avgProcessingTime"],
+                    }
+                )
         entry: dict[str, Any] = {"queueName": name, "period": period, **_summary(totals)}
         if with_series:
             entry["series"] = series

@@ -74,7 +74,7 @@ def queue_names_reads(pipeline: Pipeline) -> None:
 
 
 def parse_queue_names(rq_queue_keys: set[bytes], known: set[bytes]) -> list[str]:
-    names = {key.decode()[len(QUEUE_KEY_PREFIX):] for key in rq_queue_keys if key.startswith(b"rq:queue:")}
+    names = {key.decode()[len(QUEUE_KEY_PREFIX) :] for key in rq_queue_keys if key.startswith(b"rq:queue:")}
     names.update(name.decode() for name in known)
     return sorted(names)
 

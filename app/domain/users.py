@@ -50,7 +50,11 @@ def create_user(connection: Redis, username: str, password: str, role: Role) -> 
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("Password too short", {"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    fields = {"password_hash": generate_password_hash(password), "role": role.value, "created_at": created_at}
+    fields: dict[str | bytes, str] = {
+        "password_hash": generate_password_hash(password),
+        "role": role.value,
+        "created_at": created_at,
+    }
     # HSETNX on one field decides the race between two creators; the rest follows in one transaction.
     if not connection.hsetnx(keys.user(username), "role", role.value):
         raise Conflict(f"User '{username}' already exists")
@@ -101,6 +105,14 @@ def set_role(connection: Redis, username: str, role: Role) -> User:
     user = get_user(connection, username)
     assert user is not None
     return user
+
+
+def set_password(connection: Redis, username: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("Password too short", {"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
+    if not connection.exists(keys.user(username)):
+        raise UserNotFound(f"User '{username}' does not exist")
+    connection.hset(keys.user(username), "password_hash", generate_password_hash(password))
 
 
 def delete_user(connection: Redis, username: str) -> None:

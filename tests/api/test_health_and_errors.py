@@ -21,10 +21,14 @@ def test_redis_down_gives_503_json_everywhere(redis_url, tmp_path, tokens):
     app = make_app(f"redis://127.0.0.1:{free_port()}/0", tmp_path)
     client = app.test_client()
     assert_error(client.get("/readyz"), 503, "redis_unavailable")
-    assert_error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['admin']}"}), 503,
-                 "redis_unavailable")
-    assert_error(client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503,
-                 "redis_unavailable")
+    assert_error(
+        client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['admin']}"}),
+        503,
+        "redis_unavailable",
+    )
+    assert_error(
+        client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503, "redis_unavailable"
+    )
 
 
 def test_unknown_route_and_wrong_method_are_json(client):
@@ -38,7 +42,10 @@ def test_security_headers_on_every_response(client):
     response = client.get("/healthz")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert "unsafe-inline" not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert (
+        "unsafe-inline"
+        not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    )
     assert response.headers["Referrer-Policy"]
 
 

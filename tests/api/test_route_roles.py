@@ -11,7 +11,12 @@ from tests.conftest import login, make_app
 PUBLIC_PATHS = {"/api/v1/auth/login", "/healthz", "/readyz", "/admin/login"}
 # Any signed-in user may end or renew their own session.
 SESSION_PATHS = {"/api/v1/auth/logout", "/api/v1/auth/refresh", "/admin/logout"}
-SAMPLE_ARGUMENTS = {"queueName": "table-queue", "jobId": "table-job", "name": "table-worker", "filename": "x.css"}
+SAMPLE_ARGUMENTS = {
+    "queueName": "table-queue",
+    "jobId": "table-job",
+    "name": "table-worker",
+    "filename": "x.css",
+}
 
 
 def _routes() -> list[tuple[str, str, str]]:

@@ -19,8 +19,13 @@ def test_trends_count_recorded_attempts_per_queue(connection):
 
     day = {t["queueName"]: t for t in history.get_trends(connection, "24h", ["reports"], now=now)}
     assert day["emails"] == {
-        "queueName": "emails", "period": "24h", "successful": 2, "failed": 1, "total": 3,
-        "successRate": 66.67, "avgProcessingTime": 2000,
+        "queueName": "emails",
+        "period": "24h",
+        "successful": 2,
+        "failed": 1,
+        "total": 3,
+        "successRate": 66.67,
+        "avgProcessingTime": 2000,
     }
     assert day["reports"]["total"] == 0 and day["reports"]["successRate"] is None  # 3 days ago: outside 24h
     month = {t["queueName"]: t for t in history.get_trends(connection, "30d", ["idle"], now=now)}

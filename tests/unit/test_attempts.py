@@ -33,8 +33,17 @@ def test_attempts_count_total_runs():
 
 @pytest.mark.parametrize(
     ("minutes", "severity"),
-    [(9.99, None), (10, "low"), (29.99, "low"), (30, "medium"), (59.99, "medium"), (60, "high"),
-     (119.99, "high"), (120, "critical"), (600, "critical")],
+    [
+        (9.99, None),
+        (10, "low"),
+        (29.99, "low"),
+        (30, "medium"),
+        (59.99, "medium"),
+        (60, "high"),
+        (119.99, "high"),
+        (120, "critical"),
+        (600, "critical"),
+    ],
 )
 def test_stuck_bands_at_each_boundary(minutes, severity):
     assert severity_for(int(minutes * 60_000)) == severity

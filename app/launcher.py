@@ -1,0 +1,140 @@
+"""`rq-monitor`: run the whole product on one machine — web (gunicorn + gevent), one MonitoredWorker,
+an embedded Redis when REDIS_URL is not set, and demo data — and print the URL and a login."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from app.embedded_redis import free_port, stop_embedded_redis
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _feed_demo_jobs(url: str, stop: threading.Event) -> None:
+    """Keep producing a trickle of jobs so the live views move."""
+    from app.demo import enqueue_demo_jobs  # noqa: PLC0415
+
+    connection = redis.Redis.from_url(url)
+    rng = random.Random()
+    while not stop.wait(5.0):
+        try:
+            enqueue_demo_jobs(connection, rng)
+        except redis.RedisError:
+            continue
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rq-monitor", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--no-demo", action="store_true", help="no demo users, jobs or history")
+    parser.add_argument("--no-worker", action="store_true", help="do not start a MonitoredWorker")
+    args = parser.parse_args(argv)
+
+    from app import create_app  # noqa: PLC0415
+    from app.demo import DEMO_QUEUES, seed_demo  # noqa: PLC0415
+
+    embedded = not os.environ.get("REDIS_URL")
+    os.environ.setdefault("RQMON_ENV", "development")
+    app = create_app()
+    url = app.config["REDIS_URL"]
+    env = {**os.environ, "REDIS_URL": url, "JWT_SECRET_KEY": app.config["JWT_SECRET_KEY"]}
+    port = args.port if _port_free(args.port) else free_port()
+    password = secrets.token_urlsafe(9)
+
+    summary = None
+    if not args.no_demo:
+        summary = seed_demo(redis.Redis.from_url(url), password)
+
+    children = [
+        subprocess.Popen(
+            [
+                _bin("gunicorn"),
+                "-k",
+                "gevent",
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "app:create_app()",
+            ],
+            env=env,
+        )
+    ]
+    if not args.no_worker:
+        children.append(
+            subprocess.Popen(
+                [
+                    _bin("rq"),
+                    "worker",
+                    "-w",
+                    "workers.MonitoredWorker",
+                    "--with-scheduler",
+                    "--url",
+                    url,
+                    "--logging_level",
+                    "WARNING",
+                    *DEMO_QUEUES,
+                ],
+                env=env,
+            )
+        )
+    stop = threading.Event()
+    if not args.no_demo:
+        threading.Thread(target=_feed_demo_jobs, args=(url, stop), daemon=True).start()
+
+    print(f"\nRQ Monitor is running: http://127.0.0.1:{port}/admin/", flush=True)
+    print(f"Redis: {url}{' (embedded)' if embedded else ''}")
+    if summary:
+        for name, role in summary["users"]:
+            print(f"Login: {name} / {password}  ({role})")
+    print(
+        "API:   POST /api/v1/auth/login, then Authorization: Bearer <access_token>; Ctrl-C stops.\n",
+        flush=True,
+    )
+
+    def shut_down(*_: object) -> None:
+        stop.set()
+        for child in children:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        shut_down()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded:
+            stop_embedded_redis(Path(app.instance_path) / "redis")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
