@@ -1,0 +1,68 @@
+"""BullMQ priorities over RQ: prioritized jobs wait in a sorted set of their own, beside RQ's list.
+
+Score = priority * 2**32 + sequence: lower priority number first, FIFO within a level. MonitoredWorker moves
+the lowest-scored job into the queue's list only when that list is empty, so every waiting job runs before any
+prioritized one (BullMQ 6 order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from app.domain import attempts, keys
+from app.domain.queues import ALL_QUEUES_KEY, queue_keys
+
+MAX_PRIORITY = 2_097_151
+SEQUENCE_SPAN = 2**32
+
+
+def score(priority: int, sequence: int) -> int:
+    return priority * SEQUENCE_SPAN + sequence % SEQUENCE_SPAN
+
+
+def next_sequence(connection: Redis) -> int:
+    return int(connection.incr(keys.PRIORITY_SEQUENCE))
+
+
+def add_prioritized(
+    pipeline: Pipeline | Redis, queue_name: str, job_id: str, priority: int, sequence: int
+) -> None:
+    pipeline.zadd(queue_keys(queue_name).prioritized, {job_id: score(priority, sequence)})
+
+
+def remove_prioritized(pipeline: Pipeline | Redis, queue_name: str, job_id: str) -> None:
+    pipeline.zrem(queue_keys(queue_name).prioritized, job_id)
+
+
+def count_prioritized(connection: Redis, queue_name: str) -> int:
+    return int(connection.zcard(queue_keys(queue_name).prioritized))
+
+
+def enqueue_prioritized(
+    queue: Queue,
+    func: Callable[..., Any] | str,
+    args: tuple | list | None,
+    kwargs: dict[str, Any] | None,
+    priority: int,
+    **job_options: Any,
+) -> Job:
+    """Create and store an RQ job (status queued) whose id waits in the prioritized set instead of the list."""
+    if not 1 <= priority <= MAX_PRIORITY:
+        raise ValueError(f"priority must be between 1 and {MAX_PRIORITY}")
+    meta = {**job_options.pop("meta", {}), attempts.PRIORITY: priority}
+    job = queue.create_job(func, args=tuple(args or ()), kwargs=kwargs or {}, meta=meta, **job_options)
+    sequence = next_sequence(queue.connection)
+    with queue.connection.pipeline() as pipe:
+        job.set_status(JobStatus.QUEUED, pipeline=pipe)
+        job.enqueued_at = job.created_at
+        job.save(pipeline=pipe)
+        pipe.sadd(ALL_QUEUES_KEY, queue.key)
+        add_prioritized(pipe, queue.name, job.id, priority, sequence)
+        pipe.execute()
+    return job

@@ -1,0 +1,225 @@
+"""`rq worker -w workers.MonitoredWorker`: an rq.Worker that honours per-queue pause and BullMQ priorities and
+records every ended attempt (trends, success rate, attempts and errors per job). Small overrides that call super().
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from redis.client import Pipeline
+from redis.commands.core import Script
+from rq import Queue, Worker
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+
+from app.domain import attempts, history, keys
+from app.domain.queues import QueueKeys
+from app.domain.timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.5  # how often a worker whose queues are all paused looks again
+BLOCKING_DEQUEUE_SECONDS = 1  # bounds how late a resume or a new prioritized job is noticed
+HONOURS_PAUSE_FIELD = "rqmon_honours_pause"  # in the worker's RQ hash, for the worker views
+
+# Which of the worker's queues may run now (not paused), promoting the best prioritized job of a queue whose list
+# is empty. KEYS: paused set, then (list, prioritized set) per queue. ARGV: queue names, in the worker's order.
+_RUNNABLE_QUEUES_LUA = """
+local runnable = {}
+for i, name in ipairs(ARGV) do
+  if redis.call('SISMEMBER', KEYS[1], name) == 0 then
+    local list, prioritized = KEYS[2 * i], KEYS[2 * i + 1]
+    if redis.call('LLEN', list) == 0 then
+      local best = redis.call('ZPOPMIN', prioritized)
+      if best[1] then redis.call('RPUSH', list, best[1]) end
+    end
+    table.insert(runnable, name)
+  end
+end
+return runnable
+"""
+
+# Put a job popped from a queue paused a moment ago back at the head of its list, untouched, atomically.
+# KEYS: paused set, list, intermediate list. ARGV: queue name, job id. Returns 1 when it was put back.
+_PUT_BACK_IF_PAUSED_LUA = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('LREM', KEYS[3], 1, ARGV[2])
+redis.call('LPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+
+def _intermediate_key(queue: Queue) -> str:
+    try:
+        from rq.intermediate_queue import IntermediateQueue  # noqa: PLC0415 - absent from older RQ
+    except ImportError:  # pragma: no cover
+        return queue.key + ":intermediate"
+    return IntermediateQueue.get_intermediate_queue_key(queue.key)
+
+
+class MonitoredWorker(Worker):
+    """rq.Worker plus per-queue pause, priorities and outcome recording."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._runnable_script = Script(self.connection, _RUNNABLE_QUEUES_LUA)
+        self._put_back_script = Script(self.connection, _PUT_BACK_IF_PAUSED_LUA)
+        self._ending: tuple[Job, str] | None = None  # the job whose end is being written, and its outcome
+
+    # --- start-up -----------------------------------------------------------------------------------
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        with self.connection.pipeline() as pipe:
+            pipe.sadd(keys.KNOWN_QUEUES, *self.queue_names())
+            pipe.hset(self.key, HONOURS_PAUSE_FIELD, "1")
+            pipe.execute()
+
+    # --- dequeue: pause and priority ----------------------------------------------------------------
+
+    def runnable_queues(self) -> list[Queue]:
+        """The worker's queues that are not paused, in order; promotes prioritized jobs (one round trip)."""
+        names = self.queue_names()
+        script_keys = [keys.PAUSED_QUEUES]
+        for name in names:
+            script_keys += [QueueKeys(name).waiting, QueueKeys(name).prioritized]
+        runnable = {name.decode() for name in self._runnable_script(keys=script_keys, args=names)}
+        return [queue for queue in self.queues if queue.name in runnable]
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        burst = timeout is None
+        idle_since = time.monotonic()
+        while True:
+            queues = self.runnable_queues()
+            result = None
+            if queues:
+                self._ordered_queues = queues
+                # Non-blocking pop through RQ (state, heartbeat, logging); blocking is done below in short steps.
+                result = super().dequeue_job_and_maintain_ttl(None)
+                if result is None and not burst:
+                    result = self._blocking_dequeue(queues)
+            if result is not None and not self._put_back_if_paused(*result):
+                return result
+            if result is not None:
+                continue
+            if burst or self._stop_requested:
+                return None
+            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                return None
+            if not queues:
+                self.heartbeat()
+                time.sleep(IDLE_POLL_SECONDS)
+
+    def _blocking_dequeue(self, queues: list[Queue]) -> tuple[Job, Queue] | None:
+        try:
+            return self.queue_class.dequeue_any(
+                queues,
+                BLOCKING_DEQUEUE_SECONDS,
+                connection=self.connection,
+                job_class=self.job_class,
+                serializer=self.serializer,
+                death_penalty_class=self.death_penalty_class,
+            )
+        except DequeueTimeout:
+            return None
+
+    def _put_back_if_paused(self, job: Job, queue: Queue) -> bool:
+        """A blocked dequeue may return a job from a queue paused a moment ago: it goes back, untouched."""
+        put_back = self._put_back_script(
+            keys=[keys.PAUSED_QUEUES, queue.key, _intermediate_key(queue)], args=[queue.name, job.id]
+        )
+        if put_back:
+            self.log.info(
+                "Worker %s: queue %s is paused; job %s put back at the head", self.name, queue.name, job.id
+            )
+        return bool(put_back)
+
+    # --- attempts -----------------------------------------------------------------------------------
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        try:
+            job.meta = job.get_meta(refresh=True)
+            job.meta[attempts.ATTEMPTS_STARTED] = int(job.meta.get(attempts.ATTEMPTS_STARTED, 0)) + 1
+            job.save_meta()
+        except Exception:  # recording must never stop the job from running
+            self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
+        self._ending = (job, "ok")
+        try:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+        finally:
+            self._ending = None
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        will_retry = job.should_retry and self._stopped_job_id != job.id
+        self._ending = (job, "retry" if will_retry else "fail")
+        self._note_error(job, exc_string)
+        try:
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        finally:
+            self._ending = None
+
+    def handle_job_retry(
+        self, job: Job, queue: Queue, retry: Any, started_job_registry: Any, execution: Any
+    ) -> None:
+        exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
+        self._ending = (job, "fail" if exhausted else "retry")
+        self._note_error(job, "the job returned Retry")
+        try:
+            super().handle_job_retry(job, queue, retry, started_job_registry, execution)
+        finally:
+            self._ending = None
+
+    def _note_error(self, job: Job, exc_string: str) -> None:
+        lines = [line for line in (exc_string or "").strip().splitlines() if line.strip()]
+        job.__dict__["_rqmon_error"] = {
+            "message": lines[-1] if lines else "failed",
+            "stacktrace": (exc_string or "")[-attempts.MAX_STACKTRACE_CHARS :],
+            "at": iso(utcnow()),
+        }
+
+    # RQ calls these with the pipeline of its own end-of-job bookkeeping: our record joins that pipeline.
+
+    def increment_successful_job_count(self, pipeline: Pipeline | None = None) -> None:
+        super().increment_successful_job_count(pipeline=pipeline)
+        self._record_ending(pipeline)
+
+    def increment_failed_job_count(self, pipeline: Pipeline | None = None) -> None:
+        super().increment_failed_job_count(pipeline=pipeline)
+        self._record_ending(pipeline)
+
+    def _record_ending(self, pipeline: Pipeline | None) -> None:
+        if self._ending is None or pipeline is None:
+            return
+        job, outcome = self._ending
+        self._ending = None  # once per ended attempt, even if RQ increments twice
+        try:
+            self._queue_record(pipeline, job, outcome)
+        except Exception:  # never fail or lose the job because of the monitor
+            self.log.exception("Worker %s: could not record the end of job %s", self.name, job.id)
+
+    def _queue_record(self, pipeline: Pipeline, job: Job, outcome: str) -> None:
+        started, ended = job.started_at, job.ended_at or utcnow().replace(tzinfo=None)
+        duration_ms = int((ended - started).total_seconds() * 1000) if started else 0
+        meta = job.get_meta(refresh=True)  # the job itself may have saved meta while it ran
+        meta[attempts.ATTEMPTS_MADE] = int(meta.get(attempts.ATTEMPTS_MADE, 0)) + 1
+        meta.setdefault(attempts.ATTEMPTS_STARTED, meta[attempts.ATTEMPTS_MADE])
+        error = job.__dict__.pop("_rqmon_error", None)
+        if error and outcome != "ok":
+            meta[attempts.ERRORS] = [*meta.get(attempts.ERRORS, []), error][-100:]
+        job.meta = meta
+        pipeline.hset(job.key, "meta", job.serializer.dumps(meta))
+        history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, job.func_name)  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""Sample job functions, importable by any worker: the demo and the tests enqueue these."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rq import get_current_job
+
+
+def noop() -> None:
+    return None
+
+
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def fail(message: str = "this job always fails") -> None:
+    raise RuntimeError(message)
+
+
+def flaky(key: str, failures: int) -> int:
+    """Fails the first `failures` runs (counted in Redis under `key`), then succeeds with the run number."""
+    job = get_current_job()
+    assert job is not None
+    run = int(job.connection.incr(key))
+    job.connection.expire(key, 3600)
+    if run <= failures:
+        raise RuntimeError(f"flaky failure {run} of {failures}")
+    return run
+
+
+def record(key: str, tag: str) -> str:
+    """Appends `tag` to the Redis list `key`: tests read the order in which jobs ran."""
+    job = get_current_job()
+    assert job is not None
+    job.connection.rpush(key, tag)
+    job.connection.expire(key, 3600)
+    return tag
+
+
+def send_email(to: str, subject: str = "Hello", customParam: Any = None) -> dict[str, Any]:  # noqa: N803 - the seed's name
+    time.sleep(0.05)
+    return {"to": to, "subject": subject, "customParam": customParam}
