@@ -56,7 +56,7 @@ def enqueue_prioritized(
     if not 1 <= priority <= MAX_PRIORITY:
         raise ValueError(f"priority must be between 1 and {MAX_PRIORITY}")
     meta = {**job_options.pop("meta", {}), attempts.PRIORITY: priority}
-    job = queue.create_job(func, args=tuple(args or ()), kwargs=kwargs or {}, meta=meta, **job_options)
+    job = queue.create_job(func, args=tuple(args or ()), kwargs=kwargs or {}, meta=meta, **job_options)  # type: ignore[type-var]
     sequence = next_sequence(queue.connection)
     with queue.connection.pipeline() as pipe:
         job.set_status(JobStatus.QUEUED, pipeline=pipe)
