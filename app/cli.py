@@ -80,9 +80,7 @@ def seed_demo(password_stdin: bool) -> None:
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else secrets.token_urlsafe(9)
     summary = seed(get_redis(), password)
-    click.echo(
-        f"seeded {summary['jobs']} jobs, {summary['history']} history records, {summary['stuck']} stuck"
-    )
+    click.echo(f"seeded {summary['jobs']} jobs, {summary['history']} history records, {summary['stuck']} stuck")
     if not password_stdin:
         for name, role in summary["users"]:
             click.echo(f"login: {name} / {password} ({role})")

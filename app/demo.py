@@ -71,9 +71,7 @@ def enqueue_demo_jobs(connection: Redis, rng: random.Random | None = None) -> in
     images.enqueue("workers.tasks.fail", "Image too large: 8192x8192", retry=attempts.retry_for(2, None))
     if rng.random() < 0.5:
         key = f"demo:flaky:{rng.random()}"
-        reports.enqueue(
-            "workers.tasks.flaky", key, 1, retry=attempts.retry_for(3, {"type": "fixed", "delay": 1000})
-        )
+        reports.enqueue("workers.tasks.flaky", key, 1, retry=attempts.retry_for(3, {"type": "fixed", "delay": 1000}))
     images.enqueue_in(timedelta(minutes=rng.randint(1, 30)), "workers.tasks.add", 2, 3)
     enqueue_prioritized(reports, "workers.tasks.add", (1, 2), {}, priority=rng.randint(1, 5))
     return count + 5

@@ -60,9 +60,7 @@ def start_redis_server(data_dir: Path, port: int | None = None, persist: bool = 
         "--logfile",
         str(data_dir / "redis.log"),
     ]
-    process = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
-    )
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
     wait_until_ready(f"redis://127.0.0.1:{port}/0", process)
     (data_dir / "redis.port").write_text(str(port))
     return process

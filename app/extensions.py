@@ -40,9 +40,7 @@ spec = SpecTree(
         ),
         SecurityScheme(
             name="cookie",
-            data=SecuritySchemeData(
-                type=SecureType.API_KEY, field_in=InType.COOKIE, name="access_token_cookie"
-            ),
+            data=SecuritySchemeData(type=SecureType.API_KEY, field_in=InType.COOKIE, name="access_token_cookie"),
         ),
     ],
     security=[{"bearer": []}, {"cookie": []}],

@@ -49,9 +49,7 @@ def revoke_token(claims: dict[str, Any]) -> None:
         refresh_jti = claims.get("rjti")
         if refresh_jti:
             # The refresh token lives longer than the access token; keep its marker for the longest life.
-            pipe.set(
-                keys.revoked_token(refresh_jti), 1, ex=max(1, int(claims.get("rexp", claims["exp"])) - now)
-            )
+            pipe.set(keys.revoked_token(refresh_jti), 1, ex=max(1, int(claims.get("rexp", claims["exp"])) - now))
         pipe.execute()
 
 

@@ -95,9 +95,7 @@ def refresh() -> Any:
     """A new access token for a valid refresh token sent as Bearer (or the refresh cookie)."""
     verify_jwt_in_request(refresh=True)
     access_token = _access_token(get_jwt_identity(), current_role().value, get_jwt())
-    response = jsonify(
-        {"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()}
-    )
+    response = jsonify({"access_token": access_token, "token_type": "Bearer", "expires_in": _access_lifetime()})
     if get_jwt_request_location() == "cookies":  # the admin pages renew their session cookie this way
         set_access_cookies(response, access_token)
     return response

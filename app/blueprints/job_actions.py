@@ -2,6 +2,56 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from spectree import Response as Resp
+
+from app.blueprints.jobs import thresholds
+from app.domain.clear import clear_queue
+from app.domain.pause import pause_queue, resume_queue
+from app.domain.retry import retry_job
+from app.domain.users import Role
+from app.extensions import get_redis, spec
+from app.schemas import ErrorBody
+from app.schemas.jobs import ClearQuery, ClearResult, PauseResult, RetryBody, RetryResult
+from app.security import role_required
 
 bp = Blueprint("job_actions", __name__, url_prefix="/api/v1/admin/jobs")
+
+ERRORS = {"HTTP_400": ErrorBody, "HTTP_401": ErrorBody, "HTTP_403": ErrorBody, "HTTP_404": ErrorBody}
+
+
+@bp.patch("/queue/<queueName>/pause")
+@role_required(Role.ADMIN)
+@spec.validate(resp=Resp(HTTP_200=PauseResult, **ERRORS), tags=["queues"])
+def pause(queueName: str) -> Any:  # noqa: N803
+    """Stop MonitoredWorkers from starting this queue's jobs (running ones finish). Idempotent."""
+    return jsonify(pause_queue(get_redis(), queueName))
+
+
+@bp.patch("/queue/<queueName>/resume")
+@role_required(Role.ADMIN)
+@spec.validate(resp=Resp(HTTP_200=PauseResult, **ERRORS), tags=["queues"])
+def resume(queueName: str) -> Any:  # noqa: N803
+    """Let processing continue in normal order. Idempotent."""
+    return jsonify(resume_queue(get_redis(), queueName))
+
+
+@bp.delete("/queue/<queueName>/clear")
+@role_required(Role.ADMIN)
+@spec.validate(query=ClearQuery, resp=Resp(HTTP_200=ClearResult, **ERRORS), tags=["queues"])
+def clear(queueName: str) -> Any:  # noqa: N803
+    """Delete completed and/or failed jobs (entries and data); never waiting, active or delayed ones."""
+    query: ClearQuery = request.context.query  # type: ignore[attr-defined]
+    return jsonify(clear_queue(get_redis(), queueName, query.type))
+
+
+@bp.post("/retry/<queueName>/<jobId>")
+@role_required(Role.ADMIN)
+@spec.validate(json=RetryBody, resp=Resp(HTTP_201=RetryResult, HTTP_409=ErrorBody, **ERRORS), tags=["jobs"])
+def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
+    """A new job with the same function and arguments, overrides merged, new priority/attempts/backoff."""
+    body: RetryBody = request.context.json  # type: ignore[attr-defined]
+    new_id = retry_job(get_redis(), queueName, jobId, body.options(), thresholds())
+    return jsonify({"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}), 201

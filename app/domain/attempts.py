@@ -44,9 +44,10 @@ def retry_for(attempts: int, backoff: dict[str, Any] | None) -> Retry | None:
     return Retry(max=len(intervals), interval=intervals)
 
 
-def read_attempts(job: Job, status: JobStatus | str | None = None) -> dict[str, Any]:
+def read_attempts(job: Job, status: JobStatus | str | None = None, rq_error: str | None = None) -> dict[str, Any]:
     """attemptsMade, attemptsStarted, failedReason and stacktrace of a job, from what the worker recorded;
-    jobs run by a plain `rq worker` (no record) get what RQ's own fields imply."""
+    jobs run by a plain `rq worker` (no record) get what RQ's own fields imply (`rq_error`: its latest
+    failure's traceback, when the caller fetched it)."""
     meta = job.meta or {}
     errors = meta.get(ERRORS) or []
     status = status if status is not None else job.get_status(refresh=False)
@@ -56,8 +57,8 @@ def read_attempts(job: Job, status: JobStatus | str | None = None) -> dict[str, 
     else:
         made = 1 if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED) else 0
         started = made + (1 if status == JobStatus.STARTED else 0)
-        if job.exc_info and not errors:
-            errors = [{"message": _last_line(job.exc_info), "stacktrace": job.exc_info, "at": None}]
+        if rq_error and not errors:
+            errors = [{"message": _last_line(rq_error), "stacktrace": rq_error, "at": None}]
     return {
         "attemptsMade": made,
         "attemptsStarted": started,

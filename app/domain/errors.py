@@ -42,5 +42,9 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class JobNotRetryable(Conflict):
+    code = "job_not_retryable"
+
+
 class InvalidInput(DomainError):
     code = "validation_error"

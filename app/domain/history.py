@@ -137,9 +137,7 @@ def _empty_counts() -> dict[str, int]:
     return {"ok": 0, "fail": 0, "retry": 0, "ms": 0}
 
 
-def read_buckets(
-    connection: Redis, period: str, now: float
-) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
+def read_buckets(connection: Redis, period: str, now: float) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
     """Bucket starts (epoch seconds) and, per bucket, counts per queue; one round trip."""
     granularity, count = PERIODS[period]
     buckets = _bucket_starts(granularity, count, now)

@@ -30,9 +30,7 @@ def next_sequence(connection: Redis) -> int:
     return int(connection.incr(keys.PRIORITY_SEQUENCE))
 
 
-def add_prioritized(
-    pipeline: Pipeline | Redis, queue_name: str, job_id: str, priority: int, sequence: int
-) -> None:
+def add_prioritized(pipeline: Pipeline | Redis, queue_name: str, job_id: str, priority: int, sequence: int) -> None:
     pipeline.zadd(queue_keys(queue_name).prioritized, {job_id: score(priority, sequence)})
 
 

@@ -74,9 +74,7 @@ def get_user(connection: Redis, username: str) -> User | None:
 
 def authenticate(connection: Redis, username: str, password: str) -> User | None:
     """The user when the password matches; None otherwise, in about the same time either way."""
-    role, created_at, password_hash = connection.hmget(
-        keys.user(username), ["role", "created_at", "password_hash"]
-    )
+    role, created_at, password_hash = connection.hmget(keys.user(username), ["role", "created_at", "password_hash"])
     if password_hash is None or role is None:
         check_password_hash(_DUMMY_HASH, password)
         return None

@@ -1,0 +1,138 @@
+"""Schemas of the job API: they validate requests and document the responses in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from app.domain.jobs import MAX_PER_PAGE
+from app.domain.priority import MAX_PRIORITY
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # cache-busting parameters are harmless
+
+
+class Open(BaseModel):
+    """A documented response; extra fields may be added (API.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+
+class TrendsQuery(Query):
+    period: Literal["24h", "7d", "30d"] = "24h"
+    series: bool = False
+
+
+class JobsQuery(Query):
+    state: Literal["waiting", "prioritized", "active", "completed", "failed", "delayed"] = "waiting"
+    page: int = Field(1, ge=1, le=1_000_000)
+    perPage: int = Field(25, ge=1, le=MAX_PER_PAGE)  # noqa: N815 - the API's name
+
+
+class ClearQuery(Query):
+    type: Literal["completed", "failed", "all"] = "all"
+
+
+class Backoff(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["fixed", "exponential"]
+    delay: StrictInt = Field(ge=0, le=86_400_000)
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: StrictInt | None = Field(None, ge=0, le=MAX_PRIORITY)
+    attempts: StrictInt | None = Field(None, ge=1, le=100)
+    backoff: Backoff | None = None
+    dataOverrides: dict[str, Any] | None = None  # noqa: N815
+    removeOriginal: StrictBool = False  # noqa: N815
+
+    def options(self) -> dict[str, Any]:
+        """Only the fields the client sent: absent ones default to the original job's."""
+        return self.model_dump(exclude_unset=True, mode="json")
+
+
+# --- responses --------------------------------------------------------------------------------------
+
+
+class Counts(Open):
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    prioritized: int = 0
+    waitingChildren: int = 0  # noqa: N815
+
+
+class QueueMetrics(Counts):
+    queueName: str  # noqa: N815
+    paused: bool
+
+
+class Metrics(Open):
+    timestamp: str
+    queues: list[QueueMetrics]
+    totals: Counts
+    successRate: float | None  # noqa: N815
+    processingRate: float  # noqa: N815
+
+
+class Trend(Open):
+    queueName: str  # noqa: N815
+    period: str
+    successful: int
+    failed: int
+    total: int
+    successRate: float | None  # noqa: N815
+    avgProcessingTime: float | None  # noqa: N815
+
+
+class StuckAlert(Open):
+    jobId: str  # noqa: N815
+    queueName: str  # noqa: N815
+    jobName: str | None  # noqa: N815
+    stuckDuration: int  # noqa: N815
+    severity: Literal["low", "medium", "high", "critical"]
+    startedAt: str | None  # noqa: N815
+    data: dict[str, Any] | None
+    attemptsMade: int  # noqa: N815
+
+
+class JobPage(Open):
+    queueName: str  # noqa: N815
+    state: str
+    page: int
+    perPage: int  # noqa: N815
+    total: int
+    jobs: list[dict[str, Any]]
+
+
+class JobDetail(Open):
+    jobId: str  # noqa: N815
+    queueName: str  # noqa: N815
+    state: str
+
+
+class PauseResult(Open):
+    success: bool
+    queueName: str  # noqa: N815
+    paused: bool
+
+
+class ClearResult(Open):
+    success: bool
+    queueName: str  # noqa: N815
+    type: str
+    removed: dict[str, int]
+
+
+class RetryResult(Open):
+    success: bool
+    newJobId: str  # noqa: N815
+    message: str
