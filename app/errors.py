@@ -105,8 +105,11 @@ def check_request_body() -> Response | None:
         return None
     if not request.is_json:
         return error_response(415, "unsupported_media_type", "The request body must be application/json")
-    if request.get_json(silent=True) is None:
+    body = request.get_json(silent=True)
+    if body is None:
         return error_response(400, "invalid_json", "The request body is not valid JSON")
+    if not isinstance(body, dict):  # every body of this API is an object
+        return error_response(400, "validation_error", "The request body must be a JSON object", {"body": "object"})
     return None
 
 

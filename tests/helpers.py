@@ -31,8 +31,9 @@ def worker_command(redis_url: str, *queues: str, burst: bool = True, plain: bool
 
 def run_worker(redis_url: str, *queues: str, timeout: float = 60, plain: bool = False) -> subprocess.CompletedProcess:
     """A real `rq worker --burst` process, run to completion."""
-    result = subprocess.run(worker_command(redis_url, *queues, plain=plain), capture_output=True, text=True,
-                            timeout=timeout, cwd=ROOT)
+    result = subprocess.run(
+        worker_command(redis_url, *queues, plain=plain), capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -62,8 +63,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: f
         time.sleep(interval)
 
 
-def make_active_job(connection: Redis, queue_name: str, minutes_running: float, func: str = "workers.tasks.sleep_for",
-                    args: tuple = (3600,), kwargs: dict | None = None) -> Job:
+def make_active_job(
+    connection: Redis,
+    queue_name: str,
+    minutes_running: float,
+    func: str = "workers.tasks.sleep_for",
+    args: tuple = (3600,),
+    kwargs: dict | None = None,
+) -> Job:
     """A job whose current run started `minutes_running` ago, registered through RQ's Execution API."""
     queue = Queue(queue_name, connection=connection)
     job = queue.create_job(func, args=args, kwargs=kwargs or {})

@@ -133,9 +133,7 @@ class MonitoredWorker(Worker):
             keys=[keys.PAUSED_QUEUES, queue.key, _intermediate_key(queue)], args=[queue.name, job.id]
         )
         if put_back:
-            self.log.info(
-                "Worker %s: queue %s is paused; job %s put back at the head", self.name, queue.name, job.id
-            )
+            self.log.info("Worker %s: queue %s is paused; job %s put back at the head", self.name, queue.name, job.id)
         return bool(put_back)
 
     # --- attempts -----------------------------------------------------------------------------------
@@ -172,9 +170,7 @@ class MonitoredWorker(Worker):
         finally:
             self._ending = None
 
-    def handle_job_retry(
-        self, job: Job, queue: Queue, retry: Any, started_job_registry: Any, execution: Any
-    ) -> None:
+    def handle_job_retry(self, job: Job, queue: Queue, retry: Any, started_job_registry: Any, execution: Any) -> None:
         exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
         self._ending = (job, "fail" if exhausted else "retry")
         self._note_error(job, "the job returned Retry")

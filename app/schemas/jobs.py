@@ -53,8 +53,8 @@ class RetryBody(BaseModel):
     removeOriginal: StrictBool = False  # noqa: N815
 
     def options(self) -> dict[str, Any]:
-        """Only the fields the client sent: absent ones default to the original job's."""
-        return self.model_dump(exclude_unset=True, mode="json")
+        """Only the fields the client sent: absent (or null) ones default to the original job's."""
+        return self.model_dump(exclude_unset=True, exclude_none=True, mode="json")
 
 
 # --- responses --------------------------------------------------------------------------------------

@@ -81,9 +81,7 @@ def test_malformed_login_bodies(client, connection, make_user, kwargs, status, c
 
 
 def test_validation_errors_name_the_fields(client):
-    body = assert_error(
-        client.post("/api/v1/auth/login", json={"username": "", "extra": 1}), 400, "validation_error"
-    )
+    body = assert_error(client.post("/api/v1/auth/login", json={"username": "", "extra": 1}), 400, "validation_error")
     assert set(body["error"]["details"]) == {"username", "password", "extra"}
     assert body["error"]["details"]["extra"] == "unknown field"
 
@@ -118,20 +116,14 @@ def test_forged_token_is_refused(client, make_user):
         "some-other-secret-key-of-sufficient-length",
         algorithm="HS256",
     )
-    assert_error(
-        client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token"
-    )
+    assert_error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
 
 
 def test_expired_token_is_refused(app, client, make_user):
     make_user("old", Role.ADMIN)
     with app.app_context():
-        token = create_access_token(
-            "old", additional_claims={"role": "admin"}, expires_delta=timedelta(seconds=-5)
-        )
-    assert_error(
-        client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}), 401, "token_expired"
-    )
+        token = create_access_token("old", additional_claims={"role": "admin"}, expires_delta=timedelta(seconds=-5))
+    assert_error(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}), 401, "token_expired")
 
 
 def test_refresh_token_is_not_an_access_token(client, make_user):
@@ -139,18 +131,14 @@ def test_refresh_token_is_not_an_access_token(client, make_user):
     tokens = login(client, "carol")
     as_access = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert_error(as_access, 401, "invalid_token")
-    as_refresh = client.post(
-        "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    as_refresh = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert_error(as_refresh, 401, "invalid_token")
 
 
 def test_refresh_issues_a_working_access_token(client, make_user):
     make_user("dave", Role.MODERATOR)
     tokens = login(client, "dave")
-    response = client.post(
-        "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
-    )
+    response = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
@@ -164,9 +152,7 @@ def test_logout_revokes_the_access_and_refresh_tokens_at_once(client, make_user,
     access = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert client.post("/api/v1/auth/logout", headers=access).get_json() == {"success": True}
     assert_error(client.get("/api/v1/auth/me", headers=access), 401, "token_revoked")
-    refresh = client.post(
-        "/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
-    )
+    refresh = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert_error(refresh, 401, "token_revoked")
     revoked = connection.keys(f"{keys.PREFIX}:revoked:*")
     assert len(revoked) == 2 and all(0 < connection.ttl(key) <= 7 * 86400 for key in revoked)
@@ -185,19 +171,14 @@ def test_repeated_failures_for_one_username_are_throttled(client, make_user, con
     make_user("gina", Role.ADMIN)
     user_hash = connection.hgetall(keys.user("gina"))
     for _ in range(5):
-        assert (
-            client.post("/api/v1/auth/login", json={"username": "gina", "password": "nope-nope"}).status_code
-            == 401
-        )
+        assert client.post("/api/v1/auth/login", json={"username": "gina", "password": "nope-nope"}).status_code == 401
     blocked = client.post("/api/v1/auth/login", json={"username": "gina", "password": PASSWORD})
     assert_error(blocked, 429, "rate_limited")
     assert int(blocked.headers["Retry-After"]) > 0
     assert connection.hgetall(keys.user("gina")) == user_hash
     # Another username from the same address is not locked out by gina's failures.
     make_user("hank", Role.ADMIN)
-    assert (
-        client.post("/api/v1/auth/login", json={"username": "hank", "password": PASSWORD}).status_code == 200
-    )
+    assert client.post("/api/v1/auth/login", json={"username": "hank", "password": PASSWORD}).status_code == 200
 
 
 def test_repeated_failures_from_one_address_are_throttled(redis_url, tmp_path, make_user):
@@ -206,14 +187,10 @@ def test_repeated_failures_from_one_address_are_throttled(redis_url, tmp_path, m
     make_user("ivy", Role.ADMIN)
     for name in ("u1", "u2", "u3"):
         assert client.post("/api/v1/auth/login", json={"username": name, "password": "x"}).status_code == 401
-    assert_error(
-        client.post("/api/v1/auth/login", json={"username": "ivy", "password": PASSWORD}), 429, "rate_limited"
-    )
+    assert_error(client.post("/api/v1/auth/login", json={"username": "ivy", "password": PASSWORD}), 429, "rate_limited")
     other = app.test_client()
     other_address = {"REMOTE_ADDR": "10.9.8.7"}
-    ok = other.post(
-        "/api/v1/auth/login", json={"username": "ivy", "password": PASSWORD}, environ_base=other_address
-    )
+    ok = other.post("/api/v1/auth/login", json={"username": "ivy", "password": PASSWORD}, environ_base=other_address)
     assert ok.status_code == 200
 
 

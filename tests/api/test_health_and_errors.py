@@ -26,9 +26,7 @@ def test_redis_down_gives_503_json_everywhere(redis_url, tmp_path, tokens):
         503,
         "redis_unavailable",
     )
-    assert_error(
-        client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503, "redis_unavailable"
-    )
+    assert_error(client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503, "redis_unavailable")
 
 
 def test_unknown_route_and_wrong_method_are_json(client):
@@ -42,10 +40,7 @@ def test_security_headers_on_every_response(client):
     response = client.get("/healthz")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert (
-        "unsafe-inline"
-        not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
-    )
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
     assert response.headers["Referrer-Policy"]
 
 

@@ -29,9 +29,7 @@ def test_create_with_prompted_password(runner, connection):
 
 
 def test_list_set_role_delete(runner, connection):
-    runner.invoke(
-        args=["users", "create", "xia", "--role", "moderator", "--password-stdin"], input="password-1\n"
-    )
+    runner.invoke(args=["users", "create", "xia", "--role", "moderator", "--password-stdin"], input="password-1\n")
     assert runner.invoke(args=["users", "set-role", "xia", "super_admin"]).exit_code == 0
     listing = runner.invoke(args=["users", "list"]).output
     assert "xia\tsuper_admin" in listing
@@ -41,18 +39,14 @@ def test_list_set_role_delete(runner, connection):
 
 
 def test_errors_are_clear_and_change_nothing(runner, connection):
-    runner.invoke(
-        args=["users", "create", "wes", "--role", "admin", "--password-stdin"], input="password-1\n"
-    )
+    runner.invoke(args=["users", "create", "wes", "--role", "admin", "--password-stdin"], input="password-1\n")
     before = connection.hgetall(keys.user("wes"))
     duplicate = runner.invoke(
         args=["users", "create", "wes", "--role", "moderator", "--password-stdin"], input="password-2\n"
     )
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
     assert connection.hgetall(keys.user("wes")) == before
-    short = runner.invoke(
-        args=["users", "create", "vic", "--role", "admin", "--password-stdin"], input="short\n"
-    )
+    short = runner.invoke(args=["users", "create", "vic", "--role", "admin", "--password-stdin"], input="short\n")
     assert short.exit_code == 1 and "at least 8" in short.output
     bad_name = runner.invoke(
         args=["users", "create", "a b", "--role", "admin", "--password-stdin"], input="password-1\n"

@@ -1,0 +1,271 @@
+"""Admin actions of /api/v1/admin/jobs: pause/resume, clear and retry — happy and unhappy paths."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from app.domain import attempts, keys
+from app.domain import retry as retry_module
+from tests.api.test_auth import assert_error
+from tests.api.test_jobs_read import everything
+from tests.helpers import make_active_job, run_worker
+
+API = "/api/v1/admin/jobs"
+
+
+def failed_job(connection, redis_url, queue_name: str, *args, **kwargs) -> Job:
+    job = Queue(queue_name, connection=connection).enqueue("workers.tasks.send_email", *args, **kwargs)
+    job.set_status(JobStatus.FAILED)
+    with connection.pipeline() as pipe:
+        job.failed_job_registry.add(job, ttl=3600, pipeline=pipe, exc_string="RuntimeError: SMTP down")
+        pipe.lrem(Queue(queue_name, connection=connection).key, 1, job.id)
+        pipe.execute()
+    return job
+
+
+# --- pause / resume ---------------------------------------------------------------------------------
+
+
+def test_pause_and_resume_are_idempotent(client, auth, connection):
+    Queue("a-pause", connection=connection).enqueue("workers.tasks.noop")
+    headers = auth("admin")
+    for _ in range(2):
+        response = client.patch(f"{API}/queue/a-pause/pause", headers=headers)
+        assert response.get_json() == {"success": True, "queueName": "a-pause", "paused": True}
+    assert connection.smembers(keys.PAUSED_QUEUES) == {b"a-pause"}
+    for _ in range(2):
+        assert client.patch(f"{API}/queue/a-pause/resume", headers=headers).get_json()["paused"] is False
+    assert connection.scard(keys.PAUSED_QUEUES) == 0
+
+
+@pytest.mark.parametrize("action", ["pause", "resume"])
+def test_pause_errors(client, auth, connection, action):
+    assert_error(client.patch(f"{API}/queue/ghost/{action}", headers=auth("admin")), 404, "queue_not_found")
+    assert_error(client.patch(f"{API}/queue/ghost/{action}", headers=auth("moderator")), 403, "forbidden")
+    assert_error(client.patch(f"{API}/queue/ghost/{action}"), 401, "missing_token")
+    assert_error(client.get(f"{API}/queue/ghost/{action}", headers=auth("admin")), 405, "method_not_allowed")
+    assert connection.scard(keys.PAUSED_QUEUES) == 0
+
+
+# --- clear ------------------------------------------------------------------------------------------
+
+
+def populated_queue(connection, redis_url, name: str) -> dict:
+    queue = Queue(name, connection=connection)
+    done = [queue.enqueue("workers.tasks.noop") for _ in range(3)]
+    failed = [queue.enqueue("workers.tasks.fail") for _ in range(2)]
+    run_worker(redis_url, name)
+    waiting = queue.enqueue("workers.tasks.noop")
+    delayed = queue.enqueue_in(timedelta(hours=1), "workers.tasks.noop")
+    active = make_active_job(connection, name, 1)
+    return {"done": done, "failed": failed, "kept": [waiting, delayed, active]}
+
+
+@pytest.mark.parametrize(("clear_type", "completed", "failed"), [("completed", 3, 0), ("failed", 0, 2), ("all", 3, 2)])
+def test_clear_removes_entries_and_data_and_nothing_else(
+    client, auth, connection, redis_url, clear_type, completed, failed
+):
+    jobs = populated_queue(connection, redis_url, "c-q")
+    response = client.delete(f"{API}/queue/c-q/clear?type={clear_type}", headers=auth("admin"))
+    assert response.get_json() == {
+        "success": True,
+        "queueName": "c-q",
+        "type": clear_type,
+        "removed": {"completed": completed, "failed": failed},
+    }
+    removed = (jobs["done"] if completed else []) + (jobs["failed"] if failed else [])
+    for job in removed:
+        assert not connection.exists(f"rq:job:{job.id}", f"rq:results:{job.id}")
+    for job in jobs["kept"]:
+        assert Job.exists(job.id, connection)
+    queue = Queue("c-q", connection=connection)
+    assert queue.count == 1
+    assert queue.scheduled_job_registry.get_job_count(cleanup=False) == 1
+    assert queue.started_job_registry.get_job_count(cleanup=False) == 1
+
+
+def test_clear_defaults_to_all_and_leaves_a_re_enqueued_job_whole(client, auth, connection, redis_url):
+    queue = Queue("c-requeue", connection=connection)
+    job = queue.enqueue("workers.tasks.fail")
+    run_worker(redis_url, "c-requeue")
+    job.set_status(JobStatus.QUEUED)  # retried elsewhere meanwhile: its stale failed entry must not cost its data
+    response = client.delete(f"{API}/queue/c-requeue/clear", headers=auth("admin")).get_json()
+    assert response["type"] == "all" and response["removed"]["failed"] == 1
+    assert Job.exists(job.id, connection)
+
+
+@pytest.mark.parametrize(
+    ("url", "role", "status", "code"),
+    [
+        ("/queue/c-err/clear?type=waiting", "admin", 400, "validation_error"),
+        ("/queue/c-err/clear?type=", "admin", 400, "validation_error"),
+        ("/queue/ghost/clear", "admin", 404, "queue_not_found"),
+        ("/queue/c-err/clear", "moderator", 403, "forbidden"),
+    ],
+)
+def test_clear_errors_change_nothing(client, auth, connection, redis_url, url, role, status, code):
+    populated_queue(connection, redis_url, "c-err")
+    before = everything(connection)
+    assert_error(client.delete(API + url, headers=auth(role)), status, code)
+    assert everything(connection) == before
+
+
+# --- retry ------------------------------------------------------------------------------------------
+
+
+def test_retry_with_overrides_runs_a_new_job(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-ok", "a@b.c", subject="Hi", customParam="old")
+    body = {
+        "priority": 0,
+        "attempts": 3,
+        "backoff": {"type": "exponential", "delay": 2000},
+        "dataOverrides": {"customParam": "new"},
+    }
+    response = client.post(f"{API}/retry/r-ok/{original.id}", json=body, headers=auth("admin"))
+    assert response.status_code == 201
+    new_id = response.get_json()["newJobId"]
+    assert response.get_json() == {"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}
+    new = Job.fetch(new_id, connection=connection)
+    assert new.args == ("a@b.c",) and new.kwargs == {"subject": "Hi", "customParam": "new"}
+    assert new.retries_left == 2 and new.retry_intervals == [2, 4]
+    assert new.meta[attempts.RETRIED_FROM] == original.id
+    assert Job.fetch(original.id, connection=connection).meta[attempts.RETRIED_AS] == new_id
+    run_worker(redis_url, "r-ok")
+    assert new.get_status() == JobStatus.FINISHED
+    assert new.return_value()["customParam"] == "new"
+    detail = client.get(f"{API}/job/r-ok/{new_id}", headers=auth("moderator")).get_json()
+    assert detail["retriedFrom"] == original.id and detail["opts"]["attempts"] == 3
+    assert detail["opts"]["backoff"] == {"type": "exponential", "delay": 2000}
+
+
+def test_retry_with_priority_goes_to_the_prioritized_set(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-prio", "x@y.z")
+    new_id = client.post(f"{API}/retry/r-prio/{original.id}", json={"priority": 7}, headers=auth("admin")).get_json()[
+        "newJobId"
+    ]
+    assert connection.zscore(keys.prioritized("r-prio"), new_id) is not None
+    assert Queue("r-prio", connection=connection).count == 0
+    state = client.get(f"{API}/job/r-prio/{new_id}", headers=auth("moderator")).get_json()["state"]
+    assert state == "prioritized"
+
+
+def test_retry_without_body_keeps_the_original_options_and_removes_on_request(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-remove", "q@w.e", retry=attempts.retry_for(4, None))
+    response = client.post(f"{API}/retry/r-remove/{original.id}", json={"removeOriginal": True}, headers=auth("admin"))
+    new = Job.fetch(response.get_json()["newJobId"], connection=connection)
+    assert new.retries_left == 3
+    assert not Job.exists(original.id, connection)
+    assert Queue("r-remove", connection=connection).failed_job_registry.get_job_count(cleanup=False) == 0
+    assert client.post(f"{API}/retry/r-remove/{new.id}", headers=auth("admin")).status_code == 409
+
+
+def test_a_stuck_active_job_can_be_retried_and_removed(client, auth, connection):
+    stuck = make_active_job(connection, "r-stuck", 45)
+    fresh = make_active_job(connection, "r-stuck", 2)
+    headers = auth("admin")
+    assert_error(client.post(f"{API}/retry/r-stuck/{fresh.id}", headers=headers), 409, "job_not_retryable")
+    response = client.post(f"{API}/retry/r-stuck/{stuck.id}", json={"removeOriginal": True}, headers=headers)
+    assert response.status_code == 201
+    assert not Job.exists(stuck.id, connection)
+    assert Queue("r-stuck", connection=connection).count == 1
+
+
+def test_retry_that_fails_half_way_leaves_the_original_intact(client, auth, connection, redis_url, monkeypatch):
+    original = failed_job(connection, redis_url, "r-half", "h@a.lf")
+
+    def broken_removal(*args, **kwargs):
+        raise RuntimeError("connection lost while removing")
+
+    monkeypatch.setattr(retry_module, "remove_original", broken_removal)
+    response = client.post(f"{API}/retry/r-half/{original.id}", json={"removeOriginal": True}, headers=auth("admin"))
+    assert_error(response, 500, "internal_error")
+    assert Job.exists(original.id, connection)
+    queue = Queue("r-half", connection=connection)
+    assert queue.failed_job_registry.get_job_count(cleanup=False) == 1
+    assert queue.count == 1  # the new job was stored first and is not lost either
+
+
+def test_retry_that_cannot_enqueue_touches_nothing(client, auth, connection, redis_url, monkeypatch):
+    original = failed_job(connection, redis_url, "r-noenq", "n@o.pe")
+    before = everything(connection)
+
+    def broken_enqueue(*args, **kwargs):
+        raise RuntimeError("enqueue failed")
+
+    monkeypatch.setattr(retry_module, "_enqueue_copy", broken_enqueue)
+    assert (
+        client.post(
+            f"{API}/retry/r-noenq/{original.id}", json={"removeOriginal": True}, headers=auth("admin")
+        ).status_code
+        == 500
+    )
+    assert everything(connection) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"priority": -1}, "priority"),
+        ({"priority": 2097152}, "priority"),
+        ({"priority": 1.5}, "priority"),
+        ({"priority": "1"}, "priority"),
+        ({"priority": True}, "priority"),
+        ({"attempts": 0}, "attempts"),
+        ({"attempts": 101}, "attempts"),
+        ({"attempts": None}, None),
+        ({"backoff": {"type": "linear", "delay": 10}}, "backoff.type"),
+        ({"backoff": {"type": "fixed", "delay": -1}}, "backoff.delay"),
+        ({"backoff": {"type": "fixed", "delay": 86400001}}, "backoff.delay"),
+        ({"backoff": {"type": "fixed"}}, "backoff.delay"),
+        ({"backoff": {"type": "fixed", "delay": 1, "jitter": 1}}, "backoff.jitter"),
+        ({"backoff": 5000}, "backoff"),
+        ({"dataOverrides": ["a"]}, "dataOverrides"),
+        ({"dataOverrides": "x"}, "dataOverrides"),
+        ({"removeOriginal": "yes"}, "removeOriginal"),
+        ({"removeOriginal": 1}, "removeOriginal"),
+        ({"unknown": 1}, "unknown"),
+        ([], None),
+    ],
+)
+def test_bad_retry_bodies_are_refused_and_nothing_is_enqueued(client, auth, connection, redis_url, body, field):
+    original = failed_job(connection, redis_url, "r-bad", "b@a.d")
+    before = everything(connection)
+    response = client.post(f"{API}/retry/r-bad/{original.id}", json=body, headers=auth("admin"))
+    if body == {"attempts": None}:
+        assert response.status_code == 201  # an explicit null means "the original's", like an absent field
+        return
+    error = assert_error(response, 400, "validation_error")["error"]
+    if field:
+        assert field in error["details"], error
+    assert everything(connection) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "code"),
+    [
+        ("/retry/ghost/x", {}, 404, "queue_not_found"),
+        ("/retry/r-err/no-such-job", {}, 404, "job_not_found"),
+        ("/retry/r-err/OTHER", {}, 404, "job_not_found"),
+        ("/retry/r-err/WAITING", {}, 409, "job_not_retryable"),
+        ("/retry/r-err/FAILED", {"data": "priority=1", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+        ("/retry/r-err/FAILED", {"data": "{", "content_type": "application/json"}, 400, "invalid_json"),
+        ("/retry/r-err/FAILED", {"data": "[" * 70000, "content_type": "application/json"}, 413, "payload_too_large"),
+    ],
+)
+def test_retry_errors(client, auth, connection, redis_url, path, kwargs, status, code):
+    failed = failed_job(connection, redis_url, "r-err", "e@r.r")
+    waiting = Queue("r-err", connection=connection).enqueue("workers.tasks.noop")
+    other = Queue("r-other", connection=connection).enqueue("workers.tasks.noop")
+    path = path.replace("FAILED", failed.id).replace("WAITING", waiting.id).replace("OTHER", other.id)
+    before = everything(connection)
+    assert_error(client.post(API + path, headers=auth("admin"), **kwargs), status, code)
+    assert everything(connection) == before
+
+
+def test_moderators_cannot_retry(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-mod", "m@o.d")
+    assert_error(client.post(f"{API}/retry/r-mod/{original.id}", headers=auth("moderator")), 403, "forbidden")
