@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt, limiter
+    from app.live import init_live
     from app.security import init_security
 
     client = init_redis(app, app.config["REDIS_URL"])
@@ -71,5 +72,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     register_error_handlers(app)
+    init_live(app)
     init_cli(app)
     return app

@@ -13,6 +13,7 @@ from app.domain import users
 from app.domain.errors import DomainError
 from app.domain.users import Role
 from app.extensions import get_redis
+from app.live_cli import monitor_cli
 
 users_cli = AppGroup("users", help="Manage the monitor's users.")
 ROLE_CHOICE = click.Choice([role.value for role in Role])
@@ -89,3 +90,4 @@ def seed_demo(password_stdin: bool) -> None:
 def init_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(monitor_cli)

@@ -13,8 +13,6 @@ PAUSED_QUEUES = f"{PREFIX}:paused"  # set of paused queue names
 OUTCOMES = f"{PREFIX}:outcomes"  # list, capped at OUTCOMES_CAP entries (LTRIM on every push)
 OUTCOMES_CAP = 1000
 PRIORITY_SEQUENCE = f"{PREFIX}:priority:seq"  # one integer
-LIVE_LOCK = f"{PREFIX}:live:lock"  # publisher election, short TTL
-LIVE_SNAPSHOT = f"{PREFIX}:live:snapshot"  # latest metrics document, short TTL
 
 
 def user(name: str) -> str:
@@ -40,3 +38,13 @@ def stats_bucket(granularity: str, bucket: int) -> str:
 def live_channel(queue: str | None = None) -> str:
     """Pub/sub channel of the live streams: all queues, or one queue."""
     return f"{PREFIX}:live" if queue is None else f"{PREFIX}:live:queue:{queue}"
+
+
+def live_tick_lock(tick: int) -> str:
+    """Held by the one process that publishes tick number `tick`; TTL of a few ticks."""
+    return f"{PREFIX}:live:lock:{tick}"
+
+
+def live_snapshot(queue: str | None = None) -> str:
+    """Latest published live document (all queues, or one queue), for a new stream's first event; short TTL."""
+    return f"{PREFIX}:live:snapshot" if queue is None else f"{PREFIX}:live:snapshot:queue:{queue}"

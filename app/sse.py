@@ -1,0 +1,166 @@
+"""Server-Sent Events on flask-sse's model (Redis pub/sub, its Message framing), extended where it falls short:
+
+- one pub/sub connection per process (the Hub), fanned out in memory to every open stream, instead of one
+  Redis connection per client; it uses the app's shared connection pool;
+- the channel is chosen by the server from the validated route, never by a `?channel=` from the client;
+- the first event is sent at once (the latest published snapshot), a comment heartbeat keeps idle connections
+  open, `retry:` makes clients reconnect quickly, and the stream ends when the access token expires;
+- Redis going away closes nothing: the Hub reconnects and streams resume with the next tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from flask import Response, current_app, stream_with_context
+from flask_sse import Message, ServerSentEventsBlueprint
+
+from app.extensions import get_redis
+
+log = logging.getLogger(__name__)
+
+CLIENT_BACKLOG = 5  # events kept for a slow client; older ones are dropped (each event is a full snapshot)
+
+
+def wire(document: Any) -> str:
+    """flask-sse's wire format (JSON of Message.to_dict()), the document already serialized as its data."""
+    return json.dumps(Message(json.dumps(document, separators=(",", ":"))).to_dict())
+
+
+def frame(wire_message: bytes | str) -> str:
+    """A published message as an unnamed SSE event, framed once for all the process's clients."""
+    return str(Message(**json.loads(wire_message)))
+
+
+class Hub:
+    """One pub/sub subscription per process; streams register a local queue per channel."""
+
+    def __init__(self, connection: redis.Redis):
+        self.connection = connection
+        self.lock = threading.Lock()
+        self.listeners: dict[str, set[queue.Queue[str]]] = {}
+        self.started = False
+
+    def subscribe(self, channel: str) -> queue.Queue[str]:
+        inbox: queue.Queue[str] = queue.Queue(maxsize=CLIENT_BACKLOG)
+        with self.lock:
+            self.listeners.setdefault(channel, set()).add(inbox)
+            if not self.started:
+                self.started = True
+                threading.Thread(target=self.run, name="sse-hub", daemon=True).start()
+        return inbox
+
+    def unsubscribe(self, channel: str, inbox: queue.Queue[str]) -> None:
+        with self.lock:
+            inboxes = self.listeners.get(channel, set())
+            inboxes.discard(inbox)
+            if not inboxes:
+                self.listeners.pop(channel, None)
+
+    def channels(self) -> set[str]:
+        with self.lock:
+            return set(self.listeners)
+
+    def deliver(self, channel: str, event: str) -> None:
+        with self.lock:
+            inboxes = list(self.listeners.get(channel, ()))
+        for inbox in inboxes:
+            try:
+                inbox.put_nowait(event)
+            except queue.Full:  # a slow client gets the newest snapshot, not a growing backlog
+                try:
+                    inbox.get_nowait()
+                    inbox.put_nowait(event)
+                except (queue.Empty, queue.Full):
+                    pass
+
+    def run(self) -> None:
+        """Listen forever; (re)subscribe to the channels local streams want, from this thread only."""
+        backoff = 0.5
+        while True:
+            pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+            subscribed: set[str] = set()
+            try:
+                while True:
+                    wanted = self.channels()
+                    if wanted - subscribed:
+                        pubsub.subscribe(*(wanted - subscribed))
+                    if subscribed - wanted:
+                        pubsub.unsubscribe(*(subscribed - wanted))
+                    subscribed = wanted
+                    if not subscribed:
+                        time.sleep(0.2)
+                        continue
+                    message = pubsub.get_message(timeout=0.2)
+                    if message and message["type"] == "message":
+                        self.deliver(message["channel"].decode(), frame(message["data"]))
+                    backoff = 0.5
+            except redis.RedisError as exc:
+                log.warning("live hub lost Redis (%s); reconnecting in %.1fs", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+
+
+class LiveBlueprint(ServerSentEventsBlueprint):
+    """flask-sse's blueprint on the app's shared connection pool and the process-wide Hub."""
+
+    @property
+    def redis(self) -> redis.Redis:
+        return get_redis()
+
+    def hub(self) -> Hub:
+        extensions = current_app.extensions
+        if "sse_hub" not in extensions:
+            extensions["sse_hub"] = Hub(get_redis())
+        return extensions["sse_hub"]
+
+    def stream_channel(self, channel: str, first_event: Callable[[], str | None], expires_at: float) -> Response:
+        """An SSE response for a server-chosen channel; the first event comes from `first_event()`."""
+        hub = self.hub()
+        heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
+        retry_ms = int(current_app.config["SSE_RETRY_MS"])
+        inbox = hub.subscribe(channel)
+
+        @stream_with_context
+        def events() -> Iterator[str]:
+            try:
+                yield f"retry: {retry_ms}\n\n"
+                try:
+                    first = first_event()
+                except redis.RedisError:
+                    first = None
+                if first:
+                    yield first
+                while True:
+                    remaining = expires_at - time.time()
+                    if remaining <= 0:  # EventSource reconnects, and re-authenticates (or is sent to log in)
+                        yield ": the access token has expired\n\n"
+                        return
+                    try:
+                        yield inbox.get(timeout=min(heartbeat, remaining))
+                    except queue.Empty:
+                        yield ": keep-alive\n\n"
+            finally:
+                hub.unsubscribe(channel, inbox)
+
+        response = Response(events(), mimetype="text/event-stream")  # type: ignore[call-arg]
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        return response
+
+
+def snapshot_event(connection: redis.Redis, key: str, compute: Callable[[], Any]) -> str:
+    """The latest published document as an event; computed on the spot when nothing was published yet."""
+    published = connection.get(key)
+    return frame(published if published is not None else wire(compute()))

@@ -1,0 +1,266 @@
+"""SSE streams and the live publisher: shapes, first event at once, auth, token expiry, one publish per tick
+across processes, many clients, and Redis restarting under an open stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from flask_jwt_extended import create_access_token
+from rq import Queue
+
+from app.domain import keys
+from app.domain.users import Role
+from app.embedded_redis import free_port, start_redis_server
+from app.live import Publisher
+from tests.api.test_auth import assert_error
+from tests.conftest import PASSWORD
+from tests.helpers import make_active_job, start_gunicorn, stop_worker
+
+API = "/api/v1/admin/jobs"
+
+
+def read_events(response, count: int) -> list[dict]:
+    """The next `count` data events of an open test-client stream."""
+    events = []
+    for chunk in response.response:
+        text = chunk.decode() if isinstance(chunk, bytes) else chunk
+        if text.startswith("data:"):
+            events.append(json.loads(text[len("data:") :]))
+            if len(events) == count:
+                return events
+    raise AssertionError("stream ended early")
+
+
+# --- in-process (Flask test client) -----------------------------------------------------------------
+
+
+def test_live_needs_a_token_and_a_known_queue(client, auth):
+    assert_error(client.get(f"{API}/live"), 401, "missing_token")
+    assert_error(client.get(f"{API}/queue/ghost/live", headers=auth("moderator")), 404, "queue_not_found")
+    assert_error(client.get(f"{API}/queue/bad%20name/live", headers=auth("moderator")), 400, "validation_error")
+
+
+def test_first_event_at_once_is_the_metrics_document(client, auth, connection):
+    Queue("l-first", connection=connection).enqueue("workers.tasks.noop")
+    started = time.monotonic()
+    response = client.get(f"{API}/live", headers=auth("moderator"), buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    [event] = read_events(response, 1)
+    response.close()
+    assert time.monotonic() - started < 1.0
+    assert set(event) >= {"timestamp", "queues", "totals", "successRate", "processingRate"}
+    assert event["queues"][0]["queueName"] == "l-first" and event["queues"][0]["waiting"] == 1
+
+
+def test_the_stream_starts_with_a_retry_hint_and_unnamed_events(client, auth):
+    response = client.get(f"{API}/live", headers=auth("moderator"), buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks) == b"retry: 2000\n\n"
+    first = next(chunks).decode()
+    assert first.startswith("data:") and "event:" not in first
+    response.close()
+
+
+def test_queue_stream_first_event(client, auth, connection):
+    job = make_active_job(connection, "l-queue", 35)
+    response = client.get(f"{API}/queue/l-queue/live", headers=auth("moderator"), buffered=False)
+    [event] = read_events(response, 1)
+    response.close()
+    assert event["queue"]["queueName"] == "l-queue" and event["queue"]["active"] == 1
+    [active] = event["activeJobs"]
+    assert active["jobId"] == job.id and active["workerName"] == "test-worker" and active["runningFor"] >= 35 * 60_000
+    assert [alert["severity"] for alert in event["stuck"]] == ["medium"]
+
+
+def test_cookie_sessions_can_stream(client, tokens):
+    client.set_cookie("access_token_cookie", tokens["moderator"])
+    response = client.get(f"{API}/live", buffered=False)
+    assert response.status_code == 200
+    assert read_events(response, 1)[0]["queues"] == []
+    response.close()
+
+
+def test_the_stream_ends_when_the_token_expires(app, client, make_user):
+    make_user("short", Role.MODERATOR)
+    with app.app_context():
+        token = create_access_token(
+            "short", additional_claims={"role": "moderator"}, expires_delta=timedelta(seconds=2)
+        )
+    started = time.monotonic()
+    response = client.get(f"{API}/live", headers={"Authorization": f"Bearer {token}"}, buffered=False)
+    chunks = [chunk.decode() for chunk in response.response]  # ends by itself
+    assert 1.0 < time.monotonic() - started < 4.0
+    assert chunks[-1].startswith(": the access token has expired")
+
+
+# --- the publisher ----------------------------------------------------------------------------------
+
+
+def test_one_publisher_per_tick_and_another_takes_over(connection):
+    first, second = Publisher(connection, 2.0, (10, 30, 60, 120)), Publisher(connection, 2.0, (10, 30, 60, 120))
+    now = (time.time() // 2) * 2 + 100  # a future tick nobody else claims
+    assert first.tick(now) is True
+    assert second.tick(now + 0.3) is False  # same tick: already published
+    assert second.tick(now + 2) is True  # the next tick: the first one "died"; the second publishes
+    assert 0 < connection.pttl(keys.live_tick_lock(int(now // 2))) <= 6000
+    assert json.loads(json.loads(connection.get(keys.live_snapshot()))["data"])["queues"] == []
+
+
+def test_queue_documents_are_published_for_watched_or_busy_queues(connection):
+    Queue("l-idle", connection=connection).enqueue("workers.tasks.noop")
+    make_active_job(connection, "l-busy", 1)
+    Queue("l-watched", connection=connection).enqueue("workers.tasks.noop")
+    subscriber = connection.pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(keys.live_channel("l-watched"))
+    Publisher(connection, 2.0, (10, 30, 60, 120)).publish(time.time())
+    assert connection.exists(keys.live_snapshot("l-watched"), keys.live_snapshot("l-busy")) == 2
+    assert not connection.exists(keys.live_snapshot("l-idle"))
+    message, deadline = None, time.monotonic() + 3
+    while message is None and time.monotonic() < deadline:  # the first read returns the subscribe confirmation
+        message = subscriber.get_message(timeout=0.5)
+    assert message is not None
+    assert json.loads(json.loads(message["data"])["data"])["queue"]["queueName"] == "l-watched"
+    subscriber.close()
+
+
+# --- real gunicorn + gevent processes ----------------------------------------------------------------
+
+
+@pytest.fixture
+def moderator_token(connection, make_user):
+    make_user("streamer", Role.MODERATOR)
+
+    def token_for(port: int) -> str:
+        response = requests.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/login",
+            json={"username": "streamer", "password": PASSWORD},
+            timeout=10,
+        )
+        return response.json()["access_token"]
+
+    return token_for
+
+
+class StreamReader(threading.Thread):
+    """Reads one SSE stream in the background, noting when each data event arrived."""
+
+    def __init__(self, url: str, token: str, limit: int, timeout: float = 30):
+        super().__init__(daemon=True)
+        self.url, self.token, self.limit, self.timeout = url, token, limit, timeout
+        self.events: list[tuple[float, dict]] = []
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            with requests.get(
+                self.url, headers={"Authorization": f"Bearer {self.token}"}, stream=True, timeout=self.timeout
+            ) as response:
+                assert response.status_code == 200
+                for line in response.iter_lines(decode_unicode=True):
+                    if line and line.startswith("data:"):
+                        self.events.append((time.monotonic(), json.loads(line[5:])))
+                        if len(self.events) >= self.limit:
+                            return
+        except Exception as exc:  # reported by the test
+            self.error = exc
+
+
+def publish_count(connection) -> int:
+    return int(connection.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+
+
+def test_events_every_two_seconds_under_gunicorn(redis_url, moderator_token):
+    port = free_port()
+    server = start_gunicorn(redis_url, port)
+    try:
+        reader = StreamReader(f"http://127.0.0.1:{port}{API}/live", moderator_token(port), limit=4)
+        reader.start()
+        reader.join(20)
+        assert reader.error is None and len(reader.events) == 4
+        gaps = [later[0] - earlier[0] for earlier, later in zip(reader.events[1:], reader.events[2:], strict=False)]
+        assert all(1.5 <= gap <= 2.5 for gap in gaps), gaps
+        assert all(set(event) >= {"timestamp", "queues", "totals"} for _, event in reader.events)
+    finally:
+        stop_worker(server)
+
+
+def test_fifty_clients_one_computation_per_tick(redis_url, connection, moderator_token):
+    port = free_port()
+    server = start_gunicorn(redis_url, port, LIVE_TICK_SECONDS="1")
+    try:
+        token = moderator_token(port)
+        readers = [StreamReader(f"http://127.0.0.1:{port}{API}/live", token, limit=4) for _ in range(50)]
+        published_before = publish_count(connection)
+        started = time.monotonic()
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(30)
+        elapsed = time.monotonic() - started
+        assert all(reader.error is None and len(reader.events) == 4 for reader in readers)
+        ticks = {event["timestamp"] for reader in readers for _, event in reader.events[1:]}
+        assert len(ticks) <= elapsed + 1  # every client saw the same few ticks
+        # One PUBLISH per tick (the metrics channel), whatever the number of clients.
+        assert publish_count(connection) - published_before <= elapsed + 1
+    finally:
+        stop_worker(server)
+
+
+def test_two_web_processes_publish_once_per_tick(redis_url, connection, moderator_token):
+    ports = [free_port(), free_port()]
+    servers = [start_gunicorn(redis_url, port, LIVE_TICK_SECONDS="1") for port in ports]
+    try:
+        for port in ports:  # the first request starts each process's publisher
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        subscriber = connection.pubsub(ignore_subscribe_messages=True)
+        subscriber.subscribe(keys.live_channel())
+        received, deadline = [], time.monotonic() + 5.2
+        while time.monotonic() < deadline:
+            message = subscriber.get_message(timeout=0.2)
+            if message:
+                received.append(json.loads(json.loads(message["data"])["data"])["timestamp"])
+        subscriber.close()
+        assert 4 <= len(received) <= 6
+        assert len(received) == len(set(received))  # never two publishes of one tick
+    finally:
+        for server in servers:
+            stop_worker(server)
+
+
+def test_redis_restart_under_an_open_stream(tmp_path: Path, moderator_token):
+    port, web_port = free_port(), free_port()
+    redis_process = start_redis_server(tmp_path / "redis", port=port, persist=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    from app.domain import users
+
+    users.create_user(redis.Redis.from_url(url), "streamer", PASSWORD, Role.MODERATOR)
+    server = start_gunicorn(url, web_port, LIVE_TICK_SECONDS="1", SSE_HEARTBEAT_SECONDS="1")
+    try:
+        reader = StreamReader(
+            f"http://127.0.0.1:{web_port}{API}/live", moderator_token(web_port), limit=1000, timeout=60
+        )
+        reader.start()
+        time.sleep(2.5)
+        redis_process.terminate()  # SIGTERM: redis saves its data and exits
+        redis_process.wait(timeout=10)
+        assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 503
+        time.sleep(2)
+        seen_before_restart = len(reader.events)
+        redis_process = start_redis_server(tmp_path / "redis", port=port, persist=True)
+        time.sleep(3.5)
+        assert reader.is_alive() and reader.error is None  # the stream stayed open
+        assert len(reader.events) >= seen_before_restart + 2  # and publishing resumed within a tick or two
+        assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 200
+    finally:
+        stop_worker(server)
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
