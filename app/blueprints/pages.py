@@ -1,7 +1,190 @@
-"""The admin pages under /admin (Jinja templates in templates/, assets in app/static/)."""
+"""The admin pages under /admin: Jinja templates driven by the JSON API and the SSE streams.
+
+Sessions are the same JWTs as the API, in HttpOnly cookies; state changes carry the CSRF token (double submit).
+A page whose access cookie has expired is renewed from the refresh cookie, else sent to the login page.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from flask_jwt_extended import (
+    get_jwt,
+    get_jwt_identity,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+    verify_jwt_in_request,
+)
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt.exceptions import PyJWTError
+from spectree import Response as Resp
+
+from app import charts
+from app.blueprints.auth import (
+    _access_token,
+    authenticate_request,
+    issue_tokens,
+    login_throttled,
+    login_throttled_by_address,
+)
+from app.domain import history
+from app.domain.jobs import fetch_job
+from app.domain.queues import list_queue_names, require_queue
+from app.domain.users import Role
+from app.errors import ApiError
+from app.extensions import get_redis, spec
+from app.schemas import ErrorBody, LoginBody, Success
+from app.schemas.jobs import Query
+from app.security import current_role, revoke_token, role_required
 
 bp = Blueprint("pages", __name__, url_prefix="/admin")
+
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def _to_login(reason: str) -> Response:
+    target = url_for("pages.login", next=request.full_path.rstrip("?"), reason=reason)
+    response = redirect(target)
+    unset_jwt_cookies(response)  # type: ignore[arg-type]
+    return response  # type: ignore[return-value]
+
+
+def page(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A moderator's cookie session, renewed from the refresh cookie when the access cookie has expired."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        renewed = None
+        try:
+            verify_jwt_in_request(locations=["cookies"])
+        except (JWTExtendedException, PyJWTError):
+            try:
+                verify_jwt_in_request(refresh=True, locations=["cookies"])
+            except (JWTExtendedException, PyJWTError):
+                return _to_login("expired" if request.cookies.get("refresh_token_cookie") else "signin")
+            renewed = _access_token(get_jwt_identity(), current_role().value, get_jwt())
+        g.page_user = {"username": get_jwt_identity(), "role": current_role().value}
+        response = view(*args, **kwargs)
+        if renewed:
+            response = Response(response) if isinstance(response, str) else response
+            set_access_cookies(response, renewed)
+        return response
+
+    return wrapper
+
+
+def render(template: str, **context: Any) -> str:
+    user = g.page_user
+    return render_template(template, user=user, can_act=Role(user["role"]).includes(Role.ADMIN), **context)
+
+
+@bp.get("/login")
+def login() -> Any:
+    messages = {"expired": "Your session has expired. Please sign in again.", "signout": "You are signed out."}
+    return render_template(
+        "login.html",
+        message=messages.get(request.args.get("reason", "")),
+        next_url=_safe_next(request.args.get("next")),
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths of this app: never an open redirect."""
+    if target and target.startswith("/admin") and not target.startswith("//"):
+        return target
+    return url_for("pages.overview")
+
+
+@bp.post("/login")
+@login_throttled
+@login_throttled_by_address
+@spec.validate(json=LoginBody, resp=Resp(HTTP_200=Success, HTTP_401=ErrorBody), tags=["pages"], security={})
+def login_submit() -> Any:
+    """Sign in from the login page: the tokens go into HttpOnly cookies (plus the CSRF cookies)."""
+    tokens = issue_tokens(authenticate_request(request.context.json))  # type: ignore[attr-defined]
+    response = jsonify({"success": True, "role": tokens["role"]})
+    set_access_cookies(response, tokens["access_token"])
+    set_refresh_cookies(response, tokens["refresh_token"])
+    return response
+
+
+@bp.post("/logout")
+@role_required(Role.MODERATOR)
+@spec.validate(resp=Resp(HTTP_200=Success), tags=["pages"])
+def logout() -> Any:
+    """Revoke the session's tokens and clear its cookies."""
+    revoke_token(get_jwt())
+    response = jsonify({"success": True, "next": url_for("pages.login", reason="signout")})
+    unset_jwt_cookies(response)
+    return response
+
+
+@bp.get("/")
+@page
+def overview() -> Any:
+    return render("overview.html")
+
+
+@bp.get("/queues/<queueName>")
+@page
+def queue(queueName: str) -> Any:  # noqa: N803
+    require_queue(get_redis(), queueName)
+    return render("queue.html", queue_name=queueName)
+
+
+@bp.get("/queues/<queueName>/jobs/<jobId>")
+@page
+def job(queueName: str, jobId: str) -> Any:  # noqa: N803
+    fetch_job(get_redis(), queueName, jobId)
+    return render("job.html", queue_name=queueName, job_id=jobId)
+
+
+@bp.get("/alerts")
+@page
+def alerts() -> Any:
+    return render("alerts.html")
+
+
+@bp.get("/trends")
+@page
+def trends() -> Any:
+    period = request.args.get("period", "24h")
+    if period not in history.PERIODS:
+        period = "24h"
+    connection = get_redis()
+    return render(
+        "trends.html",
+        period=period,
+        periods=list(history.PERIODS),
+        trends=history.get_trends(connection, period, list_queue_names(connection)),
+    )
+
+
+class ChartQuery(Query):
+    queue: str
+    period: str = "24h"
+    kind: str = "outcomes"
+
+
+@bp.get("/trends/chart.svg")
+@page
+def trend_chart() -> Any:
+    query = ChartQuery.model_validate(request.args.to_dict())
+    if query.period not in history.PERIODS or query.kind not in ("outcomes", "time"):
+        raise ApiError(
+            400, "validation_error", "Unknown period or kind", {"period": "24h|7d|30d", "kind": "outcomes|time"}
+        )
+    connection = get_redis()
+    require_queue(connection, query.queue)
+    [trend] = [
+        t for t in history.get_trends(connection, query.period, [query.queue], True) if t["queueName"] == query.queue
+    ]
+    svg = charts.outcomes_chart(trend) if query.kind == "outcomes" else charts.processing_time_chart(trend)
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = SVG_POLICY  # pygal styles inline; no script is allowed
+    response.headers["Cache-Control"] = "private, max-age=30"
+    return response

@@ -1,7 +1,7 @@
 """Outcome history: what every ended attempt leaves behind, so trends outlive RQ's result_ttl.
 
 Layout (all under keys.PREFIX, each key with a TTL or a cap):
-- minute buckets  `stats:m:<epoch // 60>`     fields ok, fail, retry                    TTL 2 h
+- minute buckets  `stats:m:<epoch // 60>`     fields ok, fail, retry and <queue>|ok ...  TTL 2 h
 - hourly buckets  `stats:h:<epoch // 3600>`   fields <queue>|ok, |fail, |retry, |ms     TTL 8 days
 - 6-hour buckets  `stats:q:<epoch // 21600>`  same fields                               TTL 35 days
 - daily buckets   `stats:d:<epoch // 86400>`  same fields                               TTL 400 days
@@ -49,6 +49,7 @@ PERIODS: dict[str, tuple[Granularity, int]] = {"24h": (HOUR, 24), "7d": (QUARTER
 _RECORD_LUA = """
 local queue, outcome, ms, entry, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 redis.call('HINCRBY', KEYS[1], outcome, 1)
+redis.call('HINCRBY', KEYS[1], queue .. '|' .. outcome, 1)
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 for i = 2, 4 do
   redis.call('HINCRBY', KEYS[i], queue .. '|' .. outcome, 1)
@@ -106,26 +107,56 @@ def queue_rate_reads(pipeline: Pipeline, now: float) -> None:
     pipeline.lrange(keys.OUTCOMES, 0, keys.OUTCOMES_CAP - 1)
     current = int(now // MINUTE.seconds)
     for minute in range(current - 5, current + 1):
-        pipeline.hmget(keys.stats_bucket(MINUTE.name, minute), ["ok", "fail"])
+        pipeline.hgetall(keys.stats_bucket(MINUTE.name, minute))
 
 
 RATE_READ_COUNT = 7  # how many results queue_rate_reads adds to a pipeline
 
 
-def parse_rates(results: list[Any], now: float) -> tuple[float | None, float]:
-    """(successRate over the last 1000 finished jobs, jobs finished per minute over the last 5 minutes)."""
-    outcomes, *minutes = results
-    success_rate = None
+@dataclass(frozen=True)
+class Rates:
+    """successRate over the last 1000 finished jobs, processingRate (finished per minute over 5 minutes);
+    overall and per queue."""
+
+    success_rate: float | None
+    processing_rate: float
+    per_queue: dict[str, tuple[float | None, float]]
+
+    def of(self, queue: str) -> tuple[float | None, float]:
+        return self.per_queue.get(queue, (None, 0.0))
+
+
+def _success_rates(outcomes: list[bytes]) -> tuple[float | None, dict[str, float]]:
+    completed_by_queue: dict[str, list[int]] = {}
+    for entry in outcomes:
+        parts = entry.split(b"|", 4)
+        if len(parts) >= 4:
+            tally = completed_by_queue.setdefault(parts[3].decode(), [0, 0])
+            tally[0] += entry[:1] == b"1"
+            tally[1] += 1
+    overall = None
     if outcomes:
-        completed = sum(1 for entry in outcomes if entry[:1] == b"1")
-        success_rate = round(100.0 * completed / len(outcomes), 2)
+        overall = round(100.0 * sum(1 for entry in outcomes if entry[:1] == b"1") / len(outcomes), 2)
+    return overall, {queue: round(100.0 * ok / total, 2) for queue, (ok, total) in completed_by_queue.items()}
+
+
+def parse_rates(results: list[Any], now: float) -> Rates:
+    outcomes, *minutes = results
+    overall_success, success_by_queue = _success_rates(outcomes)
     # The oldest minute bucket is only partly inside the 5-minute window.
     oldest_weight = 1.0 - (now % MINUTE.seconds) / MINUTE.seconds
-    finished = 0.0
-    for index, (ok, fail) in enumerate(minutes):
-        count = int(ok or 0) + int(fail or 0)
-        finished += count * (oldest_weight if index == 0 else 1.0)
-    return success_rate, round(finished / 5.0, 2)
+    finished: dict[str, float] = {}
+    for index, fields in enumerate(minutes):
+        weight = oldest_weight if index == 0 else 1.0
+        for field, value in fields.items():
+            queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
+            if kind in ("ok", "fail"):
+                finished[queue] = finished.get(queue, 0.0) + int(value) * weight
+    per_queue = {
+        queue: (success_by_queue.get(queue), round(finished.get(queue, 0.0) / 5.0, 2))
+        for queue in set(success_by_queue) | (set(finished) - {""})
+    }
+    return Rates(overall_success, round(finished.get("", 0.0) / 5.0, 2), per_queue)
 
 
 def _bucket_starts(granularity: Granularity, count: int, now: float) -> list[int]:

@@ -54,13 +54,15 @@ def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
         results = pipe.execute()
     count_results = len(names) * len(COUNTS)
     queues = parse_queue_counts(names, results[:count_results], results[count_results])
-    success_rate, processing_rate = history.parse_rates(results[count_results + 1 :], now)
+    rates = history.parse_rates(results[count_results + 1 :], now)
+    for entry in queues:
+        entry["successRate"], entry["processingRate"] = rates.of(entry["queueName"])
     return {
         "timestamp": iso_from_timestamp(now),
         "queues": queues,
         "totals": {field: sum(queue[field] for queue in queues) for field in TOTAL_FIELDS},
-        "successRate": success_rate,
-        "processingRate": processing_rate,
+        "successRate": rates.success_rate,
+        "processingRate": rates.processing_rate,
     }
 
 

@@ -51,6 +51,8 @@ def test_metrics_count_every_state(client, auth, connection, redis_url):
     assert body["totals"]["waiting"] == 2 and body["totals"]["completed"] == 1
     assert body["successRate"] == 50.0
     assert body["processingRate"] == 0.4
+    assert (emails["successRate"], emails["processingRate"]) == (50.0, 0.4)
+    assert (body["queues"][0]["successRate"], body["queues"][0]["processingRate"]) == (None, 0.0)
     assert body["timestamp"].endswith("Z")
 
 

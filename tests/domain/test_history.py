@@ -54,16 +54,18 @@ def test_rates_over_last_outcomes_and_five_minutes(connection):
     with connection.pipeline() as pipe:
         history.queue_rate_reads(pipe, now)
         results = pipe.execute()
-    success_rate, processing_rate = history.parse_rates(results, now)
-    assert success_rate == 75.0
-    assert processing_rate == 220.0  # 1100 finished within the last 5 minutes
+    rates = history.parse_rates(results, now)
+    assert rates.success_rate == 75.0
+    assert rates.processing_rate == 220.0  # 1100 finished within the last 5 minutes
+    assert rates.of("q") == (75.0, 220.0) and rates.of("other") == (None, 0.0)
 
 
 def test_rates_when_nothing_finished(connection):
     with connection.pipeline() as pipe:
         history.queue_rate_reads(pipe, time.time())
         results = pipe.execute()
-    assert history.parse_rates(results, time.time()) == (None, 0.0)
+    rates = history.parse_rates(results, time.time())
+    assert (rates.success_rate, rates.processing_rate, rates.per_queue) == (None, 0.0, {})
 
 
 def test_every_history_key_expires(connection):
