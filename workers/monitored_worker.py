@@ -142,6 +142,8 @@ class MonitoredWorker(Worker):
         try:
             job.meta = job.get_meta(refresh=True)
             job.meta[attempts.ATTEMPTS_STARTED] = int(job.meta.get(attempts.ATTEMPTS_STARTED, 0)) + 1
+            # RQ counts retries down and forgets the total: keep the configured attempts from the first run.
+            job.meta.setdefault(attempts.ATTEMPTS, 1 + int(job.retries_left or 0))
             job.save_meta()
         except Exception:  # recording must never stop the job from running
             self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)

@@ -163,7 +163,9 @@ def job_options(job: Job) -> dict[str, Any]:
     meta = job.meta or {}
     intervals = list(job.retry_intervals or [])
     used = int(getattr(job, "number_of_retries", 0) or 0)
-    configured_attempts = meta.get(attempts.ATTEMPTS) or 1 + int(job.retries_left or 0) + used
+    configured_attempts = meta.get(attempts.ATTEMPTS) or max(
+        1 + int(job.retries_left or 0) + used, int(meta.get(attempts.ATTEMPTS_MADE, 0))
+    )
     backoff = meta.get(attempts.BACKOFF)
     if backoff is None and intervals:
         backoff = {"type": "fixed" if len(set(intervals)) == 1 else "custom", "delay": intervals[0] * 1000}
