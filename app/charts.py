@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pygal
@@ -31,6 +32,14 @@ def _labels(series: list[dict[str, Any]], period: str) -> list[str]:
     return [datetime.strptime(point["start"], "%Y-%m-%dT%H:%M:%S.%fZ").strftime(fmt) for point in series]
 
 
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
+
+
+def _without_scripts(svg: str) -> str:
+    """pygal still writes its inline config script with js=[]; a chart shown as an image needs none."""
+    return _SCRIPT.sub("", svg)
+
+
 def _base(chart_class: Any, title: str, labels: list[str]) -> Any:
     chart = chart_class(
         style=STYLE,
@@ -43,7 +52,7 @@ def _base(chart_class: Any, title: str, labels: list[str]) -> Any:
         x_label_rotation=40,
         show_minor_x_labels=False,
         truncate_label=-1,
-        explicit_size=False,
+        explicit_size=True,
         disable_xml_declaration=True,
         print_values=False,
         margin=16,
@@ -61,7 +70,7 @@ def outcomes_chart(trend: dict[str, Any]) -> str:
     )
     chart.add("completed", [point["successful"] for point in series])
     chart.add("failed", [point["failed"] for point in series])
-    return chart.render(is_unicode=True)
+    return _without_scripts(chart.render(is_unicode=True))
 
 
 def processing_time_chart(trend: dict[str, Any]) -> str:
@@ -73,4 +82,4 @@ def processing_time_chart(trend: dict[str, Any]) -> str:
         _labels(series, trend["period"]),
     )
     chart.add("avg ms", [point["avgProcessingTime"] for point in series], allow_interruptions=True)
-    return chart.render(is_unicode=True)
+    return _without_scripts(chart.render(is_unicode=True))

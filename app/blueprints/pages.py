@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
 from flask_jwt_extended import (
@@ -21,6 +21,7 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt.exceptions import PyJWTError
+from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
@@ -33,9 +34,10 @@ from app.blueprints.auth import (
 )
 from app.domain import history
 from app.domain.jobs import fetch_job
+from app.domain.names import check_queue_name
 from app.domain.queues import list_queue_names, require_queue
 from app.domain.users import Role
-from app.errors import ApiError
+from app.errors import validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody, LoginBody, Success
 from app.schemas.jobs import Query
@@ -166,8 +168,8 @@ def trends() -> Any:
 
 class ChartQuery(Query):
     queue: str
-    period: str = "24h"
-    kind: str = "outcomes"
+    period: Literal["24h", "7d", "30d"] = "24h"
+    kind: Literal["outcomes", "time"] = "outcomes"
 
 
 @bp.get("/trends/chart.svg")
@@ -178,8 +180,8 @@ def trend_chart() -> Any:
         raise ApiError(
             400, "validation_error", "Unknown period or kind", {"period": "24h|7d|30d", "kind": "outcomes|time"}
         )
+    check_queue_name(query.queue)  # history outlives RQ's queues: a name is enough here
     connection = get_redis()
-    require_queue(connection, query.queue)
     [trend] = [
         t for t in history.get_trends(connection, query.period, [query.queue], True) if t["queueName"] == query.queue
     ]

@@ -1,0 +1,172 @@
+"""The admin pages in real headless Chromium, with real `rq worker` processes running the jobs."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from app.domain import history
+from app.domain.users import Role
+from app.embedded_redis import free_port
+from tests.api.test_job_actions import failed_job
+from tests.browser.conftest import screenshot, sign_in
+from tests.helpers import make_active_job, run_worker, start_gunicorn, start_worker, stop_worker, wait_for
+
+
+def count_cell(page, queue: str, state: str):
+    return page.locator(f'tr[data-queue="{queue}"] td[data-count="{state}"]')
+
+
+def test_moderators_watch_without_action_buttons(page, server, connection, make_user):
+    make_user("mod", Role.MODERATOR)
+    Queue("b-mod", connection=connection).enqueue("workers.tasks.noop")
+    sign_in(page, server, "mod")
+    page.goto(f"{server}/admin/queues/b-mod")
+    page.wait_for_selector("#count-waiting:text('1')")
+    assert page.locator("#pause-btn").count() == 0 and page.locator("[data-clear]").count() == 0
+    assert "need the admin role" in page.inner_text("main")
+    screenshot(page, "queue-as-moderator")
+
+
+def test_overview_updates_without_reload_when_jobs_finish(page, server, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
+    queue = Queue("b-live", connection=connection)
+    for _ in range(3):
+        queue.enqueue("workers.tasks.noop")
+    sign_in(page, server, "adm")
+    expect(count_cell(page, "b-live", "waiting")).to_have_text("3")
+    page.evaluate("window.__sameDocument = true")
+    run_worker(redis_url, "b-live")
+    expect(count_cell(page, "b-live", "completed")).to_have_text("3")
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    assert count_cell(page, "b-live", "waiting").inner_text() == "0"
+    assert "Live" in page.inner_text("#live-status")
+    screenshot(page, "overview")
+
+
+def test_pause_from_the_queue_page_stops_a_running_worker_taking_jobs(page, server, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
+    queue = Queue("b-pause", connection=connection)
+    queue.enqueue("workers.tasks.noop")
+    worker = start_worker(redis_url, "b-pause")
+    try:
+        wait_for(lambda: queue.count == 0)
+        sign_in(page, server, "adm")
+        page.goto(f"{server}/admin/queues/b-pause")
+        page.click("#pause-btn")
+        page.wait_for_selector("#paused-badge", state="visible")
+        assert page.locator("#resume-btn").is_visible() and not page.locator("#pause-btn").is_visible()
+        job = queue.enqueue("workers.tasks.noop")
+        time.sleep(2.5)
+        assert job.get_status() == JobStatus.QUEUED  # the running worker honours the pause
+        page.wait_for_selector("#count-waiting:text('1')")
+        screenshot(page, "queue-paused")
+        page.click("#resume-btn")
+        wait_for(lambda: job.get_status() == JobStatus.FINISHED, timeout=5)
+    finally:
+        stop_worker(worker)
+
+
+def test_clear_asks_for_confirmation_naming_what_is_deleted(page, server, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
+    queue = Queue("b-clear", connection=connection)
+    for _ in range(3):
+        queue.enqueue("workers.tasks.fail")
+    keep = queue.enqueue("workers.tasks.noop", result_ttl=600)
+    run_worker(redis_url, "b-clear")
+    sign_in(page, server, "adm")
+    page.goto(f"{server}/admin/queues/b-clear")
+    page.wait_for_selector("#count-failed:text('3')")
+    page.click("[data-clear=failed]")
+    assert "Delete 3 failed jobs of queue b-clear" in page.inner_text("#confirm-text")
+    screenshot(page, "clear-confirmation")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#count-failed:text('0')")
+    assert queue.failed_job_registry.get_job_count(cleanup=False) == 0
+    assert Job.exists(keep.id, connection)  # completed jobs were not part of "failed"
+
+
+def test_retry_with_overrides_opens_the_new_job_which_completes(page, server, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
+    original = failed_job(connection, redis_url, "b-retry", "a@b.c", customParam="old")
+    sign_in(page, server, "adm")
+    page.goto(f"{server}/admin/queues/b-retry/jobs/{original.id}")
+    page.wait_for_selector("#job-state:text('failed')")
+    page.fill("#retry-overrides", "not json")
+    page.click("#retry-form button[type=submit]")
+    assert "JSON object" in page.inner_text('[data-field="dataOverrides"]')
+    page.fill("#retry-overrides", '{"customParam": "new"}')
+    page.fill("#retry-priority", "9999999")
+    page.click("#retry-form button[type=submit]")
+    page.wait_for_selector('[data-field="priority"]:not(:empty)')  # the API's field error, shown by the field
+    assert "2097151" in page.inner_text('[data-field="priority"]')
+    page.fill("#retry-priority", "")
+    page.fill("#retry-attempts", "2")
+    page.click("#retry-form button[type=submit]")
+    page.wait_for_url(lambda url: original.id not in url)
+    new_id = page.url.rsplit("/", 1)[1]
+    run_worker(redis_url, "b-retry")
+    page.wait_for_selector("#job-state:text('completed')")
+    assert '"customParam": "new"' in page.inner_text("#job-result")
+    assert original.id[:12] in page.inner_text("#job-facts")  # the link back to the original
+    assert Job.fetch(new_id, connection=connection).get_status() == JobStatus.FINISHED
+    screenshot(page, "job-retried")
+
+
+def test_stuck_page_colours_each_band(page, server, connection, make_user):
+    make_user("mod", Role.MODERATOR)
+    for minutes in (15, 45, 90, 150):
+        make_active_job(connection, "b-stuck", minutes)
+    sign_in(page, server, "mod")
+    page.goto(f"{server}/admin/alerts")
+    page.wait_for_selector("tr[data-severity]")
+    severities = page.eval_on_selector_all("tr[data-severity]", "rows => rows.map(r => r.dataset.severity)")
+    assert severities == ["critical", "high", "medium", "low"]
+    colours = page.eval_on_selector_all(
+        "tr[data-severity] .sev", "chips => chips.map(c => getComputedStyle(c).backgroundColor)"
+    )
+    assert colours == ["rgb(127, 29, 29)", "rgb(255, 210, 204)", "rgb(255, 227, 194)", "rgb(255, 247, 214)"]
+    assert page.inner_text("#stuck-badge") == "4"
+    screenshot(page, "stuck-alerts")
+
+
+def test_trends_page_draws_charts_of_the_recorded_data(page, server, connection, make_user):
+    make_user("mod", Role.MODERATOR)
+    now = time.time()
+    for hours in range(1, 20):
+        history.record_attempt(connection, "b-trend", "ok", 100 * hours, f"j{hours}", "f", ended_at=now - hours * 3600)
+    history.record_attempt(connection, "b-trend", "fail", 50, "bad", "f", ended_at=now - 7200)
+    sign_in(page, server, "mod")
+    page.goto(f"{server}/admin/trends")
+    loaded = "() => [...document.querySelectorAll('img.chart')].every(i => i.complete && i.naturalWidth > 0)"
+    wait_for(lambda: page.evaluate(loaded), timeout=10)
+    svg = page.request.get(server + page.locator("img.chart").first.get_attribute("src")).text()
+    assert svg.count("<rect") > 19 and "completed" in svg and "<script" not in svg
+    assert "19" in page.inner_text("section.trend")
+    screenshot(page, "trends")
+
+
+def test_when_the_stream_is_cut_the_page_polls_and_keeps_updating(browser, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
+    port = free_port()
+    # The server ends every stream when the 4-second access token expires: that is our server-side kill.
+    server = start_gunicorn(redis_url, port, JWT_ACCESS_TOKEN_EXPIRES="4")
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        queue = Queue("b-poll", connection=connection)
+        queue.enqueue("workers.tasks.noop")
+        sign_in(page, base, "adm")
+        expect(count_cell(page, "b-poll", "waiting")).to_have_text("1")
+        page.route("**/api/v1/admin/jobs/live", lambda route: route.abort())  # the stream cannot come back
+        page.wait_for_selector("#live-status:has-text('polling every 5 seconds')", timeout=15000)
+        queue.enqueue("workers.tasks.noop")
+        expect(count_cell(page, "b-poll", "waiting")).to_have_text("2")
+        screenshot(page, "overview-polling")
+    finally:
+        context.close()
+        stop_worker(server)
