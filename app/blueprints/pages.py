@@ -175,11 +175,10 @@ class ChartQuery(Query):
 @bp.get("/trends/chart.svg")
 @page
 def trend_chart() -> Any:
-    query = ChartQuery.model_validate(request.args.to_dict())
-    if query.period not in history.PERIODS or query.kind not in ("outcomes", "time"):
-        raise ApiError(
-            400, "validation_error", "Unknown period or kind", {"period": "24h|7d|30d", "kind": "outcomes|time"}
-        )
+    try:
+        query = ChartQuery.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise validation_failed(error) from None
     check_queue_name(query.queue)  # history outlives RQ's queues: a name is enough here
     connection = get_redis()
     [trend] = [
