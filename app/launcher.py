@@ -81,30 +81,18 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
         )
     ]
-    if not args.no_worker:
-        children.append(
-            subprocess.Popen(
-                [
-                    _bin("rq"),
-                    "worker",
-                    "-w",
-                    "workers.MonitoredWorker",
-                    "--with-scheduler",
-                    "--url",
-                    url,
-                    "--logging_level",
-                    "WARNING",
-                    *DEMO_QUEUES,
-                ],
-                env=env,
-            )
-        )
+    worker_log = Path(app.instance_path) / "worker.log"
+    if not args.no_worker:  # the demo's failing jobs log tracebacks: keep them out of the terminal
+        command = [_bin("rq"), "worker", "-w", "workers.MonitoredWorker", "--with-scheduler", "--url", url]
+        command += ["--logging_level", "WARNING", *DEMO_QUEUES]
+        log_file = worker_log.open("a")
+        children.append(subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file))
     stop = threading.Event()
     if not args.no_demo:
         threading.Thread(target=_feed_demo_jobs, args=(url, stop), daemon=True).start()
 
     print(f"\nRQ Monitor is running: http://127.0.0.1:{port}/admin/", flush=True)
-    print(f"Redis: {url}{' (embedded)' if embedded else ''}")
+    print(f"Redis: {url}{' (embedded)' if embedded else ''}; worker log: {worker_log}")
     if summary:
         for name, role in summary["users"]:
             print(f"Login: {name} / {password}  ({role})")

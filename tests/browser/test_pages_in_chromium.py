@@ -45,6 +45,9 @@ def test_overview_updates_without_reload_when_jobs_finish(page, server, connecti
     assert count_cell(page, "b-live", "waiting").inner_text() == "0"
     assert "Live" in page.inner_text("#live-status")
     screenshot(page, "overview")
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # the page itself never scrolls sideways
+    screenshot(page, "overview-375px")
 
 
 def test_pause_from_the_queue_page_stops_a_running_worker_taking_jobs(page, server, connection, redis_url, make_user):
