@@ -140,7 +140,7 @@ class MonitoredWorker(Worker):
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         try:
-            job.meta = job.get_meta(refresh=True)
+            # The job was fetched a moment ago by the dequeue: its meta is fresh, no need to read it again.
             job.meta[attempts.ATTEMPTS_STARTED] = int(job.meta.get(attempts.ATTEMPTS_STARTED, 0)) + 1
             # RQ counts retries down and forgets the total: keep the configured attempts from the first run.
             job.meta.setdefault(attempts.ATTEMPTS, 1 + int(job.retries_left or 0))

@@ -9,7 +9,7 @@ from redis import Redis
 
 from app.domain.metrics import get_queue_metrics
 from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, severity_for
-from app.domain.stuck import active_runs, describe_run, stuck_alert
+from app.domain.stuck import active_runs, describe_run, load_jobs, stuck_alert
 from app.domain.timeutil import iso_from_timestamp
 
 
@@ -21,6 +21,7 @@ def get_queue_snapshot(
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
     runs = sorted(active_runs(connection, [queue_name], now), key=lambda run: run["runningFor"], reverse=True)
+    load_jobs(connection, runs)
     stuck = []
     for run in runs:
         severity = severity_for(run["runningFor"], thresholds)

@@ -1,6 +1,7 @@
 """Active runs and stuck alerts: jobs whose current run started at least the first threshold ago.
 
-Three round trips whatever the number of active jobs: the queue list, every started registry, every active job.
+Round trips do not grow with the number of active jobs: the queue list, every started registry, every run's
+start time, then the full hashes of the runs shown.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def _parse_started_at(raw: bytes | None) -> float | None:
 
 
 def active_runs(connection: Redis, queue_names: list[str], now: float) -> list[dict[str, Any]]:
-    """Every job in the started registries of `queue_names`, with how long its current run has lasted."""
+    """Every job in the started registries of `queue_names`, with how long its current run has lasted.
+
+    Only `started_at` is read here (small replies, however many jobs run); `load_jobs` fetches the full
+    hashes of the runs that are shown.
+    """
     with connection.pipeline(transaction=False) as pipe:
         for name in queue_names:
             pipe.zrange(QueueKeys(name).active, 0, -1)
@@ -41,13 +46,23 @@ def active_runs(connection: Redis, queue_names: list[str], now: float) -> list[d
     ]
     with connection.pipeline(transaction=False) as pipe:
         for _, job_id in entries:
-            pipe.hgetall(job_key(job_id))
-        raws = pipe.execute()
+            pipe.hget(job_key(job_id), "started_at")
+        starts = pipe.execute()
     runs = []
-    for (queue_name, job_id), raw in zip(entries, raws, strict=True):
-        started = _parse_started_at(raw.get(b"started_at")) if raw else None
+    for (queue_name, job_id), started_at in zip(entries, starts, strict=True):
+        started = _parse_started_at(started_at)
         running_ms = int((now - started) * 1000) if started is not None else 0
-        runs.append({"queueName": queue_name, "jobId": job_id, "raw": raw, "runningFor": max(0, running_ms)})
+        runs.append({"queueName": queue_name, "jobId": job_id, "raw": None, "runningFor": max(0, running_ms)})
+    return runs
+
+
+def load_jobs(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill in each run's job hash, in one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        for run in runs:
+            pipe.hgetall(job_key(run["jobId"]))
+        for run, raw in zip(runs, pipe.execute(), strict=True):
+            run["raw"] = raw
     return runs
 
 
@@ -98,13 +113,13 @@ def get_stuck_jobs(
     queue_name: str | None = None,
     now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Stuck alerts with severity bands, longest first."""
+    """Stuck alerts with severity bands, longest first; four round trips whatever the number of jobs."""
     now = time.time() if now is None else now
     names = [queue_name] if queue_name else list_queue_names(connection)
-    alerts = []
-    for run in active_runs(connection, names, now):
-        severity = severity_for(run["runningFor"], thresholds)
-        if severity is not None:
-            alerts.append(stuck_alert(connection, run, severity))
+    stuck = [run for run in active_runs(connection, names, now) if severity_for(run["runningFor"], thresholds)]
+    alerts = [
+        stuck_alert(connection, run, severity_for(run["runningFor"], thresholds) or "low")
+        for run in load_jobs(connection, stuck)
+    ]
     alerts.sort(key=lambda alert: alert["stuckDuration"], reverse=True)
     return alerts
