@@ -1,0 +1,166 @@
+"""SSE fan-out: N concurrent clients of /api/v1/admin/jobs/live on ONE gunicorn gevent worker.
+
+For 1, 100 and 1,000 clients: does every client receive every tick, the p99 delivery lag (client read time minus
+the tick the document was computed for, which is its `timestamp`), the web worker's RSS, and Redis commands per
+tick (INFO commandstats), which must not grow with the number of clients. Budget: p99 lag <= 300 ms.
+`python bench/sse_bench.py [--clients 1,100,1000] [--ticks 5]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.domain import users  # noqa: E402
+from app.domain.users import Role  # noqa: E402
+from app.embedded_redis import free_port, start_redis_server  # noqa: E402
+
+SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
+
+
+async def client(port: int, token: str, received: list[tuple[float, str]], connected: asyncio.Event) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    writer.write(
+        f"GET /api/v1/admin/jobs/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            if line.startswith(b"data:"):
+                received.append((time.time(), json.loads(line[5:])["timestamp"]))
+                connected.set()
+    finally:
+        writer.close()
+
+
+def worker_rss_mb(master_pid: int) -> float:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    for line in Path(f"/proc/{children[0]}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def commands(connection: redis.Redis) -> int:
+    stats = connection.info("commandstats")
+    return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
+
+
+async def measure(port: int, token: str, count: int, ticks: int, connection: redis.Redis, master: int) -> str:
+    streams = [[] for _ in range(count)]
+    events = [asyncio.Event() for _ in range(count)]
+    tasks = [asyncio.create_task(client(port, token, streams[i], events[i])) for i in range(count)]
+    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in events)), timeout=60)
+    await asyncio.sleep(2.0 - time.time() % 2.0 + 0.5)  # start just after a tick
+    for stream in streams:
+        stream.clear()
+    before, started = commands(connection), time.time()
+    await asyncio.sleep(ticks * 2.0)
+    elapsed_ticks = (time.time() - started) / 2.0
+    after = commands(connection)
+    rss = worker_rss_mb(master)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    published = {stamp for stream in streams for _, stamp in stream}
+    complete = sum(1 for stream in streams if {stamp for _, stamp in stream} >= published)
+    lags = sorted(
+        (received - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()) * 1000
+        for stream in streams
+        for received, stamp in stream
+    )
+    p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else float("nan")
+    p50 = lags[len(lags) // 2] if lags else float("nan")
+    verdict = "PASS" if complete == count and p99 <= 300 else "FAIL"
+    return (
+        f"{count:>7} {len(published):>6} {complete:>9}/{count:<5} {p50:8.1f} {p99:8.1f} {rss:8.1f} "
+        f"{(after - before) / elapsed_ticks:10.1f}  {verdict}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", default="1,100,1000")
+    parser.add_argument("--ticks", type=int, default=5)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-sse-"))
+    redis_process = start_redis_server(data_dir, port=free_port(), persist=False)
+    url = f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0"
+    connection = redis.Redis.from_url(url)
+    users.create_user(connection, "bench", "bench-password", Role.MODERATOR)
+    for index in range(10):  # a few queues so the document has some weight
+        connection.sadd("rqmon:queues", f"sse-{index}")
+    port = free_port()
+    env = {
+        **os.environ,
+        "REDIS_URL": url,
+        "JWT_SECRET_KEY": SECRET,
+        "RQMON_ENV": "production",
+        "JWT_ACCESS_TOKEN_EXPIRES": "3600",
+    }
+    web = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-k",
+            "gevent",
+            "-w",
+            "1",
+            "--worker-connections",
+            "4000",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "app:create_app()",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        token = requests.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/login",
+            json={"username": "bench", "password": "bench-password"},
+            timeout=10,
+        ).json()["access_token"]
+        print(f"one gunicorn gevent worker, tick 2 s, {args.ticks} ticks per run\n")
+        print(
+            f"{'clients':>7} {'ticks':>6} {'got all':>15} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'cmds/tick':>10}"
+        )
+        for count in (int(part) for part in args.clients.split(",")):
+            print(asyncio.run(measure(port, token, count, args.ticks, connection, web.pid)), flush=True)
+    finally:
+        web.terminate()
+        web.wait(timeout=10)
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
