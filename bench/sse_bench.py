@@ -141,7 +141,7 @@ def main() -> int:
             try:
                 requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         token = requests.post(
             f"http://127.0.0.1:{port}/api/v1/auth/login",

@@ -17,7 +17,7 @@ from rq.job import Job
 from app.domain.errors import InvalidInput
 from app.domain.queues import QueueKeys, require_queue
 
-CHUNK = 500
+CHUNK = 250
 ClearType = Literal["completed", "failed", "all"]
 
 # KEYS[1]: the registry. ARGV: job key prefix, results key prefix, executions key prefix, expected status, ids...

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.commands.core import Script
 
 from app.domain import keys
 
@@ -44,8 +43,10 @@ PER_QUEUE_GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 # period -> (bucket granularity, number of buckets, including the current one)
 PERIODS: dict[str, tuple[Granularity, int]] = {"24h": (HOUR, 24), "7d": (QUARTER_DAY, 28), "30d": (DAY, 30)}
 
-# One server-side call per ended attempt, so recording adds one command to the worker's pipeline.
-# KEYS: minute, hour, quarter, day, outcomes.  ARGV: queue, outcome, ms, entry, cap, ttls (m h q d)
+# One server-side call per ended attempt, so recording adds one command to the worker's pipeline. Beside the
+# capped list of outcomes it keeps the list's counts per queue (ok / all, "" for every queue), so that reading
+# success rates costs one small HGETALL instead of scanning 1000 entries.
+# KEYS: minute, hour, quarter, day, outcomes, outcome counts.  ARGV: queue, outcome, ms, entry, cap, ttls (m h q d)
 _RECORD_LUA = """
 local queue, outcome, ms, entry, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 redis.call('HINCRBY', KEYS[1], outcome, 1)
@@ -57,8 +58,26 @@ for i = 2, 4 do
   redis.call('EXPIRE', KEYS[i], ARGV[5 + i])
 end
 if outcome ~= 'retry' then
+  local ok = outcome == 'ok' and 1 or 0
   redis.call('LPUSH', KEYS[5], entry)
-  redis.call('LTRIM', KEYS[5], 0, cap - 1)
+  redis.call('HINCRBY', KEYS[6], '|all', 1)
+  redis.call('HINCRBY', KEYS[6], '|ok', ok)
+  redis.call('HINCRBY', KEYS[6], queue .. '|all', 1)
+  redis.call('HINCRBY', KEYS[6], queue .. '|ok', ok)
+  while redis.call('LLEN', KEYS[5]) > cap do
+    local old = redis.call('RPOP', KEYS[5])
+    local old_ok, old_queue = string.match(old, '^(%d)|[^|]*|[^|]*|(.*)|[^|]*|[^|]*$')
+    if old_queue then
+      local was_ok = tonumber(old_ok)
+      redis.call('HINCRBY', KEYS[6], '|all', -1)
+      redis.call('HINCRBY', KEYS[6], '|ok', 0 - was_ok)
+      if redis.call('HINCRBY', KEYS[6], old_queue .. '|all', -1) <= 0 then
+        redis.call('HDEL', KEYS[6], old_queue .. '|all', old_queue .. '|ok')
+      else
+        redis.call('HINCRBY', KEYS[6], old_queue .. '|ok', 0 - was_ok)
+      end
+    end
+  end
 end
 return 1
 """
@@ -91,11 +110,19 @@ def record_attempt(
     )
     bucket_keys = [_bucket_key(g, ended_at) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
     ttls = [str(g.ttl) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
-    # Script() sends EVALSHA and loads the script first when the server does not know it yet.
-    Script(pipeline, _RECORD_LUA)(
-        keys=[*bucket_keys, keys.OUTCOMES],
-        args=[queue, outcome, str(max(0, int(duration_ms))), entry, str(keys.OUTCOMES_CAP), *ttls],
-        client=pipeline,
+    # EVAL, not EVALSHA: it cannot fail with NOSCRIPT inside RQ's own pipeline (after a Redis restart), and
+    # redis-py would add a SCRIPT EXISTS round trip before every pipeline holding a Script.
+    script_keys = [*bucket_keys, keys.OUTCOMES, keys.OUTCOME_COUNTS]
+    pipeline.eval(
+        _RECORD_LUA,
+        len(script_keys),
+        *script_keys,
+        queue,
+        outcome,
+        str(max(0, int(duration_ms))),
+        entry,
+        str(keys.OUTCOMES_CAP),
+        *ttls,
     )
 
 
@@ -104,7 +131,7 @@ def record_attempt(
 
 def queue_rate_reads(pipeline: Pipeline, now: float) -> None:
     """Queue the reads behind successRate and processingRate (parse with `parse_rates`)."""
-    pipeline.lrange(keys.OUTCOMES, 0, keys.OUTCOMES_CAP - 1)
+    pipeline.hgetall(keys.OUTCOME_COUNTS)
     current = int(now // MINUTE.seconds)
     for minute in range(current - 5, current + 1):
         pipeline.hgetall(keys.stats_bucket(MINUTE.name, minute))
@@ -126,23 +153,18 @@ class Rates:
         return self.per_queue.get(queue, (None, 0.0))
 
 
-def _success_rates(outcomes: list[bytes]) -> tuple[float | None, dict[str, float]]:
-    completed_by_queue: dict[str, list[int]] = {}
-    for entry in outcomes:
-        parts = entry.split(b"|", 4)
-        if len(parts) >= 4:
-            tally = completed_by_queue.setdefault(parts[3].decode(), [0, 0])
-            tally[0] += entry[:1] == b"1"
-            tally[1] += 1
-    overall = None
-    if outcomes:
-        overall = round(100.0 * sum(1 for entry in outcomes if entry[:1] == b"1") / len(outcomes), 2)
-    return overall, {queue: round(100.0 * ok / total, 2) for queue, (ok, total) in completed_by_queue.items()}
+def _success_rates(counts: dict[bytes, bytes]) -> tuple[float | None, dict[str, float]]:
+    tallies: dict[str, list[int]] = {}
+    for field, value in counts.items():
+        queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
+        tallies.setdefault(queue, [0, 0])[kind == "all"] = int(value)
+    rates = {queue: round(100.0 * ok / total, 2) for queue, (ok, total) in tallies.items() if total > 0}
+    return rates.pop("", None), rates
 
 
 def parse_rates(results: list[Any], now: float) -> Rates:
-    outcomes, *minutes = results
-    overall_success, success_by_queue = _success_rates(outcomes)
+    counts, *minutes = results
+    overall_success, success_by_queue = _success_rates(counts)
     # The oldest minute bucket is only partly inside the 5-minute window.
     oldest_weight = 1.0 - (now % MINUTE.seconds) / MINUTE.seconds
     finished: dict[str, float] = {}

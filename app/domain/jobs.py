@@ -13,9 +13,9 @@ from redis import Redis
 from rq.job import Job, JobStatus
 
 from app.domain import attempts
-from app.domain.errors import InvalidInput, JobNotFound
+from app.domain.errors import InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
-from app.domain.queues import QueueKeys, require_queue
+from app.domain.queues import QueueKeys, queue_exists_reads, queue_keys
 from app.domain.timeutil import iso
 
 BROWSABLE_STATES = ("waiting", "prioritized", "active", "completed", "failed", "delayed")
@@ -121,11 +121,14 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
         raise InvalidInput("Unknown state", {"state": f"one of {', '.join(BROWSABLE_STATES)}"})
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise InvalidInput("Bad page", {"page": ">= 1", "perPage": f"1..{MAX_PER_PAGE}"})
-    queue = require_queue(connection, queue_name)
+    queue = queue_keys(queue_name)
     start = (page - 1) * per_page
-    with connection.pipeline(transaction=False) as pipe:
+    with connection.pipeline(transaction=False) as pipe:  # existence joins the page read: one round trip
+        queue_exists_reads(pipe, queue_name)
         _page_ids_reads(pipe, queue, state, start, start + per_page - 1)
-        total, entries = pipe.execute()
+        in_rq, known, total, entries = pipe.execute()
+    if not (in_rq or known):
+        raise QueueNotFound(queue_name)
     ids = [entry.decode() for entry in entries]
     if state == "active":
         ids = [started_entry_job_id(entry) for entry in ids]
@@ -145,12 +148,15 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
 
 def fetch_job(connection: Redis, queue_name: str, job_id: str) -> tuple[Job, str]:
     """The job and its state; 404 for an unknown queue, an unknown job, or a job of another queue."""
-    queue = require_queue(connection, queue_name)
+    queue = queue_keys(queue_name)
     check_job_id(job_id)
     with connection.pipeline(transaction=False) as pipe:
+        queue_exists_reads(pipe, queue_name)
         pipe.hgetall(job_key(job_id))
         pipe.zscore(queue.prioritized, job_id)
-        raw, priority_score = pipe.execute()
+        in_rq, known, raw, priority_score = pipe.execute()
+    if not (in_rq or known):
+        raise QueueNotFound(queue_name)
     if not raw:
         raise JobNotFound(queue_name, job_id)
     job = restore_job(connection, job_id, raw)

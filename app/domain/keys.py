@@ -12,6 +12,7 @@ KNOWN_QUEUES = f"{PREFIX}:queues"  # set of queue names the monitor has seen; bo
 PAUSED_QUEUES = f"{PREFIX}:paused"  # set of paused queue names
 OUTCOMES = f"{PREFIX}:outcomes"  # list, capped at OUTCOMES_CAP entries (LTRIM on every push)
 OUTCOMES_CAP = 1000
+OUTCOME_COUNTS = f"{PREFIX}:outcomes:counts"  # hash: <queue>|ok and <queue>|all over the OUTCOMES window
 PRIORITY_SEQUENCE = f"{PREFIX}:priority:seq"  # one integer
 
 

@@ -1,4 +1,9 @@
-"""The metrics document of GET /metrics and of the live stream: every count of every queue in one pipeline."""
+"""The metrics document of GET /metrics and of the live stream.
+
+One round trip whatever the number of queues: a read-only Lua script lists the queues (RQ's and the monitor's)
+and counts every state of each server-side, in the same pipeline as the success and processing rates. Counting
+350 keys in Lua costs Redis well under a millisecond and spares the client packing and parsing 350 commands.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 from redis import Redis
 
 from app.domain import history, keys
-from app.domain.queues import QueueKeys, list_queue_names
+from app.domain.queues import ALL_QUEUES_KEY, QUEUE_KEY_PREFIX, QueueKeys
 from app.domain.timeutil import iso_from_timestamp
 
 # API field -> how it is counted. Reads never write: LLEN/ZCARD only, never RQ's cleanup-running counts.
@@ -23,38 +28,64 @@ COUNTS = (
 )
 TOTAL_FIELDS = [field for field, _, _ in COUNTS]
 
+# KEYS: RQ's set of queue keys, the monitor's set of queue names, the paused set.
+# ARGV: the queue-key prefix, then per count "llen|zcard" and the key prefix (key = prefix .. name).
+# Returns name, paused, counts... per queue, sorted by name.
+_COUNT_LUA = """
+local seen, names = {}, {}
+local prefix_length = string.len(ARGV[1])
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
+for name in pairs(seen) do table.insert(names, name) end
+table.sort(names)
+local out = {}
+for _, name in ipairs(names) do
+  table.insert(out, name)
+  table.insert(out, redis.call('SISMEMBER', KEYS[3], name))
+  for i = 2, #ARGV, 2 do
+    table.insert(out, redis.call(ARGV[i], ARGV[i + 1] .. name))
+  end
+end
+return out
+"""
 
-def queue_counts_reads(pipe: Any, names: list[str]) -> None:
-    for name in names:
-        queue = QueueKeys(name)
-        for _, command, attribute in COUNTS:
-            getattr(pipe, command)(getattr(queue, attribute))
+
+def _count_arguments() -> list[str]:
+    template = QueueKeys("")  # every key of a queue is its prefix followed by the name
+    arguments = [QUEUE_KEY_PREFIX]
+    for _, command, attribute in COUNTS:
+        arguments += [command.upper(), getattr(template, attribute)]
+    return arguments
 
 
-def parse_queue_counts(names: list[str], results: list[Any], paused: set[bytes]) -> list[dict[str, Any]]:
+def queue_counts_reads(pipe: Any) -> None:
+    # EVAL, not EVALSHA: redis-py checks SCRIPT EXISTS before every pipeline holding a Script (one more round trip).
+    script_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES, keys.PAUSED_QUEUES]
+    pipe.eval(_COUNT_LUA, len(script_keys), *script_keys, *_count_arguments())
+
+
+def parse_queue_counts(flat: list[Any]) -> list[dict[str, Any]]:
+    width = 2 + len(COUNTS)
     entries = []
-    width = len(COUNTS)
-    for index, name in enumerate(names):
-        values = results[index * width : (index + 1) * width]
-        entry: dict[str, Any] = {"queueName": name}
+    for start in range(0, len(flat), width):
+        name, paused, *values = flat[start : start + width]
+        entry: dict[str, Any] = {"queueName": name.decode()}
         entry.update({field: int(value) for (field, _, _), value in zip(COUNTS, values, strict=True)})
-        entry["paused"] = name.encode() in paused
+        entry["paused"] = bool(paused)
         entries.append(entry)
     return entries
 
 
 def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
-    """Two round trips whatever the number of queues: the queue list, then all counts and rates."""
     now = time.time() if now is None else now
-    names = list_queue_names(connection)
     with connection.pipeline(transaction=False) as pipe:
-        queue_counts_reads(pipe, names)
-        pipe.smembers(keys.PAUSED_QUEUES)
+        queue_counts_reads(pipe)
         history.queue_rate_reads(pipe, now)
-        results = pipe.execute()
-    count_results = len(names) * len(COUNTS)
-    queues = parse_queue_counts(names, results[:count_results], results[count_results])
-    rates = history.parse_rates(results[count_results + 1 :], now)
+        flat, *rate_results = pipe.execute()
+    queues = parse_queue_counts(flat)
+    rates = history.parse_rates(rate_results, now)
     for entry in queues:
         entry["successRate"], entry["processingRate"] = rates.of(entry["queueName"])
     return {
@@ -68,8 +99,10 @@ def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
 
 def get_queue_metrics(connection: Redis, queue_name: str) -> dict[str, Any]:
     """One queue's metrics entry (one round trip)."""
+    queue = QueueKeys(queue_name)
     with connection.pipeline(transaction=False) as pipe:
-        queue_counts_reads(pipe, [queue_name])
         pipe.sismember(keys.PAUSED_QUEUES, queue_name)
-        *counts, paused = pipe.execute()
-    return parse_queue_counts([queue_name], counts, {queue_name.encode()} if paused else set())[0]
+        for _, command, attribute in COUNTS:
+            getattr(pipe, command)(getattr(queue, attribute))
+        paused, *counts = pipe.execute()
+    return parse_queue_counts([queue_name.encode(), paused, *counts])[0]

@@ -87,10 +87,15 @@ def list_queue_names(connection: Redis) -> list[str]:
     return parse_queue_names(rq_queue_keys, known)
 
 
+def queue_exists_reads(pipe: Pipeline, name: str) -> None:
+    """Queue the two reads behind a queue's existence (any of them true), to join another pipeline."""
+    pipe.sismember(ALL_QUEUES_KEY, QUEUE_KEY_PREFIX + name)
+    pipe.sismember(keys.KNOWN_QUEUES, name)
+
+
 def queue_exists(connection: Redis, name: str) -> bool:
     with connection.pipeline(transaction=False) as pipe:
-        pipe.sismember(ALL_QUEUES_KEY, QUEUE_KEY_PREFIX + name)
-        pipe.sismember(keys.KNOWN_QUEUES, name)
+        queue_exists_reads(pipe, name)
         return any(pipe.execute())
 
 

@@ -72,3 +72,22 @@ def test_every_history_key_expires(connection):
     history.record_attempt(connection, "q", "ok", 5, "j", "f")
     for key in connection.keys(f"{keys.PREFIX}:stats:*"):
         assert 0 < connection.ttl(key) <= 400 * 86400
+
+
+def test_outcome_counts_follow_the_capped_list_exactly(connection):
+    with connection.pipeline() as pipe:
+        for index in range(1300):
+            queue = ("alpha", "beta", "with|bar")[index % 3]
+            history.record_attempt(pipe, queue, "ok" if index % 5 else "fail", 1, str(index), "f")
+        pipe.execute()
+    entries = connection.lrange(keys.OUTCOMES, 0, -1)
+    assert len(entries) == 1000
+    expected: dict[bytes, int] = {}
+    for entry in entries:
+        ok, _, _, rest = entry.split(b"|", 3)
+        queue = rest.rsplit(b"|", 2)[0]
+        for field in (b"|all", queue + b"|all"):
+            expected[field] = expected.get(field, 0) + 1
+        for field in (b"|ok", queue + b"|ok"):
+            expected[field] = expected.get(field, 0) + int(ok)
+    assert {k: int(v) for k, v in connection.hgetall(keys.OUTCOME_COUNTS).items()} == expected
