@@ -48,9 +48,11 @@ def read_attempts(job: Job, status: JobStatus | str | None = None, rq_error: str
     """attemptsMade, attemptsStarted, failedReason and stacktrace of a job, from what the worker recorded;
     jobs run by a plain `rq worker` (no record) get what RQ's own fields imply (`rq_error`: its latest
     failure's traceback, when the caller fetched it)."""
-    meta = job.meta or {}
+    return attempts_from_meta(job.meta or {}, status if status is not None else job.get_status(refresh=False), rq_error)
+
+
+def attempts_from_meta(meta: dict[str, Any], status: JobStatus | str | None, rq_error: str | None = None) -> dict:
     errors = meta.get(ERRORS) or []
-    status = status if status is not None else job.get_status(refresh=False)
     if ATTEMPTS_MADE in meta or ATTEMPTS_STARTED in meta:
         made = int(meta.get(ATTEMPTS_MADE, 0))
         started = int(meta.get(ATTEMPTS_STARTED, made))
