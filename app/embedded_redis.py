@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +65,13 @@ def start_redis_server(data_dir: Path, port: int | None = None, persist: bool = 
     wait_until_ready(f"redis://127.0.0.1:{port}/0", process)
     (data_dir / "redis.port").write_text(str(port))
     return process
+
+
+def start_private_redis(prefix: str = "rqmon-") -> tuple[subprocess.Popen, str]:
+    """A throw-away redis-server (temporary folder, free port, no persistence) and its URL: tests and benches."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    process = start_redis_server(data_dir, persist=False)
+    return process, f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0"
 
 
 def wait_until_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 10.0) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -27,6 +28,42 @@ def _port_free(port: int) -> bool:
 
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def start_web(env: dict[str, str], port: int, worker_connections: int = 1000, **popen: object) -> subprocess.Popen:
+    """The product as deployed: gunicorn with one gevent worker on 127.0.0.1:`port`, configured by `env`."""
+    command = [
+        _bin("gunicorn"),
+        "-k",
+        "gevent",
+        "-w",
+        "1",
+        "--worker-connections",
+        str(worker_connections),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "app:create_app()",
+    ]
+    return subprocess.Popen(command, env=env, **popen)  # type: ignore[call-overload]
+
+
+def wait_for_web(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Until /healthz answers; fails at once if the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"the web process exited with code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the web process did not answer within {timeout}s")
+        time.sleep(0.1)
 
 
 def _feed_demo_jobs(url: str, stop: threading.Event) -> None:
@@ -64,23 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_demo:
         summary = seed_demo(redis.Redis.from_url(url), password)
 
-    children = [
-        subprocess.Popen(
-            [
-                _bin("gunicorn"),
-                "-k",
-                "gevent",
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "app:create_app()",
-            ],
-            env=env,
-        )
-    ]
+    children = [start_web(env, port)]
     worker_log = Path(app.instance_path) / "worker.log"
     if not args.no_worker:  # the demo's failing jobs log tracebacks: keep them out of the terminal
         command = [_bin("rq"), "worker", "-w", "workers.MonitoredWorker", "--with-scheduler", "--url", url]

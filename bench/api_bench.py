@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +26,8 @@ from app.domain import users  # noqa: E402
 from app.domain.metrics import COUNTS  # noqa: E402
 from app.domain.queues import QueueKeys  # noqa: E402
 from app.domain.users import Role  # noqa: E402
-from app.embedded_redis import free_port, start_redis_server  # noqa: E402
+from app.embedded_redis import free_port, start_private_redis  # noqa: E402
+from app.launcher import start_web, wait_for_web  # noqa: E402
 from bench.seed import seed  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
@@ -89,9 +88,7 @@ def main() -> int:
     args = parser.parse_args()
     queues, per_queue, active = (20, 1000, 1000) if args.quick else (50, 20_000, 10_000)
 
-    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-bench-"))
-    redis_process = start_redis_server(data_dir, port=free_port(), persist=False)
-    url = f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0"
+    redis_process, url = start_private_redis()
     connection = redis.Redis.from_url(url)
     names = seed(url, queues, per_queue, active, 0.05)
     users.create_user(connection, "bench", "bench-password", Role.ADMIN)
@@ -104,30 +101,10 @@ def main() -> int:
         "RQMON_ENV": "production",
         "LIVE_PUBLISHER_ENABLED": "false",
     }
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-k",
-            "gevent",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    web = start_web(env, port, cwd=ROOT)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_for_web(port, web)
         session = requests.Session()
         token = session.post(
             f"{base}/api/v1/auth/login", json={"username": "bench", "password": "bench-password"}, timeout=10

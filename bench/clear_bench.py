@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from rq.results import Result
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain.clear import clear_queue  # noqa: E402
-from app.embedded_redis import free_port, start_redis_server  # noqa: E402
+from app.embedded_redis import start_private_redis  # noqa: E402
 
 
 def seed_finished(connection: redis.Redis, name: str, count: int) -> list[str]:
@@ -43,9 +42,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-clear-"))
-    process = start_redis_server(data_dir, port=free_port(), persist=False)
-    connection = redis.Redis.from_url(f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0")
+    process, url = start_private_redis()
+    connection = redis.Redis.from_url(url)
     try:
         ids = seed_finished(connection, "clear-bench", args.jobs)
         waiting = Queue("clear-bench", connection=connection).enqueue("workers.tasks.noop")

@@ -12,9 +12,7 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.domain import users  # noqa: E402
 from app.domain.users import Role  # noqa: E402
-from app.embedded_redis import free_port, start_redis_server  # noqa: E402
+from app.embedded_redis import free_port, start_private_redis  # noqa: E402
+from app.launcher import start_web, wait_for_web  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 
@@ -103,9 +102,7 @@ def main() -> int:
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-sse-"))
-    redis_process = start_redis_server(data_dir, port=free_port(), persist=False)
-    url = f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0"
+    redis_process, url = start_private_redis()
     connection = redis.Redis.from_url(url)
     users.create_user(connection, "bench", "bench-password", Role.MODERATOR)
     for index in range(10):  # a few queues so the document has some weight
@@ -118,31 +115,9 @@ def main() -> int:
         "RQMON_ENV": "production",
         "JWT_ACCESS_TOKEN_EXPIRES": "3600",
     }
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-k",
-            "gevent",
-            "-w",
-            "1",
-            "--worker-connections",
-            "4000",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    web = start_web(env, port, worker_connections=4000, cwd=ROOT)
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_for_web(port, web)
         token = requests.post(
             f"http://127.0.0.1:{port}/api/v1/auth/login",
             json={"username": "bench", "password": "bench-password"},

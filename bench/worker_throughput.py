@@ -8,7 +8,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from rq import Queue
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.embedded_redis import free_port, start_redis_server  # noqa: E402
+from app.embedded_redis import start_private_redis  # noqa: E402
 
 RQ = str(Path(sys.executable).parent / "rq")
 
@@ -41,9 +40,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="rqmon-worker-"))
-    process = start_redis_server(data_dir, port=free_port(), persist=False)
-    url = f"redis://127.0.0.1:{(data_dir / 'redis.port').read_text().strip()}/0"
+    process, url = start_private_redis()
     connection = redis.Redis.from_url(url)
     try:
         plain, monitored = [], []

@@ -87,9 +87,10 @@ def make_active_job(
 
 
 def start_gunicorn(redis_url: str, port: int, **settings: str) -> subprocess.Popen:
-    """The product as deployed: gunicorn with a gevent worker, configured through the environment."""
+    """The product as deployed (gunicorn + gevent), configured through the environment."""
     import os  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
+
+    from app.launcher import start_web, wait_for_web  # noqa: PLC0415
 
     env = {
         **os.environ,
@@ -98,33 +99,6 @@ def start_gunicorn(redis_url: str, port: int, **settings: str) -> subprocess.Pop
         "RQMON_ENV": "production",
         **settings,
     }
-    process = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "-k",
-            "gevent",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "app:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            return False
-
-    wait_for(ready, timeout=30, interval=0.2)
+    process = start_web(env, port, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_web(port, process)
     return process
