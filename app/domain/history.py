@@ -190,6 +190,39 @@ def _empty_counts() -> dict[str, int]:
     return {"ok": 0, "fail": 0, "retry": 0, "ms": 0}
 
 
+# Sums every field over the given bucket hashes server-side: a 30-day total is one small reply, not 30 hashes.
+_SUM_BUCKETS_LUA = """
+local sums, order = {}, {}
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    if not sums[field] then sums[field] = 0; table.insert(order, field) end
+    sums[field] = sums[field] + tonumber(fields[i + 1])
+  end
+end
+local out = {}
+for _, field in ipairs(order) do table.insert(out, field); table.insert(out, sums[field]) end
+return out
+"""
+
+
+def _parse_fields(fields: dict[bytes, Any]) -> dict[str, dict[str, int]]:
+    per_queue: dict[str, dict[str, int]] = {}
+    for field, value in fields.items():
+        queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
+        per_queue.setdefault(queue, _empty_counts())[kind] = int(value)
+    return per_queue
+
+
+def read_totals(connection: Redis, period: str, now: float) -> dict[str, dict[str, int]]:
+    """Counts per queue summed over the period's buckets; one round trip, summed in Redis."""
+    granularity, count = PERIODS[period]
+    bucket_keys = [keys.stats_bucket(granularity.name, bucket) for bucket in _bucket_starts(granularity, count, now)]
+    flat = connection.eval(_SUM_BUCKETS_LUA, len(bucket_keys), *bucket_keys)
+    return _parse_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+
+
 def read_buckets(connection: Redis, period: str, now: float) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
     """Bucket starts (epoch seconds) and, per bucket, counts per queue; one round trip."""
     granularity, count = PERIODS[period]
@@ -198,14 +231,7 @@ def read_buckets(connection: Redis, period: str, now: float) -> tuple[list[int],
         for bucket in buckets:
             pipe.hgetall(keys.stats_bucket(granularity.name, bucket))
         raw = pipe.execute()
-    parsed: list[dict[str, dict[str, int]]] = []
-    for fields in raw:
-        per_queue: dict[str, dict[str, int]] = {}
-        for field, value in fields.items():
-            queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
-            per_queue.setdefault(queue, _empty_counts())[kind] = int(value)
-        parsed.append(per_queue)
-    return [bucket * granularity.seconds for bucket in buckets], parsed
+    return [bucket * granularity.seconds for bucket in buckets], [_parse_fields(fields) for fields in raw]
 
 
 def _summary(counts: dict[str, int]) -> dict[str, Any]:
@@ -230,6 +256,13 @@ def get_trends(
     from app.domain.timeutil import iso_from_timestamp  # noqa: PLC0415
 
     now = time.time() if now is None else now
+    if not with_series:
+        totals_by_queue = read_totals(connection, period, now)
+        names = sorted(set(queue_names) | set(totals_by_queue))
+        return [
+            {"queueName": name, "period": period, **_summary({**_empty_counts(), **totals_by_queue.get(name, {})})}
+            for name in names
+        ]
     starts, buckets = read_buckets(connection, period, now)
     names = sorted(set(queue_names).union(*(bucket.keys() for bucket in buckets)))
     trends = []

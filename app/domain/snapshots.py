@@ -30,6 +30,6 @@ def get_queue_snapshot(
     return {
         "timestamp": iso_from_timestamp(now),
         "queue": get_queue_metrics(connection, queue_name),
-        "activeJobs": [describe_run(connection, run) for run in runs],
+        "activeJobs": [{k: v for k, v in describe_run(connection, run).items() if k != "data"} for run in runs],
         "stuck": stuck,
     }

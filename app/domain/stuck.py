@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
+from rq.utils import utcformat
 
-from app.domain import attempts
-from app.domain.jobs import job_data, job_key, restore_job, started_entry_job_id
+from app.domain.jobs import job_key, started_entry_job_id, summarize_raw
 from app.domain.queues import QueueKeys, list_queue_names
 from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, severity_for
-from app.domain.timeutil import iso
 
 
 def _parse_started_at(raw: bytes | None) -> float | None:
@@ -66,45 +65,59 @@ def load_jobs(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, A
     return runs
 
 
+# Runs that started before a cutoff, found in Redis: only their ids travel, however many jobs are running.
+# started_at is RQ's fixed-width UTC ISO text, so comparing strings compares times.
+# ARGV: started-registry key prefix, job key prefix, cutoff, queue names...  Returns queue, job id per stuck run.
+_STARTED_BEFORE_LUA = """
+local out = {}
+for i = 4, #ARGV do
+  for _, entry in ipairs(redis.call('ZRANGE', ARGV[1] .. ARGV[i], 0, -1)) do
+    local job_id = entry
+    local id, execution = string.match(entry, '^(.*):(%x+)$')
+    if id and string.len(execution) == 32 then job_id = id end
+    local started = redis.call('HGET', ARGV[2] .. job_id, 'started_at')
+    if started and started <= ARGV[3] then
+      table.insert(out, ARGV[i])
+      table.insert(out, job_id)
+    end
+  end
+end
+return out
+"""
+
+
+def runs_started_before(connection: Redis, queue_names: list[str], cutoff: float) -> list[dict[str, Any]]:
+    """The runs of `queue_names` that started at or before `cutoff`, with their job hashes (two round trips)."""
+    if not queue_names:
+        return []
+    cutoff_text = utcformat(datetime.fromtimestamp(cutoff, UTC).replace(tzinfo=None))
+    flat = connection.eval(_STARTED_BEFORE_LUA, 0, QueueKeys("").active, job_key(""), cutoff_text, *queue_names)
+    runs = [
+        {"queueName": q.decode(), "jobId": j.decode(), "raw": None} for q, j in zip(flat[::2], flat[1::2], strict=True)
+    ]
+    return load_jobs(connection, runs)
+
+
 def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
-    """An active run as the per-queue live view shows it."""
-    view: dict[str, Any] = {
+    """An active run as the per-queue live view shows it (shown even when its payload cannot be read)."""
+    summary = summarize_raw(connection, run["jobId"], run["queueName"], "active", run["raw"] or {})
+    view = {
         "jobId": run["jobId"],
-        "jobName": None,
-        "startedAt": None,
+        "jobName": summary.get("jobName"),
+        "startedAt": summary.get("processedOn"),
         "runningFor": run["runningFor"],
-        "workerName": None,
-        "attemptsMade": 0,
+        "workerName": summary.get("workerName"),
+        "attemptsMade": summary.get("attemptsMade", 0),
     }
-    if run["raw"]:
-        try:
-            job = restore_job(connection, run["jobId"], run["raw"])
-            view.update(
-                jobName=job.func_name,
-                startedAt=iso(job.started_at),
-                workerName=job.worker_name or None,
-                attemptsMade=attempts.read_attempts(job)["attemptsMade"],
-            )
-        except Exception as exc:  # show the run even when its payload is unreadable
-            view["dataError"] = f"cannot deserialize the job: {type(exc).__name__}"
-    return view
+    if "dataError" in summary:
+        view["dataError"] = summary["dataError"]
+    return view | {"data": summary.get("data")}
 
 
 def stuck_alert(connection: Redis, run: dict[str, Any], severity: str) -> dict[str, Any]:
-    alert = {
-        **describe_run(connection, run),
-        "queueName": run["queueName"],
-        "severity": severity,
-        "stuckDuration": run["runningFor"],
-        "data": None,
-    }
-    alert.pop("runningFor")
-    if run["raw"] and "dataError" not in alert:
-        try:
-            alert["data"] = job_data(restore_job(connection, run["jobId"], run["raw"]))
-        except Exception as exc:
-            alert["dataError"] = f"cannot deserialize the job: {type(exc).__name__}"
-    return alert
+    alert = describe_run(connection, run)
+    running_for = alert.pop("runningFor")
+    return {**alert, "queueName": run["queueName"], "severity": severity, "stuckDuration": running_for}
 
 
 def get_stuck_jobs(
@@ -116,10 +129,11 @@ def get_stuck_jobs(
     """Stuck alerts with severity bands, longest first; four round trips whatever the number of jobs."""
     now = time.time() if now is None else now
     names = [queue_name] if queue_name else list_queue_names(connection)
-    stuck = [run for run in active_runs(connection, names, now) if severity_for(run["runningFor"], thresholds)]
-    alerts = [
-        stuck_alert(connection, run, severity_for(run["runningFor"], thresholds) or "low")
-        for run in load_jobs(connection, stuck)
-    ]
+    alerts = []
+    for run in runs_started_before(connection, names, now - thresholds[0] * 60):
+        run["runningFor"] = max(0, int((now - (_parse_started_at(run["raw"].get(b"started_at")) or now)) * 1000))
+        severity = severity_for(run["runningFor"], thresholds)
+        if severity is not None:  # it may have ended between the two reads
+            alerts.append(stuck_alert(connection, run, severity))
     alerts.sort(key=lambda alert: alert["stuckDuration"], reverse=True)
     return alerts

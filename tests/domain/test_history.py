@@ -91,3 +91,18 @@ def test_outcome_counts_follow_the_capped_list_exactly(connection):
         for field in (b"|ok", queue + b"|ok"):
             expected[field] = expected.get(field, 0) + int(ok)
     assert {k: int(v) for k, v in connection.hgetall(keys.OUTCOME_COUNTS).items()} == expected
+
+
+def test_summed_totals_agree_with_the_series(connection):
+    now = time.time()
+    with connection.pipeline() as pipe:
+        for day in range(40):
+            for queue in ("a", "b"):
+                outcome = "fail" if day % 3 == 0 else "ok"
+                history.record_attempt(pipe, queue, outcome, 10 * day, "j", "f", ended_at=now - day * 86400)
+        pipe.execute()
+    for period in ("24h", "7d", "30d"):
+        plain = history.get_trends(connection, period, ["c"], now=now)
+        with_series = history.get_trends(connection, period, ["c"], with_series=True, now=now)
+        assert plain == [{k: v for k, v in trend.items() if k != "series"} for trend in with_series]
+    assert [t["total"] for t in history.get_trends(connection, "30d", [], now=now)] == [30, 30]
