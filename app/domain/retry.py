@@ -1,7 +1,8 @@
 """Retry with overrides (seed 002): a NEW job with the same function and arguments, `dataOverrides` merged over
 the keyword arguments, and the given priority, attempts and backoff.
 
-Nothing is lost: the new job is stored before the original is touched, and the original is removed last.
+Nothing is lost: the new job is stored before the original is touched, and the original is removed last, in one
+transaction, so a failure at any step leaves the original whole in its registry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 from redis import Redis
 from rq import Queue
 from rq.command import send_stop_job_command
-from rq.job import Job
+from rq.job import Job, JobStatus, Retry
+from rq.results import Result
+from rq.worker import Worker
 
 from app.domain import attempts
 from app.domain.errors import JobNotRetryable
@@ -25,6 +28,16 @@ from app.domain.timeutil import to_ms
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATES = ("failed", "stopped", "canceled")
+STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
+
+# Marks the original only while it exists: a job deleted meanwhile must not come back as a hash holding only meta.
+_SET_META_IF_EXISTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+  return 1
+end
+return 0
+"""
 
 
 def _check_retryable(job: Job, state: str, thresholds: tuple[int, ...], now: float) -> None:
@@ -38,23 +51,33 @@ def _check_retryable(job: Job, state: str, thresholds: tuple[int, ...], now: flo
     raise JobNotRetryable(f"Job '{job.id}' is {state}; only failed, stopped, canceled and stuck jobs can be retried")
 
 
+def _retry_policy(job: Job, total_attempts: int, options: dict[str, Any]) -> tuple[Retry | None, Any]:
+    """RQ's Retry and the backoff to record: the given or recorded backoff, else the original's RQ intervals."""
+    backoff = options["backoff"] if "backoff" in options else job.meta.get(attempts.BACKOFF)
+    intervals = list(job.retry_intervals or [])
+    if backoff is None and intervals and total_attempts > 1:  # enqueued with a plain rq.Retry: keep its intervals
+        return Retry(max=total_attempts - 1, interval=intervals), None
+    return attempts.retry_for(total_attempts, backoff), backoff
+
+
 def _enqueue_copy(job: Job, queue: Queue, kwargs: dict[str, Any], options: dict[str, Any]) -> Job:
     current = job_options(job)
     priority = options.get("priority", current["priority"])
     total_attempts = options.get("attempts", current["attempts"])
-    backoff = options["backoff"] if "backoff" in options else job.meta.get(attempts.BACKOFF)
-    meta = {
+    retry, backoff = _retry_policy(job, total_attempts, options)
+    meta: dict[str, Any] = {
         attempts.RETRIED_FROM: job.id,
         attempts.PRIORITY: priority,
         attempts.ATTEMPTS: total_attempts,
-        attempts.BACKOFF: backoff,
     }
+    if backoff is not None:
+        meta[attempts.BACKOFF] = backoff
     common: dict[str, Any] = {
         "timeout": job.timeout,
         "result_ttl": job.result_ttl,
         "failure_ttl": job.failure_ttl,
         "description": job.description,
-        "retry": attempts.retry_for(total_attempts, backoff),
+        "retry": retry,
         "meta": meta,
     }
     func_name = str(job.func_name)  # by name: the web process need not import the producer's code
@@ -63,13 +86,33 @@ def _enqueue_copy(job: Job, queue: Queue, kwargs: dict[str, Any], options: dict[
     return queue.enqueue_call(func_name, args=job.args, kwargs=kwargs, **common)
 
 
+def mark_retried_as(connection: Redis, job: Job, new_id: str) -> None:
+    job.meta[attempts.RETRIED_AS] = new_id
+    connection.eval(_SET_META_IF_EXISTS_LUA, 1, job.key, job.serializer.dumps(job.meta))
+
+
+def stop_run(connection: Redis, job: Job, wait: float = STOP_WAIT_SECONDS) -> None:
+    """Ask a live worker to stop the job's run and wait (bounded) until it has recorded the stop, so that its
+    end-of-job bookkeeping cannot re-create the job after it is deleted. A worker that is gone cannot answer."""
+    if not job.worker_name or not connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
+        return
+    send_stop_job_command(connection, job.id, serializer=job.serializer)
+    deadline = time.monotonic() + wait
+    while connection.hget(job.key, "status") == JobStatus.STARTED.value.encode():
+        if time.monotonic() > deadline:
+            log.warning("worker %s did not stop job %s within %.0f s", job.worker_name, job.id, wait)
+            return
+        time.sleep(0.05)
+
+
 def remove_original(connection: Redis, job: Job, state: str) -> None:
+    """Registry entry, hash, executions and results in one transaction (rq 2.12's delete keeps results)."""
     if state == "active":
-        try:  # ask its worker to stop the run first; a worker that is gone cannot answer
-            send_stop_job_command(connection, job.id)
-        except Exception as exc:
-            log.warning("could not ask the worker of job %s to stop it: %s", job.id, exc)
-    job.delete(remove_from_queue=True)
+        stop_run(connection, job)
+    with connection.pipeline() as pipe:
+        job.delete(pipeline=pipe, remove_from_queue=True)
+        pipe.delete(Result.get_key(job.id))
+        pipe.execute()
 
 
 def retry_job(
@@ -92,8 +135,7 @@ def retry_job(
         ) from exc
     queue = Queue(queue_name, connection=connection, serializer=job.serializer)
     new_job = _enqueue_copy(job, queue, kwargs, options)
-    job.meta[attempts.RETRIED_AS] = new_job.id
-    job.save_meta()
+    mark_retried_as(connection, job, new_job.id)  # first: should the removal fail, the original says where it went
     if options.get("removeOriginal"):
         remove_original(connection, job, state)
     return new_job.id
