@@ -49,7 +49,11 @@ def clear(queueName: str) -> Any:  # noqa: N803
 
 @bp.post("/retry/<queueName>/<jobId>")
 @role_required(Role.ADMIN)
-@spec.validate(json=RetryBody, resp=Resp(HTTP_201=RetryResult, HTTP_409=ErrorBody, **ERRORS), tags=["jobs"])
+@spec.validate(
+    json=RetryBody,
+    resp=Resp(HTTP_201=RetryResult, HTTP_409=ErrorBody, HTTP_413=ErrorBody, HTTP_415=ErrorBody, **ERRORS),
+    tags=["jobs"],
+)
 def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
     """A new job with the same function and arguments, overrides merged, new priority/attempts/backoff."""
     body: RetryBody = request.context.json  # type: ignore[attr-defined]

@@ -142,6 +142,22 @@ def test_retry_with_overrides_runs_a_new_job(client, auth, connection, redis_url
     assert detail["opts"]["backoff"] == {"type": "exponential", "delay": 2000}
 
 
+def test_retry_of_a_real_failure_completes_with_the_override(client, auth, connection, redis_url):
+    queue = Queue("r-real", connection=connection)
+    original = queue.enqueue("workers.tasks.flaky", key="r-real-runs", failures=5)
+    run_worker(redis_url, "r-real")
+    assert original.get_status() == JobStatus.FAILED
+    body = {"dataOverrides": {"failures": 1}, "removeOriginal": True}
+    response = client.post(f"{API}/retry/r-real/{original.id}", json=body, headers=auth("admin"))
+    assert response.status_code == 201, response.get_json()
+    new = Job.fetch(response.get_json()["newJobId"], connection=connection)
+    run_worker(redis_url, "r-real")
+    assert new.get_status() == JobStatus.FINISHED
+    assert new.return_value() == 2  # run 2 fails under failures=5: only the override lets it complete
+    assert not Job.exists(original.id, connection)
+    assert queue.failed_job_registry.get_job_count(cleanup=False) == 0
+
+
 def test_retry_with_priority_goes_to_the_prioritized_set(client, auth, connection, redis_url):
     original = failed_job(connection, redis_url, "r-prio", "x@y.z")
     new_id = client.post(f"{API}/retry/r-prio/{original.id}", json={"priority": 7}, headers=auth("admin")).get_json()[
@@ -269,3 +285,21 @@ def test_retry_errors(client, auth, connection, redis_url, path, kwargs, status,
 def test_moderators_cannot_retry(client, auth, connection, redis_url):
     original = failed_job(connection, redis_url, "r-mod", "m@o.d")
     assert_error(client.post(f"{API}/retry/r-mod/{original.id}", headers=auth("moderator")), 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("patch", "/queue/n-tok/pause"),
+        ("patch", "/queue/n-tok/resume"),
+        ("delete", "/queue/n-tok/clear"),
+        ("post", "/retry/n-tok/JOB"),
+    ],
+)
+def test_actions_need_a_token_and_change_nothing_without_one(client, connection, redis_url, method, path):
+    job = failed_job(connection, redis_url, "n-tok", "t@o.k")
+    before = everything(connection)
+    response = getattr(client, method)(API + path.replace("JOB", job.id), headers={"Authorization": "Bearer nope"})
+    assert_error(response, 401, "invalid_token")
+    assert_error(getattr(client, method)(API + path.replace("JOB", job.id)), 401, "missing_token")
+    assert everything(connection) == before
