@@ -149,35 +149,31 @@ class MonitoredWorker(Worker):
             self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
         super().prepare_job_execution(job, remove_from_intermediate_queue)
 
-    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
+    # Signatures differ between RQ 2.12 and 3 (3 adds `execution`): pass everything through unchanged.
+
+    def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         self._ending = (job, "ok")
         try:
-            super().handle_job_success(job, queue, started_job_registry, execution)
+            super().handle_job_success(job, queue, *args, **kwargs)
         finally:
             self._ending = None
 
-    def handle_job_failure(
-        self,
-        job: Job,
-        queue: Queue,
-        started_job_registry: Any = None,
-        exc_string: str = "",
-        execution: Any = None,
-    ) -> None:
+    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        exc_string = kwargs.get("exc_string", args[1] if len(args) > 1 else "")
         will_retry = job.should_retry and self._stopped_job_id != job.id
         self._ending = (job, "retry" if will_retry else "fail")
         self._note_error(job, exc_string)
         try:
-            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            super().handle_job_failure(job, queue, *args, **kwargs)
         finally:
             self._ending = None
 
-    def handle_job_retry(self, job: Job, queue: Queue, retry: Any, started_job_registry: Any, execution: Any) -> None:
+    def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:
         exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
         self._ending = (job, "fail" if exhausted else "retry")
         self._note_error(job, "the job returned Retry")
         try:
-            super().handle_job_retry(job, queue, retry, started_job_registry, execution)
+            super().handle_job_retry(job, queue, retry, *args, **kwargs)
         finally:
             self._ending = None
 
