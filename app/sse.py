@@ -28,6 +28,9 @@ from app.extensions import get_redis
 log = logging.getLogger(__name__)
 
 CLIENT_BACKLOG = 5  # events kept for a slow client; older ones are dropped (each event is a full snapshot)
+# Reconnect attempts back off only up to this, so that streams resume within a tick of Redis coming back
+# (a refused connection costs next to nothing, whatever the number of web processes).
+RECONNECT_MAX_SECONDS = 1.0
 
 
 def wire(document: Any) -> str:
@@ -82,34 +85,53 @@ class Hub:
                 except (queue.Empty, queue.Full):
                     pass
 
+    def stop_if_idle(self) -> bool:
+        """Under the lock, so that a stream subscribing meanwhile starts a new listener instead."""
+        with self.lock:
+            if self.listeners:
+                return False
+            self.started = False
+            return True
+
     def run(self) -> None:
-        """Listen forever; (re)subscribe to the channels local streams want, from this thread only."""
-        backoff = 0.5
+        """Listen while streams are open; (re)subscribe to the channels they want, from this thread only."""
+        backoff = 0.25
         while True:
             pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
             subscribed: set[str] = set()
             try:
                 while True:
                     wanted = self.channels()
+                    if not wanted and self.stop_if_idle():  # no stream left: release the connection
+                        return
                     if wanted - subscribed:
                         pubsub.subscribe(*(wanted - subscribed))
                     if subscribed - wanted:
                         pubsub.unsubscribe(*(subscribed - wanted))
                     subscribed = wanted
-                    if not subscribed:
-                        time.sleep(0.2)
-                        continue
                     message = pubsub.get_message(timeout=0.2)
                     if message and message["type"] == "message":
-                        self.deliver(message["channel"].decode(), frame(message["data"]))
-                    backoff = 0.5
+                        self.receive(message["channel"], message["data"])
+                    backoff = 0.25
             except redis.RedisError as exc:
-                log.warning("live hub lost Redis (%s); reconnecting in %.1fs", exc, backoff)
+                log.warning("live hub lost Redis (%s); reconnecting in %.2fs", exc, backoff)
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+            except Exception:  # a bug here must not leave every stream of the process silent for good
+                log.exception("live hub failed; restarting it")
+                time.sleep(backoff)
             finally:
                 with contextlib.suppress(redis.RedisError):
                     pubsub.close()
+
+    def receive(self, channel: bytes, data: bytes) -> None:
+        """A message that is not flask-sse's format (someone else publishing) is dropped, not fatal."""
+        try:
+            event = frame(data)
+        except (ValueError, TypeError):
+            log.warning("live hub: dropped a malformed message on %r", channel)
+            return
+        self.deliver(channel.decode(), event)
 
 
 class LiveBlueprint(ServerSentEventsBlueprint):

@@ -15,13 +15,13 @@ import requests
 from flask_jwt_extended import create_access_token
 from rq import Queue
 
-from app.domain import keys
+from app.domain import keys, users
 from app.domain.users import Role
 from app.embedded_redis import free_port, start_redis_server
 from app.live import Publisher
 from tests.api.test_auth import assert_error
 from tests.conftest import PASSWORD
-from tests.helpers import make_active_job, start_gunicorn, stop_worker
+from tests.helpers import make_active_job, start_gunicorn, stop_worker, wait_for
 
 API = "/api/v1/admin/jobs"
 
@@ -158,6 +158,7 @@ class StreamReader(threading.Thread):
         self.url, self.token, self.limit, self.timeout = url, token, limit, timeout
         self.events: list[tuple[float, dict]] = []
         self.error: Exception | None = None
+        self.hang_up = threading.Event()
 
     def run(self) -> None:
         try:
@@ -166,6 +167,8 @@ class StreamReader(threading.Thread):
             ) as response:
                 assert response.status_code == 200
                 for line in response.iter_lines(decode_unicode=True):
+                    if self.hang_up.is_set():  # so the server can stop without waiting out its graceful timeout
+                        return
                     if line and line.startswith("data:"):
                         self.events.append((time.monotonic(), json.loads(line[5:])))
                         if len(self.events) >= self.limit:
@@ -174,8 +177,12 @@ class StreamReader(threading.Thread):
             self.error = exc
 
 
+def command_calls(connection, command: str) -> int:
+    return int(connection.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
 def publish_count(connection) -> int:
-    return int(connection.info("commandstats").get("cmdstat_publish", {}).get("calls", 0))
+    return command_calls(connection, "publish")
 
 
 def test_events_every_two_seconds_under_gunicorn(redis_url, moderator_token):
@@ -197,20 +204,44 @@ def test_fifty_clients_one_computation_per_tick(redis_url, connection, moderator
     port = free_port()
     server = start_gunicorn(redis_url, port, LIVE_TICK_SECONDS="1")
     try:
-        token = moderator_token(port)
+        token = moderator_token(port)  # the first request starts the publisher
+        wait_for(lambda: connection.exists(keys.live_snapshot()), timeout=5)
         readers = [StreamReader(f"http://127.0.0.1:{port}{API}/live", token, limit=4) for _ in range(50)]
-        published_before = publish_count(connection)
+        published_before, computed_before = publish_count(connection), command_calls(connection, "eval")
         started = time.monotonic()
         for reader in readers:
             reader.start()
         for reader in readers:
             reader.join(30)
         elapsed = time.monotonic() - started
-        assert all(reader.error is None and len(reader.events) == 4 for reader in readers)
+        assert all(reader.error is None and len(reader.events) == 4 for reader in readers)  # first + 3 ticks
         ticks = {event["timestamp"] for reader in readers for _, event in reader.events[1:]}
-        assert len(ticks) <= elapsed + 1  # every client saw the same few ticks
-        # One PUBLISH per tick (the metrics channel), whatever the number of clients.
-        assert publish_count(connection) - published_before <= elapsed + 1
+        assert 3 <= len(ticks) <= elapsed + 1  # every client saw the same few ticks
+        # One metrics computation (one EVAL) and one PUBLISH per tick, whatever the number of clients: the
+        # first events came from the stored snapshot.
+        published = publish_count(connection) - published_before
+        assert 3 <= published <= elapsed + 1
+        assert command_calls(connection, "eval") - computed_before == published
+    finally:
+        stop_worker(server)
+
+
+def test_a_client_that_goes_away_is_unsubscribed(redis_url, connection, moderator_token):
+    make_active_job(connection, "l-leaving", 11)
+    channel = keys.live_channel("l-leaving")
+    port = free_port()
+    server = start_gunicorn(redis_url, port, LIVE_TICK_SECONDS="1")
+    try:
+        reader = StreamReader(f"http://127.0.0.1:{port}{API}/queue/l-leaving/live", moderator_token(port), limit=3)
+        reader.start()
+        reader.join(10)
+        assert reader.error is None and len(reader.events) == 3  # and the client has hung up
+        assert all(event["queue"]["queueName"] == "l-leaving" for _, event in reader.events)
+        assert all(event["stuck"][0]["severity"] == "low" for _, event in reader.events)
+        # The server notices at its next write, ends that stream's greenlet and drops the channel.
+        wait_for(lambda: connection.pubsub_numsub(channel)[0][1] == 0, timeout=5)
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert server.poll() is None
     finally:
         stop_worker(server)
 
@@ -240,26 +271,33 @@ def test_redis_restart_under_an_open_stream(tmp_path: Path, moderator_token):
     port, web_port = free_port(), free_port()
     redis_process = start_redis_server(tmp_path / "redis", port=port, persist=True)
     url = f"redis://127.0.0.1:{port}/0"
-    from app.domain import users
-
     users.create_user(redis.Redis.from_url(url), "streamer", PASSWORD, Role.MODERATOR)
     server = start_gunicorn(url, web_port, LIVE_TICK_SECONDS="1", SSE_HEARTBEAT_SECONDS="1")
     try:
-        reader = StreamReader(
-            f"http://127.0.0.1:{web_port}{API}/live", moderator_token(web_port), limit=1000, timeout=60
-        )
+        token = moderator_token(web_port)
+        reader = StreamReader(f"http://127.0.0.1:{web_port}{API}/live", token, limit=1000, timeout=60)
         reader.start()
         time.sleep(2.5)
         redis_process.terminate()  # SIGTERM: redis saves its data and exits
         redis_process.wait(timeout=10)
         assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 503
-        time.sleep(2)
+        refused = requests.get(  # a new stream meanwhile: the JSON error, never a 500
+            f"http://127.0.0.1:{web_port}{API}/live", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        assert refused.status_code == 503 and refused.json()["success"] is False
+        time.sleep(4)  # long enough for reconnect attempts to back off
         seen_before_restart = len(reader.events)
         redis_process = start_redis_server(tmp_path / "redis", port=port, persist=True)
-        time.sleep(3.5)
+        restarted = time.monotonic()
+        wait_for(lambda: len(reader.events) > seen_before_restart, timeout=5)
+        resumed_after = reader.events[seen_before_restart][0] - restarted
+        assert resumed_after <= 2.0  # within a tick (1 s) plus the hub's reconnect delay (<= 1 s)
+        time.sleep(1.5)
         assert reader.is_alive() and reader.error is None  # the stream stayed open
-        assert len(reader.events) >= seen_before_restart + 2  # and publishing resumed within a tick or two
+        assert len(reader.events) >= seen_before_restart + 2
         assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 200
+        reader.hang_up.set()
+        reader.join(5)
     finally:
         stop_worker(server)
         redis_process.terminate()

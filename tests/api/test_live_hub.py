@@ -1,0 +1,179 @@
+"""The stream machinery in one process: heartbeat, the server-chosen channel, the process-wide pub/sub hub
+(one subscription, released with the last stream, robust to foreign messages), when the publisher starts,
+and `flask monitor publish` as its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from rq import Queue
+
+from app.domain import keys
+from app.embedded_redis import free_port
+from app.live import Publisher
+from app.sse import wire
+from tests.conftest import make_app
+from tests.helpers import BIN, ROOT, make_active_job, wait_for
+
+API = "/api/v1/admin/jobs"
+THRESHOLDS = (10, 30, 60, 120)
+
+
+def chunks_of(response) -> Iterator[str]:
+    return (chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response)
+
+
+def data_of(chunk: str) -> dict:
+    assert chunk.startswith("data:") and "event:" not in chunk, chunk
+    return json.loads(chunk[len("data:") :])
+
+
+def subscribers(connection: redis.Redis, channel: str) -> int:
+    return int(connection.pubsub_numsub(channel)[0][1])
+
+
+@pytest.fixture
+def heartbeat_app(redis_url, tmp_path):
+    return make_app(redis_url, tmp_path, SSE_HEARTBEAT_SECONDS=0.3)
+
+
+def test_an_idle_stream_gets_comment_heartbeats(heartbeat_app, tokens):
+    client = heartbeat_app.test_client()
+    headers = {"Authorization": f"Bearer {tokens['moderator']}"}
+    response = client.get(f"{API}/live", headers=headers, buffered=False)
+    chunks = chunks_of(response)
+    assert next(chunks) == "retry: 2000\n\n"
+    data_of(next(chunks))
+    started = time.monotonic()
+    assert [next(chunks), next(chunks)] == [": keep-alive\n\n"] * 2  # nothing published: comments only
+    assert 0.5 <= time.monotonic() - started < 1.5
+    response.close()
+
+
+def test_the_channel_is_chosen_by_the_server_not_the_client(client, auth, connection):
+    make_active_job(connection, "l-chosen", 1)
+    spoofed = f"?channel={keys.live_channel('l-chosen')}"
+    response = client.get(f"{API}/live{spoofed}", headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(response)
+    next(chunks)
+    assert "queues" in data_of(next(chunks))
+    wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
+    assert subscribers(connection, keys.live_channel("l-chosen")) == 0
+    connection.publish(keys.live_channel("l-chosen"), wire({"spoofed": True}))
+    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    assert data_of(next(chunks))["queues"][0]["queueName"] == "l-chosen"
+    response.close()
+    # flask-sse's own `?channel=` route is not registered.
+    assert client.get(f"{API}?channel={keys.live_channel()}", headers=auth("moderator")).status_code == 404
+
+
+def test_a_queue_stream_receives_each_published_queue_document(client, auth, connection):
+    make_active_job(connection, "l-ticks", 12)
+    response = client.get(f"{API}/queue/l-ticks/live", headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(response)
+    next(chunks)
+    data_of(next(chunks))
+    wait_for(lambda: subscribers(connection, keys.live_channel("l-ticks")) == 1, timeout=3)
+    tick = (time.time() // 2) * 2
+    Publisher(connection, 2.0, THRESHOLDS).publish(tick)
+    event = data_of(next(chunks))
+    response.close()
+    assert set(event) == {"timestamp", "queue", "activeJobs", "stuck"}
+    assert event["timestamp"].endswith("Z") and event["queue"]["queueName"] == "l-ticks"
+    [active] = event["activeJobs"]
+    assert set(active) >= {"jobId", "jobName", "startedAt", "runningFor", "workerName", "attemptsMade"}
+    assert [alert["severity"] for alert in event["stuck"]] == ["low"]
+
+
+def test_one_subscription_per_process_released_with_the_last_stream(app, client, auth, connection):
+    streams = [client.get(f"{API}/live", headers=auth("moderator"), buffered=False) for _ in range(3)]
+    for stream in streams:
+        chunks = chunks_of(stream)
+        next(chunks), next(chunks)
+    wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
+    hub = app.extensions["sse_hub"]
+    assert sum(len(inboxes) for inboxes in hub.listeners.values()) == 3
+    for stream in streams[:0:-1]:  # newest first: in one thread, request contexts must unwind in order
+        stream.close()
+    time.sleep(0.5)
+    assert subscribers(connection, keys.live_channel()) == 1
+    streams[0].close()
+    wait_for(lambda: subscribers(connection, keys.live_channel()) == 0, timeout=3)
+    wait_for(lambda: not hub.started, timeout=3)  # the listener ended with its last stream
+    assert hub.listeners == {}
+    again = client.get(f"{API}/live", headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(again)
+    next(chunks), next(chunks)
+    wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
+    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    assert "queues" in data_of(next(chunks))
+    again.close()
+
+
+@pytest.mark.parametrize("foreign", [b"not json", b"[1, 2]", b'{"no": "data"}', b"\xff\xfe"])
+def test_the_hub_drops_foreign_messages_and_keeps_delivering(client, auth, connection, foreign):
+    response = client.get(f"{API}/live", headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(response)
+    next(chunks), next(chunks)
+    wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
+    connection.publish(keys.live_channel(), foreign)
+    connection.publish(keys.live_channel(), wire({"after": "foreign"}))
+    assert data_of(next(chunks)) == {"after": "foreign"}
+    response.close()
+
+
+def test_the_publisher_starts_on_the_first_request_never_for_cli_commands(redis_url, tmp_path):
+    app = make_app(redis_url, tmp_path, LIVE_PUBLISHER_ENABLED=True, LIVE_TICK_SECONDS=0.5)
+    result = app.test_cli_runner().invoke(args=["users", "list"])
+    assert result.exit_code == 0, result.output
+    assert "live_publisher" not in app.extensions
+    assert app.test_client().get("/healthz").status_code == 200
+    publisher = app.extensions["live_publisher"]
+    try:
+        app.test_client().get("/healthz")
+        assert app.extensions["live_publisher"] is publisher  # one per process
+        wait_for(lambda: publisher.published_ticks >= 2, timeout=3)
+    finally:
+        publisher.stop()
+
+
+def test_the_publisher_rides_out_an_unreachable_redis():
+    gone = redis.Redis(port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2)
+    publisher = Publisher(gone, 0.5, THRESHOLDS)
+    assert publisher.tick() is False and publisher.published_ticks == 0
+
+
+def test_monitor_publish_runs_the_publisher_as_its_own_process(redis_url, connection):
+    Queue("l-cli", connection=connection).enqueue("workers.tasks.noop")
+    subscriber = connection.pubsub(ignore_subscribe_messages=True)
+    subscriber.subscribe(keys.live_channel())
+    env = {**os.environ, "REDIS_URL": redis_url, "JWT_SECRET_KEY": "cli-secret", "LIVE_TICK_SECONDS": "0.5"}
+    process = subprocess.Popen(
+        [str(BIN / "flask"), "--app", "app", "monitor", "publish"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        stamps, deadline = [], time.monotonic() + 10
+        while len(stamps) < 3 and time.monotonic() < deadline and process.poll() is None:
+            message = subscriber.get_message(timeout=0.2)
+            if message:
+                document = json.loads(json.loads(message["data"])["data"])
+                stamps.append(document["timestamp"])
+        assert len(stamps) == 3, process.poll()
+        assert document["queues"][0]["queueName"] == "l-cli"
+        assert len(set(stamps)) == 3 and json.loads(connection.get(keys.live_snapshot()))["data"]
+    finally:
+        subscriber.close()
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert "publishing live snapshots every 0.5s" in output
