@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -185,7 +185,11 @@ def publish_count(connection) -> int:
     return command_calls(connection, "publish")
 
 
-def test_events_every_two_seconds_under_gunicorn(redis_url, moderator_token):
+ENTRY_FIELDS = {"queueName", "waiting", "active", "completed", "failed", "delayed", "paused"}
+
+
+def test_events_every_two_seconds_under_gunicorn(redis_url, connection, moderator_token):
+    Queue("l-cadence", connection=connection).enqueue("workers.tasks.noop")
     port = free_port()
     server = start_gunicorn(redis_url, port)
     try:
@@ -195,7 +199,13 @@ def test_events_every_two_seconds_under_gunicorn(redis_url, moderator_token):
         assert reader.error is None and len(reader.events) == 4
         gaps = [later[0] - earlier[0] for earlier, later in zip(reader.events[1:], reader.events[2:], strict=False)]
         assert all(1.5 <= gap <= 2.5 for gap in gaps), gaps
-        assert all(set(event) >= {"timestamp", "queues", "totals"} for _, event in reader.events)
+        for _, event in reader.events:
+            assert set(event) >= {"timestamp", "queues", "totals", "successRate", "processingRate"}
+            [entry] = event["queues"]
+            assert set(entry) >= ENTRY_FIELDS and entry["queueName"] == "l-cadence" and entry["waiting"] == 1
+            assert event["totals"]["waiting"] == 1
+        stamps = [datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")) for _, event in reader.events[1:]]
+        assert [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)] == [2.0, 2.0]  # ticks
     finally:
         stop_worker(server)
 
