@@ -40,6 +40,8 @@ def start_web(env: dict[str, str], port: int, worker_connections: int = 1000, **
         "1",
         "--worker-connections",
         str(worker_connections),
+        "--graceful-timeout",
+        "5",  # open SSE streams never end by themselves: do not wait gunicorn's default 30 s for them
         "-b",
         f"127.0.0.1:{port}",
         "--log-level",
