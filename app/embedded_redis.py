@@ -38,8 +38,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis_server(data_dir: Path, port: int | None = None, persist: bool = True) -> subprocess.Popen:
-    """Start redis-server on 127.0.0.1 with its files in `data_dir`; returns once it answers PING."""
+def start_redis_server(
+    data_dir: Path, port: int | None = None, persist: bool = True, ready_timeout: float = 10.0
+) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1 with its files in `data_dir`; returns once it answers PING (loading a
+    large dump file takes a while: `ready_timeout`)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     args = [
@@ -62,7 +65,12 @@ def start_redis_server(data_dir: Path, port: int | None = None, persist: bool = 
         str(data_dir / "redis.log"),
     ]
     process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-    wait_until_ready(f"redis://127.0.0.1:{port}/0", process)
+    try:
+        wait_until_ready(f"redis://127.0.0.1:{port}/0", process, timeout=ready_timeout)
+    except BaseException:  # never leave a server behind that nobody will stop
+        process.kill()
+        process.wait()
+        raise
     (data_dir / "redis.port").write_text(str(port))
     return process
 

@@ -37,9 +37,29 @@ STATE_OF_STATUS = {
 }
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any) -> bool:
+    """True when `value` is made only of JSON types (checked by exact type, so subclasses take the slow path)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is list:
+        return all(_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _plain_json(item) for key, item in value.items())
+    return False
+
+
 def json_safe(value: Any) -> Any:
-    """What JSON can hold, as is; anything else as its repr()."""
-    return json.loads(json.dumps(value, default=repr))
+    """What JSON can hold, as is; anything else as its repr(). Most payloads are plain: a walk, no copy."""
+    try:
+        if _plain_json(value):
+            return value
+        return json.loads(json.dumps(value, default=repr))
+    except (RecursionError, ValueError):  # nested too deep, or a reference cycle
+        return repr(value)[:1000]
 
 
 def started_entry_job_id(entry: str) -> str:
@@ -90,7 +110,13 @@ def summarize(job: Job, queue_name: str, state: str) -> dict[str, Any]:
 
 
 def _date(value: bytes | None) -> str | None:
-    return iso(datetime.fromisoformat(value.decode().rstrip("Z"))) if value else None
+    if not value:
+        return None
+    text = value.decode()
+    # RQ writes "%Y-%m-%dT%H:%M:%S.%fZ": keep the milliseconds without parsing (a page has 75 dates)
+    if len(text) == 27 and text[19] == "." and text[-1] == "Z" and text[20:26].isdigit():
+        return text[:23] + "Z"
+    return iso(datetime.fromisoformat(text.rstrip("Z")))
 
 
 def summarize_fast(job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes]) -> dict[str, Any]:

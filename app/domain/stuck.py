@@ -1,7 +1,8 @@
 """Active runs and stuck alerts: jobs whose current run started at least the first threshold ago.
 
-Round trips do not grow with the number of active jobs: the queue list, every started registry, every run's
-start time, then the full hashes of the runs shown.
+Round trips do not grow with the number of active jobs. Stuck alerts: the queue list, then one script that
+finds the runs started before the cutoff and returns their fields. Active runs (one queue's live view): the
+registry, every run's start time, then the fields of the runs shown.
 """
 
 from __future__ import annotations
@@ -55,30 +56,47 @@ def active_runs(connection: Redis, queue_names: list[str], now: float) -> list[d
     return runs
 
 
+# The hash fields a run's summary reads (not exc_info or results, which can be large).
+RUN_FIELDS = ("data", "meta", "status", "created_at", "enqueued_at", "started_at", "worker_name", "description")
+
+
 def load_jobs(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fill in each run's job hash, in one round trip."""
+    """Fill in each run's job fields, in one round trip."""
     with connection.pipeline(transaction=False) as pipe:
         for run in runs:
-            pipe.hgetall(job_key(run["jobId"]))
-        for run, raw in zip(runs, pipe.execute(), strict=True):
-            run["raw"] = raw
+            pipe.hmget(job_key(run["jobId"]), RUN_FIELDS)
+        for run, values in zip(runs, pipe.execute(), strict=True):
+            run["raw"] = _fields(values)
     return runs
 
 
-# Runs that started before a cutoff, found in Redis: only their ids travel, however many jobs are running.
-# started_at is RQ's fixed-width UTC ISO text, so comparing strings compares times.
-# ARGV: started-registry key prefix, job key prefix, cutoff, queue names...  Returns queue, job id per stuck run.
+def _fields(values: list[bytes | None]) -> dict[bytes, bytes]:
+    return {name.encode(): value for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
+
+
+# Runs that started before a cutoff, found and read in Redis in one call: the job count costs server time,
+# not round trips or transfer. started_at is RQ's fixed-width UTC ISO text, so comparing strings compares times.
+# ARGV: started-registry key prefix, job key prefix, cutoff, field count n, n field names, queue names...
+# Returns, per stuck run: queue, job id, then its n fields (false when absent).
 _STARTED_BEFORE_LUA = """
+local field_count = tonumber(ARGV[4])
+local fields = {}
+for f = 1, field_count do fields[f] = ARGV[4 + f] end
 local out = {}
-for i = 4, #ARGV do
+for i = 5 + field_count, #ARGV do
   for _, entry in ipairs(redis.call('ZRANGE', ARGV[1] .. ARGV[i], 0, -1)) do
     local job_id = entry
-    local id, execution = string.match(entry, '^(.*):(%x+)$')
-    if id and string.len(execution) == 32 then job_id = id end
+    local length = string.len(entry)  -- entries are job_id:execution_id (32 hex) in RQ 2+: no pattern backtracking
+    if length > 33 and string.byte(entry, length - 32) == 58 and string.find(entry, '^%x+$', length - 31) then
+      job_id = string.sub(entry, 1, length - 33)
+    end
     local started = redis.call('HGET', ARGV[2] .. job_id, 'started_at')
     if started and started <= ARGV[3] then
       table.insert(out, ARGV[i])
       table.insert(out, job_id)
+      for _, value in ipairs(redis.call('HMGET', ARGV[2] .. job_id, unpack(fields))) do
+        table.insert(out, value)
+      end
     end
   end
 end
@@ -87,15 +105,19 @@ return out
 
 
 def runs_started_before(connection: Redis, queue_names: list[str], cutoff: float) -> list[dict[str, Any]]:
-    """The runs of `queue_names` that started at or before `cutoff`, with their job hashes (two round trips)."""
+    """The runs of `queue_names` that started at or before `cutoff`, with their job fields (one round trip)."""
     if not queue_names:
         return []
     cutoff_text = utcformat(datetime.fromtimestamp(cutoff, UTC).replace(tzinfo=None))
-    flat = connection.eval(_STARTED_BEFORE_LUA, 0, QueueKeys("").active, job_key(""), cutoff_text, *queue_names)
-    runs = [
-        {"queueName": q.decode(), "jobId": j.decode(), "raw": None} for q, j in zip(flat[::2], flat[1::2], strict=True)
+    flat = connection.eval(
+        _STARTED_BEFORE_LUA, 0, QueueKeys("").active, job_key(""), cutoff_text, len(RUN_FIELDS), *RUN_FIELDS,
+        *queue_names,
+    )
+    width = 2 + len(RUN_FIELDS)
+    return [
+        {"queueName": flat[at].decode(), "jobId": flat[at + 1].decode(), "raw": _fields(flat[at + 2 : at + width])}
+        for at in range(0, len(flat), width)
     ]
-    return load_jobs(connection, runs)
 
 
 def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +148,7 @@ def get_stuck_jobs(
     queue_name: str | None = None,
     now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Stuck alerts with severity bands, longest first; four round trips whatever the number of jobs."""
+    """Stuck alerts with severity bands, longest first; two round trips whatever the number of jobs."""
     now = time.time() if now is None else now
     names = [queue_name] if queue_name else list_queue_names(connection)
     alerts = []

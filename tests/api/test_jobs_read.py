@@ -114,6 +114,15 @@ def test_stuck_alerts_bands_and_order(client, auth, connection):
     assert first["data"] == {"args": [3600], "kwargs": {"to": "150@x"}}
     assert first["attemptsMade"] == 0 and first["startedAt"].endswith("Z")
     assert 150 * 60_000 <= first["stuckDuration"] < 151 * 60_000
+    assert first["workerName"] == "test-worker"
+
+
+def test_a_stuck_job_with_an_unreadable_payload_is_still_alerted(client, auth, connection):
+    job = make_active_job(connection, "s-broken", 45)
+    connection.hset(f"rq:job:{job.id}", "data", zlib.compress(b"\x80\x05not a pickle"))
+    [alert] = client.get(f"{API}/alerts/stuck", headers=auth("moderator")).get_json()
+    assert (alert["jobId"], alert["severity"]) == (job.id, "medium")
+    assert alert["dataError"].startswith("cannot deserialize") and alert["jobName"] is None
 
 
 def test_stuck_thresholds_come_from_configuration(redis_url, tmp_path, connection, make_user):
