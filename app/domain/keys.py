@@ -31,6 +31,15 @@ def prioritized(queue: str) -> str:
     return f"{PREFIX}:prioritized:{queue}"
 
 
+RUN_STARTS_TTL_SECONDS = 86400
+
+
+def run_starts(queue: str) -> str:
+    """Sorted set: one queue's started-registry entries scored by their run's start (YYYYMMDDHHMMSS); pruned to
+    the registry on every stuck query, TTL RUN_STARTS_TTL_SECONDS from the last one."""
+    return f"{PREFIX}:run-starts:{queue}"
+
+
 def stats_bucket(granularity: str, bucket: int) -> str:
     """Hash of finished-attempt counters for one time bucket; TTL by granularity (see history.py)."""
     return f"{PREFIX}:stats:{granularity}:{bucket}"

@@ -1,7 +1,8 @@
 """Active runs and stuck alerts: jobs whose current run started at least the first threshold ago.
 
 Round trips do not grow with the number of active jobs. Stuck alerts: the queue list, then one script that
-finds the runs started before the cutoff and returns their fields. Active runs (one queue's live view): the
+finds the runs started before the cutoff (through an index of start times, so Redis does not read every running
+job on every call) and returns their fields. Active runs (one queue's live view): the
 registry, every run's start time, then the fields of the runs shown.
 """
 
@@ -12,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
-from rq.utils import utcformat
+from redis.exceptions import ResponseError
 
+from app.domain import keys
 from app.domain.jobs import job_key, started_entry_job_id, summarize_raw
 from app.domain.queues import QueueKeys, list_queue_names
 from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, severity_for
@@ -74,28 +76,85 @@ def _fields(values: list[bytes | None]) -> dict[bytes, bytes]:
     return {name.encode(): value for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
 
 
-# Runs that started before a cutoff, found and read in Redis in one call: the job count costs server time,
-# not round trips or transfer. started_at is RQ's fixed-width UTC ISO text, so comparing strings compares times.
-# ARGV: started-registry key prefix, job key prefix, cutoff, field count n, n field names, queue names...
-# Returns, per stuck run: queue, job id, then its n fields (false when absent).
+# Runs that started before a cutoff, found and read in Redis in one call, without reading every running job:
+# rqmon:run-starts:<queue> indexes the queue's started-registry entries by start time (seconds, as the number
+# YYYYMMDDHHMMSS read from RQ's started_at text). Each call prunes the index to the registry, reads started_at
+# only for entries it has not seen, then takes the entries started at or before the cutoff and returns their
+# fields. The index only pre-selects: an entry's indexed start is never later than its run's real one, and
+# the caller recomputes every duration from the returned started_at.
+# ZDIFF needs Redis 6.2; on older servers the script fails and `_STARTED_BEFORE_SCAN_LUA` reads every run instead.
+# ARGV: started-registry key prefix, job key prefix, index key prefix, cutoff, TTL, field count n,
+# n field names, queue names...  Returns, per stuck run: queue, job id, then its n fields (false when absent).
 _STARTED_BEFORE_LUA = """
-local field_count = tonumber(ARGV[4])
+local registry_prefix, job_prefix, index_prefix = ARGV[1], ARGV[2], ARGV[3]
+local cutoff, ttl, field_count = ARGV[4], ARGV[5], tonumber(ARGV[6])
 local fields = {}
-for f = 1, field_count do fields[f] = ARGV[4 + f] end
+for f = 1, field_count do fields[f] = ARGV[6 + f] end
+
+local function job_id_of(entry)  -- entries are job_id:execution_id (32 hex) in RQ 2+
+  local length = string.len(entry)
+  if length > 33 and string.byte(entry, length - 32) == 58 and string.find(entry, '^%x+$', length - 31) then
+    return string.sub(entry, 1, length - 33)
+  end
+  return entry
+end
+
+local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 20260122100000; unreadable -> 1 (selected)
+  local digits = string.sub(text, 1, 4) .. string.sub(text, 6, 7) .. string.sub(text, 9, 10)
+    .. string.sub(text, 12, 13) .. string.sub(text, 15, 16) .. string.sub(text, 18, 19)
+  local score = tonumber(digits)
+  if score and score > 0 then return score end
+  return 1
+end
+
 local out = {}
-for i = 5 + field_count, #ARGV do
+for i = 7 + field_count, #ARGV do
+  local registry, index = registry_prefix .. ARGV[i], index_prefix .. ARGV[i]
+  local ended = redis.call('ZDIFF', 2, index, registry)
+  for at = 1, #ended, 1000 do redis.call('ZREM', index, unpack(ended, at, math.min(at + 999, #ended))) end
+  for _, entry in ipairs(redis.call('ZDIFF', 2, registry, index)) do
+    local started = redis.call('HGET', job_prefix .. job_id_of(entry), 'started_at')
+    if started then redis.call('ZADD', index, start_score(started), entry) end
+  end
+  redis.call('EXPIRE', index, ttl)
+  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', cutoff)) do
+    local job_id = job_id_of(entry)
+    table.insert(out, ARGV[i])
+    table.insert(out, job_id)
+    for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
+      table.insert(out, value)
+    end
+  end
+end
+return out
+"""
+
+
+# The same answer without the index, for Redis before 6.2 (no ZDIFF) or a read-only replica: reads started_at
+# of every running job on every call. Same ARGV (the index prefix and TTL unused) and reply.
+_STARTED_BEFORE_SCAN_LUA = """
+local job_prefix, cutoff, field_count = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[6])
+local fields = {}
+for f = 1, field_count do fields[f] = ARGV[6 + f] end
+local out = {}
+for i = 7 + field_count, #ARGV do
   for _, entry in ipairs(redis.call('ZRANGE', ARGV[1] .. ARGV[i], 0, -1)) do
     local job_id = entry
-    local length = string.len(entry)  -- entries are job_id:execution_id (32 hex) in RQ 2+: no pattern backtracking
+    local length = string.len(entry)
     if length > 33 and string.byte(entry, length - 32) == 58 and string.find(entry, '^%x+$', length - 31) then
       job_id = string.sub(entry, 1, length - 33)
     end
-    local started = redis.call('HGET', ARGV[2] .. job_id, 'started_at')
-    if started and started <= ARGV[3] then
-      table.insert(out, ARGV[i])
-      table.insert(out, job_id)
-      for _, value in ipairs(redis.call('HMGET', ARGV[2] .. job_id, unpack(fields))) do
-        table.insert(out, value)
+    local started = redis.call('HGET', job_prefix .. job_id, 'started_at')
+    if started then
+      local digits = string.sub(started, 1, 4) .. string.sub(started, 6, 7) .. string.sub(started, 9, 10)
+        .. string.sub(started, 12, 13) .. string.sub(started, 15, 16) .. string.sub(started, 18, 19)
+      local score = tonumber(digits) or 1
+      if score <= cutoff then
+        table.insert(out, ARGV[i])
+        table.insert(out, job_id)
+        for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
+          table.insert(out, value)
+        end
       end
     end
   end
@@ -104,15 +163,33 @@ return out
 """
 
 
+def _index_unusable(error: ResponseError) -> bool:
+    message = str(error).lower()
+    return "unknown redis command" in message or "unknown command" in message or "readonly" in message
+
+
 def runs_started_before(connection: Redis, queue_names: list[str], cutoff: float) -> list[dict[str, Any]]:
-    """The runs of `queue_names` that started at or before `cutoff`, with their job fields (one round trip)."""
+    """The runs of `queue_names` that started at or before `cutoff` (some later ones too, by under a second:
+    the caller checks), with their job fields, in one round trip."""
     if not queue_names:
         return []
-    cutoff_text = utcformat(datetime.fromtimestamp(cutoff, UTC).replace(tzinfo=None))
-    flat = connection.eval(
-        _STARTED_BEFORE_LUA, 0, QueueKeys("").active, job_key(""), cutoff_text, len(RUN_FIELDS), *RUN_FIELDS,
+    cutoff_score = datetime.fromtimestamp(cutoff, UTC).strftime("%Y%m%d%H%M%S")
+    arguments = [
+        QueueKeys("").active,
+        job_key(""),
+        keys.run_starts(""),
+        cutoff_score,
+        keys.RUN_STARTS_TTL_SECONDS,
+        len(RUN_FIELDS),
+        *RUN_FIELDS,
         *queue_names,
-    )
+    ]
+    try:
+        flat = connection.eval(_STARTED_BEFORE_LUA, 0, *arguments)
+    except ResponseError as error:
+        if not _index_unusable(error):
+            raise
+        flat = connection.eval(_STARTED_BEFORE_SCAN_LUA, 0, *arguments)
     width = 2 + len(RUN_FIELDS)
     return [
         {"queueName": flat[at].decode(), "jobId": flat[at + 1].decode(), "raw": _fields(flat[at + 2 : at + width])}
