@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 from app.embedded_redis import ensure_embedded_redis
+from app.json_provider import OrjsonProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ def _development_secret(instance: Path) -> str:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """config → extensions → blueprints → error handlers → CLI."""
     app = Flask(__name__, template_folder=_template_folder(), instance_relative_config=True)
+    app.json = OrjsonProvider(app)
     _load_config(app, test_config)
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]

@@ -73,9 +73,7 @@ def seed_queue(connection: redis.Redis, name: str, jobs_per_queue: int) -> None:
                     queue.enqueue_many(data, pipeline=pipe)
                 else:
                     for i in range(size):
-                        job = queue.create_job(
-                            FUNC, args=(f"user{counter + i}@example.com",), kwargs={"subject": "Hi"}
-                        )
+                        job = queue.create_job(FUNC, args=(f"user{counter + i}@example.com",), kwargs={"subject": "Hi"})
                         job.enqueued_at = now - timedelta(seconds=30)
                         if state == "delayed":
                             queue.schedule_job(job, now + timedelta(hours=1), pipeline=pipe)
@@ -184,8 +182,10 @@ def print_summary(connection: redis.Redis, queues: int, jobs_per_queue: int, act
     timings = result["timings"]
     expected = {state: count * queues for state, count in state_counts(jobs_per_queue).items()}
     expected["active"] = active
-    print(f"seeded {queues} queues x {jobs_per_queue:,} jobs + {active:,} active + {result['history_records']:,} "
-          f"history records")
+    print(
+        f"seeded {queues} queues x {jobs_per_queue:,} jobs + {active:,} active + {result['history_records']:,} "
+        f"history records"
+    )
     print(f"{'state':<10} {'expected':>10} {'in Redis':>10}")
     for state in ("waiting", "completed", "failed", "delayed", "active"):
         print(f"{state:<10} {expected[state]:>10,} {totals[state]:>10,}")

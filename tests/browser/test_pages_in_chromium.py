@@ -20,6 +20,28 @@ def count_cell(page, queue: str, state: str):
     return page.locator(f'tr[data-queue="{queue}"] td[data-count="{state}"]')
 
 
+def test_sign_in_refuses_a_bad_password_keeps_tokens_out_of_storage_and_signs_out(page, server, make_user):
+    make_user("mod", Role.MODERATOR)
+    page.goto(f"{server}/admin/login")
+    page.fill("#username", "mod")
+    page.fill("#password", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
+    assert page.url == f"{server}/admin/login"
+    screenshot(page, "login")
+    sign_in(page, server, "mod")
+    cookies = {cookie["name"]: cookie for cookie in page.context.cookies()}
+    assert cookies["access_token_cookie"]["httpOnly"] and cookies["refresh_token_cookie"]["httpOnly"]
+    assert not cookies["csrf_access_token"]["httpOnly"]  # the pages read it to send X-CSRF-TOKEN
+    assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+    page.click("#logout")
+    page.wait_for_url(f"{server}/admin/login*")
+    expect(page.locator("p.notice")).to_have_text("You are signed out.")
+    page.goto(f"{server}/admin/")
+    assert page.url.startswith(f"{server}/admin/login")  # signed out, the pages lead back to sign-in
+    assert "Sign in" in page.inner_text("h1")
+
+
 def test_moderators_watch_without_action_buttons(page, server, connection, make_user):
     make_user("mod", Role.MODERATOR)
     Queue("b-mod", connection=connection).enqueue("workers.tasks.noop")
@@ -168,7 +190,8 @@ def test_when_the_stream_is_cut_the_page_polls_and_keeps_updating(browser, conne
         page.route("**/api/v1/admin/jobs/live", lambda route: route.abort())  # the stream cannot come back
         page.wait_for_selector("#live-status:has-text('polling every 5 seconds')", timeout=15000)
         queue.enqueue("workers.tasks.noop")
-        expect(count_cell(page, "b-poll", "waiting")).to_have_text("2")
+        # One poll interval (5 s) plus a token refresh may pass before the next /metrics answer lands.
+        expect(count_cell(page, "b-poll", "waiting")).to_have_text("2", timeout=12000)
         screenshot(page, "overview-polling")
     finally:
         context.close()
