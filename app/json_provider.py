@@ -30,4 +30,5 @@ class OrjsonProvider(DefaultJSONProvider):
             body = orjson.dumps(obj, default=self.default, option=_OPTIONS)
         except TypeError:
             body = super().dumps(obj).encode()
-        return self._app.response_class(body + b"\n", mimetype=self.mimetype)
+        response_class: Any = self._app.response_class  # typed as sans-IO's, whose first argument is the status
+        return response_class(body + b"\n", mimetype=self.mimetype)
