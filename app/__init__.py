@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+from typing import TYPE_CHECKING, Any
 
 import config
 from app.embedded_redis import ensure_embedded_redis
-from app.json_provider import OrjsonProvider
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# Flask is imported inside create_app(): the worker side imports app.domain, and every RQ work horse it forks
+# should not carry the web stack.
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +52,11 @@ def _development_secret(instance: Path) -> str:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """config → extensions → blueprints → error handlers → CLI."""
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app.json_provider import OrjsonProvider
+
     app = Flask(__name__, template_folder=_template_folder(), instance_relative_config=True)
     app.json = OrjsonProvider(app)
     _load_config(app, test_config)

@@ -66,7 +66,9 @@ class MonitoredWorker(Worker):
         super().__init__(*args, **kwargs)
         self._runnable_script = Script(self.connection, _RUNNABLE_QUEUES_LUA)
         self._put_back_script = Script(self.connection, _PUT_BACK_IF_PAUSED_LUA)
-        self._ending: tuple[Job, str] | None = None  # the job whose end is being written, and its outcome
+        # The job whose end is being written, its outcome and its meta as read just before RQ's end-of-job pipeline.
+        self._ending: tuple[Job, str, dict[str, Any] | None] | None = None
+        self._starting: Job | None = None  # the job whose start (attemptsStarted) is being written
 
     # --- start-up -----------------------------------------------------------------------------------
 
@@ -144,15 +146,33 @@ class MonitoredWorker(Worker):
             job.meta[attempts.ATTEMPTS_STARTED] = int(job.meta.get(attempts.ATTEMPTS_STARTED, 0)) + 1
             # RQ counts retries down and forgets the total: keep the configured attempts from the first run.
             job.meta.setdefault(attempts.ATTEMPTS, 1 + int(job.retries_left or 0))
-            job.save_meta()
+            self._starting = job  # written by heartbeat() below, inside RQ's own start-of-job pipeline
         except Exception:  # recording must never stop the job from running
             self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
         super().prepare_job_execution(job, remove_from_intermediate_queue)
+        if self._starting is not None:  # an RQ whose start-of-job pipeline does not heartbeat: one write more
+            self._starting = None
+            self._save_meta_quietly(job)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if pipeline is not None and self._starting is not None:
+            job, self._starting = self._starting, None
+            try:
+                pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
+            except Exception:
+                self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
+        super().heartbeat(timeout, pipeline)
+
+    def _save_meta_quietly(self, job: Job) -> None:
+        try:
+            job.save_meta()
+        except Exception:
+            self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
 
     # Signatures differ between RQ 2.12 and 3 (3 adds `execution`): pass everything through unchanged.
 
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
-        self._ending = (job, "ok")
+        self._ending = (job, "ok", self._fresh_meta(job))
         try:
             super().handle_job_success(job, queue, *args, **kwargs)
         finally:
@@ -161,7 +181,7 @@ class MonitoredWorker(Worker):
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         exc_string = kwargs.get("exc_string", args[1] if len(args) > 1 else "")
         will_retry = job.should_retry and self._stopped_job_id != job.id
-        self._ending = (job, "retry" if will_retry else "fail")
+        self._ending = (job, "retry" if will_retry else "fail", self._fresh_meta(job))
         self._note_error(job, exc_string)
         try:
             super().handle_job_failure(job, queue, *args, **kwargs)
@@ -170,12 +190,21 @@ class MonitoredWorker(Worker):
 
     def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:
         exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
-        self._ending = (job, "fail" if exhausted else "retry")
+        self._ending = (job, "fail" if exhausted else "retry", self._fresh_meta(job))
         self._note_error(job, "the job returned Retry")
         try:
             super().handle_job_retry(job, queue, retry, *args, **kwargs)
         finally:
             self._ending = None
+
+    def _fresh_meta(self, job: Job) -> dict[str, Any] | None:
+        """The job may have saved meta while it ran: read it now, before RQ's pipeline holds the connection
+        (reading it from inside that pipeline would open a second connection in every work horse)."""
+        try:
+            return job.get_meta(refresh=True)
+        except Exception:  # recording must never fail the job; _queue_record reads it again
+            self.log.exception("Worker %s: could not read the meta of job %s", self.name, job.id)
+            return None
 
     def _note_error(self, job: Job, exc_string: str) -> None:
         lines = [line for line in (exc_string or "").strip().splitlines() if line.strip()]
@@ -198,17 +227,18 @@ class MonitoredWorker(Worker):
     def _record_ending(self, pipeline: Pipeline | None) -> None:
         if self._ending is None or pipeline is None:
             return
-        job, outcome = self._ending
+        job, outcome, meta = self._ending
         self._ending = None  # once per ended attempt, even if RQ increments twice
         try:
-            self._queue_record(pipeline, job, outcome)
+            self._queue_record(pipeline, job, outcome, meta)
         except Exception:  # never fail or lose the job because of the monitor
             self.log.exception("Worker %s: could not record the end of job %s", self.name, job.id)
 
-    def _queue_record(self, pipeline: Pipeline, job: Job, outcome: str) -> None:
+    def _queue_record(self, pipeline: Pipeline, job: Job, outcome: str, meta: dict[str, Any] | None) -> None:
         started, ended = job.started_at, job.ended_at or utcnow().replace(tzinfo=None)
         duration_ms = int((ended - started).total_seconds() * 1000) if started else 0
-        meta = job.get_meta(refresh=True)  # the job itself may have saved meta while it ran
+        if meta is None:
+            meta = job.get_meta(refresh=True)
         meta[attempts.ATTEMPTS_MADE] = int(meta.get(attempts.ATTEMPTS_MADE, 0)) + 1
         meta.setdefault(attempts.ATTEMPTS_STARTED, meta[attempts.ATTEMPTS_MADE])
         error = job.__dict__.pop("_rqmon_error", None)

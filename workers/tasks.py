@@ -48,3 +48,13 @@ def record(key: str, tag: str) -> str:
 def send_email(to: str, subject: str = "Hello", customParam: Any = None) -> dict[str, Any]:  # noqa: N803 - the seed's name
     time.sleep(0.05)
     return {"to": to, "subject": subject, "customParam": customParam}
+
+
+def report_progress(steps: int) -> int:
+    """Saves its progress in job.meta as it runs, as many real tasks do: the worker's records must keep it."""
+    job = get_current_job()
+    assert job is not None
+    for step in range(1, steps + 1):
+        job.meta["progress"] = step
+        job.save_meta()
+    return steps

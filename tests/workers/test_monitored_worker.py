@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 from rq import Queue
@@ -10,7 +12,7 @@ from rq.job import Job, JobStatus
 from app.domain import attempts, history, keys
 from app.domain.pause import pause_queue, resume_queue
 from app.domain.priority import enqueue_prioritized
-from tests.helpers import run_worker, start_worker, stop_worker, wait_for
+from tests.helpers import ROOT, run_worker, start_worker, stop_worker, wait_for
 from workers import MonitoredWorker
 
 
@@ -126,6 +128,36 @@ def test_trends_still_count_after_rq_expired_the_jobs(connection, redis_url):
     wait_for(lambda: not Job.exists(done.id, connection) and not Job.exists(failed.id, connection), timeout=5)
     [trend] = history.get_trends(connection, "30d", [])
     assert (trend["queueName"], trend["successful"], trend["failed"]) == ("w-expiry", 1, 1)
+
+
+def test_attempts_started_is_written_when_the_run_starts(connection, redis_url):
+    queue = Queue("w-start", connection=connection)
+    job = queue.enqueue("workers.tasks.sleep_for", 30)
+    worker = start_worker(redis_url, "w-start")
+    try:
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED)
+        running = attempts.read_attempts(Job.fetch(job.id, connection=connection))
+        assert (running["attemptsStarted"], running["attemptsMade"]) == (1, 0)
+    finally:
+        stop_worker(worker)
+
+
+def test_meta_the_job_saved_while_running_survives_the_record_of_its_end(connection):
+    queue = Queue("w-progress", connection=connection)
+    job = queue.enqueue("workers.tasks.report_progress", 3)
+    MonitoredWorker([queue], connection=connection).work(burst=True)
+    job.refresh()
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.meta["progress"] == 3
+    assert (job.meta[attempts.ATTEMPTS_STARTED], job.meta[attempts.ATTEMPTS_MADE]) == (1, 1)
+
+
+def test_task_modules_do_not_import_the_web_stack():
+    # A plain `rq worker` imports a job's module in every forked work horse: workers.tasks must stay light, and
+    # MonitoredWorker itself must not drag Flask into each horse it forks.
+    probe = "import sys, workers.tasks, workers.monitored_worker; print('flask' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "False"
 
 
 def test_a_failure_to_record_never_fails_or_loses_the_job(connection, monkeypatch):
