@@ -114,27 +114,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_demo:
         threading.Thread(target=_feed_demo_jobs, args=(url, stop), daemon=True).start()
 
-    print(f"\nRQ Monitor is running: http://127.0.0.1:{port}/admin/", flush=True)
-    print(f"Redis: {url}{' (embedded)' if embedded else ''}; worker log: {worker_log}")
-    if summary:
-        for name, role in summary["users"]:
-            print(f"Login: {name} / {password}  ({role})")
-    print(
-        "API:   POST /api/v1/auth/login, then Authorization: Bearer <access_token>; Ctrl-C stops.\n",
-        flush=True,
-    )
-
     def shut_down(*_: object) -> None:
         stop.set()
         for child in children:
             child.terminate()
 
-    signal.signal(signal.SIGTERM, shut_down)
+    # SIGINT too: a launcher started in the background inherits SIGINT ignored, and Ctrl-C would never arrive.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, shut_down)
     try:
+        wait_for_web(port, children[0])  # the URL printed below answers at once
+        print(f"\nRQ Monitor is running: http://127.0.0.1:{port}/admin/", flush=True)
+        print(f"Redis: {url}{' (embedded)' if embedded else ''}; worker log: {worker_log}")
+        if summary:
+            for name, role in summary["users"]:
+                print(f"Login: {name} / {password}  ({role})")
+        print(
+            "API:   POST /api/v1/auth/login, then Authorization: Bearer <access_token>; Ctrl-C stops.\n",
+            flush=True,
+        )
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
+    except RuntimeError:  # the web process died before answering: unless we were told to stop, say so
+        if not stop.is_set():
+            raise
     finally:
         shut_down()
         for child in children:
