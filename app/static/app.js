@@ -104,15 +104,24 @@
       if (this.source) this.source.close();
       const source = new EventSource(this.streamUrl, { withCredentials: true });
       this.source = source;
+      let received = false;
       source.onmessage = (event) => {
+        received = true;
         if (this.pollTimer) this.stopPolling();
         status('Live — updates every 2 seconds.', 'ok');
         this.onData(JSON.parse(event.data));
       };
       source.onerror = () => {
-        // Closed by the server, refused (401, 5xx) or cut: poll until a probe gets the stream back.
         source.close();
-        if (this.source === source) this.source = null;
+        if (this.source !== source) return;
+        this.source = null;
+        if (received && !this.pollTimer) {
+          // A stream that was live has ended (the access token expired, a web process restarted): renew the
+          // session and reopen at once, without a polling phase.
+          renewSession().catch(() => false).then(() => this.open());
+          return;
+        }
+        // Refused (401, 5xx) or cut before any event: poll until a probe gets the stream back.
         this.startPolling();
       };
     }

@@ -30,7 +30,8 @@ def test_metrics_count_every_state(client, auth, connection, redis_url):
     queue.enqueue("workers.tasks.noop")
     queue.enqueue("workers.tasks.fail")
     run_worker(redis_url, "m-emails")
-    queue.enqueue("workers.tasks.noop")
+    parent = queue.enqueue("workers.tasks.noop")
+    queue.enqueue("workers.tasks.noop", depends_on=parent)  # waits for its parent: waitingChildren
     queue.enqueue_in(timedelta(hours=1), "workers.tasks.noop")
     enqueue_prioritized(queue, "workers.tasks.noop", (), {}, 2)
     make_active_job(connection, "m-emails", 1)
@@ -40,13 +41,15 @@ def test_metrics_count_every_state(client, auth, connection, redis_url):
     body = client.get(f"{API}/metrics", headers=auth("moderator")).get_json()
     assert [q["queueName"] for q in body["queues"]] == ["m-archive", "m-emails"]
     emails = body["queues"][1]
-    assert {k: emails[k] for k in ("waiting", "active", "completed", "failed", "delayed", "prioritized", "paused")} == {
+    counted = ("waiting", "active", "completed", "failed", "delayed", "prioritized", "waitingChildren", "paused")
+    assert {k: emails[k] for k in counted} == {
         "waiting": 1,
         "active": 1,
         "completed": 1,
         "failed": 1,
         "delayed": 1,
         "prioritized": 1,
+        "waitingChildren": 1,
         "paused": False,
     }
     assert body["queues"][0]["paused"] is True

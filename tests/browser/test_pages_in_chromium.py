@@ -174,7 +174,7 @@ def test_trends_page_draws_charts_of_the_recorded_data(page, server, connection,
     screenshot(page, "trends")
 
 
-def test_when_the_stream_is_cut_the_page_polls_and_keeps_updating(browser, connection, redis_url, make_user):
+def test_streams_outlive_token_expiry_when_cut_the_page_polls_then_recovers(browser, connection, redis_url, make_user):
     make_user("adm", Role.ADMIN)
     port = free_port()
     # The server ends every stream when the 4-second access token expires: that is our server-side kill.
@@ -187,12 +187,26 @@ def test_when_the_stream_is_cut_the_page_polls_and_keeps_updating(browser, conne
         queue.enqueue("workers.tasks.noop")
         sign_in(page, base, "adm")
         expect(count_cell(page, "b-poll", "waiting")).to_have_text("1")
+        page.evaluate(
+            """() => { window.__statuses = []; const region = document.querySelector('#live-status');
+                new MutationObserver(() => window.__statuses.push(region.textContent))
+                  .observe(region, {childList: true, characterData: true, subtree: true}); }"""
+        )
+        time.sleep(9)  # two token expiries: each ended stream is renewed and reopened at once, no polling phase
+        assert not any("polling" in text for text in page.evaluate("window.__statuses"))
+        assert "Live" in page.inner_text("#live-status")
+
         page.route("**/api/v1/admin/jobs/live", lambda route: route.abort())  # the stream cannot come back
         page.wait_for_selector("#live-status:has-text('polling every 5 seconds')", timeout=15000)
         queue.enqueue("workers.tasks.noop")
         # One poll interval (5 s) plus a token refresh may pass before the next /metrics answer lands.
         expect(count_cell(page, "b-poll", "waiting")).to_have_text("2", timeout=12000)
         screenshot(page, "overview-polling")
+
+        page.unroute("**/api/v1/admin/jobs/live")  # the stream is back: the next probe (every 15 s) finds it
+        page.wait_for_selector("#live-status:has-text('Live')", timeout=20000)
+        queue.enqueue("workers.tasks.noop")
+        expect(count_cell(page, "b-poll", "waiting")).to_have_text("3", timeout=5000)
     finally:
         context.close()
         stop_worker(server)
