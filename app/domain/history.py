@@ -1,7 +1,7 @@
 """Outcome history: what every ended attempt leaves behind, so trends outlive RQ's result_ttl.
 
 Layout (all under keys.PREFIX, each key with a TTL or a cap):
-- minute buckets  `stats:m:<epoch // 60>`     fields ok, fail, retry and <queue>|ok ...  TTL 2 h
+- minute buckets  `stats:m:<epoch // 60>`     fields ok, fail, retry and <queue>|ok ...  TTL 25 h
 - hourly buckets  `stats:h:<epoch // 3600>`   fields <queue>|ok, |fail, |retry, |ms     TTL 8 days
 - 6-hour buckets  `stats:q:<epoch // 21600>`  same fields                               TTL 35 days
 - daily buckets   `stats:d:<epoch // 86400>`  same fields                               TTL 400 days
@@ -34,14 +34,23 @@ class Granularity:
     ttl: int
 
 
-MINUTE = Granularity("m", 60, 2 * 3600)
+MINUTE = Granularity("m", 60, 25 * 3600)  # 25 h: the leading edge of a 24h window is read at the minute
 HOUR = Granularity("h", 3600, 8 * 86400)
 QUARTER_DAY = Granularity("q", 21600, 35 * 86400)
 DAY = Granularity("d", 86400, 400 * 86400)
 PER_QUEUE_GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 
-# period -> (bucket granularity, number of buckets, including the current one)
+# period -> (bucket granularity, number of buckets, including the current one): the series of `series=1`
 PERIODS: dict[str, tuple[Granularity, int]] = {"24h": (HOUR, 24), "7d": (QUARTER_DAY, 28), "30d": (DAY, 30)}
+
+# The totals cover exactly the period back from now: whole coarse buckets, plus finer buckets for the part of
+# the oldest coarse bucket inside the window. The window starts at the minute (24h) or the hour (7d, 30d) at or
+# before now minus the period. period -> (seconds, the finer granularity of the leading edge)
+WINDOWS: dict[str, tuple[int, Granularity]] = {
+    "24h": (86400, MINUTE),
+    "7d": (7 * 86400, HOUR),
+    "30d": (30 * 86400, HOUR),
+}
 
 # One server-side call per ended attempt, so recording adds one command to the worker's pipeline. Beside the
 # capped list of outcomes it keeps the list's counts per queue (ok / all, "" for every queue), so that reading
@@ -51,6 +60,7 @@ _RECORD_LUA = """
 local queue, outcome, ms, entry, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 redis.call('HINCRBY', KEYS[1], outcome, 1)
 redis.call('HINCRBY', KEYS[1], queue .. '|' .. outcome, 1)
+if outcome ~= 'retry' then redis.call('HINCRBY', KEYS[1], queue .. '|ms', ms) end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 for i = 2, 4 do
   redis.call('HINCRBY', KEYS[i], queue .. '|' .. outcome, 1)
@@ -215,23 +225,17 @@ def _parse_fields(fields: dict[bytes, Any]) -> dict[str, dict[str, int]]:
     return per_queue
 
 
-def read_totals(connection: Redis, period: str, now: float) -> dict[str, dict[str, int]]:
-    """Counts per queue summed over the period's buckets; one round trip, summed in Redis."""
-    granularity, count = PERIODS[period]
-    bucket_keys = [keys.stats_bucket(granularity.name, bucket) for bucket in _bucket_starts(granularity, count, now)]
-    flat = connection.eval(_SUM_BUCKETS_LUA, len(bucket_keys), *bucket_keys)
-    return _parse_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
-
-
-def read_buckets(connection: Redis, period: str, now: float) -> tuple[list[int], list[dict[str, dict[str, int]]]]:
-    """Bucket starts (epoch seconds) and, per bucket, counts per queue; one round trip."""
-    granularity, count = PERIODS[period]
-    buckets = _bucket_starts(granularity, count, now)
-    with connection.pipeline(transaction=False) as pipe:
-        for bucket in buckets:
-            pipe.hgetall(keys.stats_bucket(granularity.name, bucket))
-        raw = pipe.execute()
-    return [bucket * granularity.seconds for bucket in buckets], [_parse_fields(fields) for fields in raw]
+def window_bucket_keys(period: str, now: float) -> list[str]:
+    """The bucket keys that together cover the period back from `now` (see WINDOWS)."""
+    coarse, _ = PERIODS[period]
+    seconds, edge = WINDOWS[period]
+    start = now - seconds
+    first_whole = -(-int(start) // coarse.seconds)  # the first coarse bucket that starts inside the window
+    current = int(now // coarse.seconds)
+    bucket_keys = [keys.stats_bucket(coarse.name, bucket) for bucket in range(first_whole, current + 1)]
+    edge_end = first_whole * coarse.seconds // edge.seconds
+    bucket_keys += [keys.stats_bucket(edge.name, bucket) for bucket in range(int(start // edge.seconds), edge_end)]
+    return bucket_keys
 
 
 def _summary(counts: dict[str, int]) -> dict[str, Any]:
@@ -252,39 +256,41 @@ def get_trends(
     with_series: bool = False,
     now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Per queue: jobs finished in the period (and per bucket with `with_series`), sorted by queue name."""
+    """Per queue: jobs finished in the period back from now (and, with `with_series`, per bucket of the chart's
+    series); sorted by queue name. One round trip: the totals are summed in Redis."""
     from app.domain.timeutil import iso_from_timestamp  # noqa: PLC0415
 
     now = time.time() if now is None else now
-    if not with_series:
-        totals_by_queue = read_totals(connection, period, now)
-        names = sorted(set(queue_names) | set(totals_by_queue))
-        return [
-            {"queueName": name, "period": period, **_summary({**_empty_counts(), **totals_by_queue.get(name, {})})}
-            for name in names
-        ]
-    starts, buckets = read_buckets(connection, period, now)
-    names = sorted(set(queue_names).union(*(bucket.keys() for bucket in buckets)))
+    window_keys = window_bucket_keys(period, now)
+    granularity, count = PERIODS[period]
+    starts = _bucket_starts(granularity, count, now) if with_series else []
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.eval(_SUM_BUCKETS_LUA, len(window_keys), *window_keys)
+        for bucket_number in starts:
+            pipe.hgetall(keys.stats_bucket(granularity.name, bucket_number))
+        flat, *raw_buckets = pipe.execute()
+    totals_by_queue = _parse_fields(dict(zip(flat[::2], flat[1::2], strict=True)))
+    totals_by_queue.pop("", None)  # the minute buckets' all-queue fields
+    buckets = [_parse_fields(fields) for fields in raw_buckets]
+    names = sorted(set(queue_names).union(totals_by_queue, *(bucket.keys() for bucket in buckets)))
     trends = []
     for name in names:
-        totals = _empty_counts()
-        series = []
-        for start, bucket in zip(starts, buckets, strict=True):
-            counts = bucket.get(name, _empty_counts())
-            for kind in totals:
-                totals[kind] += counts.get(kind, 0)
-            if with_series:
-                point = _summary({**_empty_counts(), **counts})
-                series.append(
+        entry: dict[str, Any] = {
+            "queueName": name,
+            "period": period,
+            **_summary({**_empty_counts(), **totals_by_queue.get(name, {})}),
+        }
+        if with_series:
+            entry["series"] = []
+            for start, counts in zip(starts, buckets, strict=True):
+                point = _summary({**_empty_counts(), **counts.get(name, {})})
+                entry["series"].append(
                     {
-                        "start": iso_from_timestamp(start),
+                        "start": iso_from_timestamp(start * granularity.seconds),
                         "successful": point["successful"],
                         "failed": point["failed"],
                         "avgProcessingTime": point["avgProcessingTime"],
                     }
                 )
-        entry: dict[str, Any] = {"queueName": name, "period": period, **_summary(totals)}
-        if with_series:
-            entry["series"] = series
         trends.append(entry)
     return trends

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from app.domain import history, keys
 
 
@@ -93,7 +95,7 @@ def test_outcome_counts_follow_the_capped_list_exactly(connection):
     assert {k: int(v) for k, v in connection.hgetall(keys.OUTCOME_COUNTS).items()} == expected
 
 
-def test_summed_totals_agree_with_the_series(connection):
+def test_summed_totals_are_the_same_with_or_without_the_series(connection):
     now = time.time()
     with connection.pipeline() as pipe:
         for day in range(40):
@@ -105,4 +107,28 @@ def test_summed_totals_agree_with_the_series(connection):
         plain = history.get_trends(connection, period, ["c"], now=now)
         with_series = history.get_trends(connection, period, ["c"], with_series=True, now=now)
         assert plain == [{k: v for k, v in trend.items() if k != "series"} for trend in with_series]
-    assert [t["total"] for t in history.get_trends(connection, "30d", [], now=now)] == [30, 30]
+    # days 0..30: the one recorded exactly 30 days ago is inside (the window starts at the hour at or before it)
+    assert [t["total"] for t in history.get_trends(connection, "30d", [], now=now)] == [31, 31]
+
+
+@pytest.mark.parametrize(
+    ("period", "seconds", "edge"), [("24h", 86400, 60), ("7d", 7 * 86400, 3600), ("30d", 30 * 86400, 3600)]
+)
+def test_totals_cover_the_whole_period_back_from_now(connection, period, seconds, edge):
+    now = (time.time() // 86400) * 86400 + 13 * 3600 + 17 * 60 + 41  # mid-bucket at every granularity
+    start = now - seconds
+    window_start = (start // edge) * edge
+    cases = {
+        "newest": (now - 1, True),
+        "just inside the period": (start + 61, True),
+        "first second of the window": (window_start, True),
+        "just before the window": (window_start - 1, False),
+        "well before": (start - 2 * 86400, False),
+    }
+    for index, (label, (ended_at, _)) in enumerate(cases.items()):
+        history.record_attempt(connection, label, "ok", 100 + index, "j", "f", ended_at=ended_at)
+    totals = {t["queueName"]: t for t in history.get_trends(connection, period, list(cases), now=now)}
+    for index, (label, (_, inside)) in enumerate(cases.items()):
+        assert totals[label]["successful"] == (1 if inside else 0), label
+        assert totals[label]["avgProcessingTime"] == (100 + index if inside else None), label
+    assert "" not in totals  # the minute buckets' all-queue fields are not a queue
