@@ -60,7 +60,7 @@ class Publisher:
             for entry in metrics["queues"]:
                 name = entry["queueName"]
                 if keys.live_channel(name) in watched or entry["active"]:
-                    snapshot = wire(get_queue_snapshot(self.connection, name, self.thresholds, now))
+                    snapshot = wire(get_queue_snapshot(self.connection, name, self.thresholds, now, entry))
                     pipe.set(keys.live_snapshot(name), snapshot, ex=ttl)
                     pipe.publish(keys.live_channel(name), snapshot)
             pipe.execute()

@@ -142,10 +142,17 @@ def summarize_fast(job_id: str, queue_name: str, state: str, raw: dict[bytes, by
     }
 
 
+# RQ keeps stopped (and, in older versions, canceled) jobs in the failed registry: a list says what they are,
+# as the job's own page does.
+_OWN_STATE_IN_FAILED = {b"stopped": "stopped", b"canceled": "canceled"}
+
+
 def summarize_raw(connection: Redis, job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes]) -> dict:
     """A summary that never fails: a missing or unreadable job is shown with `dataError`."""
     if not raw:
         return {"jobId": job_id, "queueName": queue_name, "state": state, "dataError": "job data has expired"}
+    if state == "failed":
+        state = _OWN_STATE_IN_FAILED.get(raw.get(b"status") or b"", state)
     try:
         return summarize_fast(job_id, queue_name, state, raw)
     except Exception:  # another serializer, or an unreadable payload: RQ's own restore decides

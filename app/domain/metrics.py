@@ -97,12 +97,17 @@ def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def get_queue_metrics(connection: Redis, queue_name: str) -> dict[str, Any]:
-    """One queue's metrics entry (one round trip)."""
+def get_queue_metrics(connection: Redis, queue_name: str, now: float | None = None) -> dict[str, Any]:
+    """One queue's entry of the metrics document, rates included (one round trip)."""
+    now = time.time() if now is None else now
     queue = QueueKeys(queue_name)
     with connection.pipeline(transaction=False) as pipe:
         pipe.sismember(keys.PAUSED_QUEUES, queue_name)
         for _, command, attribute in COUNTS:
             getattr(pipe, command)(getattr(queue, attribute))
-        paused, *counts = pipe.execute()
-    return parse_queue_counts([queue_name.encode(), paused, *counts])[0]
+        history.queue_rate_reads(pipe, now)
+        results = pipe.execute()
+    counted = 1 + len(COUNTS)
+    entry = parse_queue_counts([queue_name.encode(), *results[:counted]])[0]
+    entry["successRate"], entry["processingRate"] = history.parse_rates(results[counted:], now).of(queue_name)
+    return entry

@@ -18,7 +18,10 @@ def get_queue_snapshot(
     queue_name: str,
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES,
     now: float | None = None,
+    queue_entry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`queue_entry`: the queue's entry of a metrics document computed for the same tick, when the caller has
+    one (the publisher does), instead of counting the queue again."""
     now = time.time() if now is None else now
     runs = sorted(active_runs(connection, [queue_name], now), key=lambda run: run["runningFor"], reverse=True)
     load_jobs(connection, runs)
@@ -29,7 +32,7 @@ def get_queue_snapshot(
             stuck.append(stuck_alert(connection, run, severity))
     return {
         "timestamp": iso_from_timestamp(now),
-        "queue": get_queue_metrics(connection, queue_name),
+        "queue": queue_entry if queue_entry is not None else get_queue_metrics(connection, queue_name, now),
         "activeJobs": [{k: v for k, v in describe_run(connection, run).items() if k != "data"} for run in runs],
         "stuck": stuck,
     }

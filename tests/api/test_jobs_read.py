@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
+from rq.command import send_stop_job_command
+from rq.job import JobStatus
 
 from app.domain import history, keys
 from app.domain.pause import pause_queue
 from app.domain.priority import enqueue_prioritized
 from tests.api.test_auth import assert_error
-from tests.helpers import make_active_job, run_worker
+from tests.helpers import make_active_job, run_worker, start_worker, stop_worker, wait_for
 
 API = "/api/v1/admin/jobs"
 
@@ -164,6 +166,22 @@ def test_failed_pages_are_newest_first(client, auth, connection, redis_url):
     page = client.get(f"{API}/queue/p-failed/jobs?state=failed&perPage=2", headers=auth("moderator")).get_json()
     assert page["total"] == 3
     assert [job["failedReason"] for job in page["jobs"]] == ["RuntimeError: error 2", "RuntimeError: error 1"]
+
+
+def test_a_stopped_job_is_listed_as_stopped_among_the_failed(client, auth, connection, redis_url):
+    queue = Queue("p-stopped", connection=connection)
+    job = queue.enqueue("workers.tasks.sleep_for", 60)
+    worker = start_worker(redis_url, "p-stopped")
+    try:
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED)
+        send_stop_job_command(connection, job.id)
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STOPPED)
+    finally:
+        stop_worker(worker)
+    headers = auth("moderator")
+    page = client.get(f"{API}/queue/p-stopped/jobs?state=failed", headers=headers).get_json()
+    assert [(listed["jobId"], listed["state"]) for listed in page["jobs"]] == [(job.id, "stopped")]
+    assert client.get(f"{API}/job/p-stopped/{job.id}", headers=headers).get_json()["state"] == "stopped"
 
 
 def test_an_unreadable_job_is_shown_marked_not_failing_the_page(client, auth, connection):

@@ -14,7 +14,7 @@ import pytest
 import redis
 from rq import Queue
 
-from app.domain import keys
+from app.domain import history, keys
 from app.embedded_redis import free_port
 from app.live import Publisher, make_publisher
 from app.sse import wire
@@ -89,6 +89,22 @@ def test_a_queue_stream_receives_each_published_queue_document(client, auth, con
     [active] = event["activeJobs"]
     assert set(active) >= {"jobId", "jobName", "startedAt", "runningFor", "workerName", "attemptsMade"}
     assert [alert["severity"] for alert in event["stuck"]] == ["low"]
+
+
+def test_the_queue_document_carries_the_queues_metrics_entry(client, auth, connection):
+    make_active_job(connection, "l-entry", 1)
+    for outcome in ("ok", "ok", "ok", "fail"):
+        history.record_attempt(connection, "l-entry", outcome, 10, "j", "f")
+    [entry] = [q for q in client.get(f"{API}/metrics", headers=auth("moderator")).get_json()["queues"]]
+    assert entry["successRate"] == 75.0 and entry["processingRate"] > 0
+    on_connect = client.get(f"{API}/queue/l-entry/live", headers=auth("moderator"), buffered=False)  # computed now
+    chunks = chunks_of(on_connect)
+    next(chunks)
+    assert data_of(next(chunks))["queue"] == entry
+    on_connect.close()
+    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    published = json.loads(json.loads(connection.get(keys.live_snapshot("l-entry")))["data"])
+    assert published["queue"] == entry
 
 
 def test_one_subscription_per_process_released_with_the_last_stream(app, client, auth, connection):
