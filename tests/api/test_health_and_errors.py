@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.embedded_redis import free_port
 from tests.api.test_auth import assert_error
 from tests.conftest import make_app
@@ -36,8 +38,12 @@ def test_unknown_route_and_wrong_method_are_json(client):
     assert "GET" in response.headers["Allow"]
 
 
-def test_security_headers_on_every_response(client):
-    response = client.get("/healthz")
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/admin/login", "/admin/", "/static/app.js", "/api/v1/nothing-here", "/api/v1/admin/jobs/metrics"],
+)
+def test_security_headers_on_every_response(client, path):
+    response = client.get(path)  # a page, a redirect, a static file, a JSON error, a 401
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"].split("script-src")[1].split(";")[0]
@@ -62,3 +68,15 @@ def test_openapi_document_describes_the_routes(client, auth):
     login = document["paths"]["/api/v1/auth/login"]["post"]
     assert "requestBody" in login and login.get("security") in ([], None, [{}])
     assert "bearer" in document["components"]["securitySchemes"]
+    api_paths = {
+        rule.rule.replace("<", "{").replace(">", "}")
+        for rule in client.application.url_map.iter_rules()
+        if rule.rule.startswith("/api/") and rule.rule != "/api/v1/openapi.json"  # the document itself
+    }
+    assert api_paths <= set(document["paths"]), api_paths - set(document["paths"])
+    # the schemas that validate the retry body are the ones documented
+    retry = next(path for path in document["paths"] if path.startswith("/api/v1/admin/jobs/retry/"))
+    body_ref = document["paths"][retry]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body_schema = document["components"]["schemas"][body_ref.rsplit("/", 1)[-1]]
+    assert body_schema.get("additionalProperties") is False
+    assert {"priority", "attempts", "backoff", "dataOverrides", "removeOriginal"} == set(body_schema["properties"])
