@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
 import time
 import uuid
@@ -32,7 +34,8 @@ class Publisher:
         self.connection = connection
         self.tick_seconds = tick_seconds
         self.thresholds = thresholds
-        self.owner = uuid.uuid4().hex
+        # Who holds a tick's lock, readable by operators: host, process, and a random part for uniqueness.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopped = threading.Event()
         self.published_ticks = 0
 

@@ -3,7 +3,11 @@ across processes, many clients, and Redis restarting under an open stream."""
 
 from __future__ import annotations
 
+import collections
 import json
+import os
+import signal
+import subprocess
 import threading
 import time
 from datetime import datetime, timedelta
@@ -256,22 +260,45 @@ def test_a_client_that_goes_away_is_unsubscribed(redis_url, connection, moderato
         stop_worker(server)
 
 
-def test_two_web_processes_publish_once_per_tick(redis_url, connection, moderator_token):
+def test_two_web_processes_publish_once_per_tick_and_one_takes_over_when_the_other_dies(
+    redis_url, connection, moderator_token
+):
     ports = [free_port(), free_port()]
     servers = [start_gunicorn(redis_url, port, LIVE_TICK_SECONDS="1") for port in ports]
     try:
         for port in ports:  # the first request starts each process's publisher
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        workers = {
+            int(pid) for server in servers for pid in subprocess.check_output(["pgrep", "-P", str(server.pid)]).split()
+        }
+        assert len(workers) == 2
         subscriber = connection.pubsub(ignore_subscribe_messages=True)
         subscriber.subscribe(keys.live_channel())
-        received, deadline = [], time.monotonic() + 5.2
-        while time.monotonic() < deadline:
-            message = subscriber.get_message(timeout=0.2)
-            if message:
-                received.append(json.loads(json.loads(message["data"])["data"])["timestamp"])
+
+        def watch(seconds: float) -> list[tuple[int, int]]:
+            """(tick, pid of the process that held its lock) for every document published meanwhile."""
+            published, deadline = [], time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                message = subscriber.get_message(timeout=0.1)
+                if message:
+                    stamp = json.loads(json.loads(message["data"])["data"])["timestamp"]
+                    tick = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+                    owner = connection.get(keys.live_tick_lock(tick)).decode()
+                    published.append((tick, int(owner.split(":")[1])))
+            return published
+
+        before = watch(5.2)
+        ticks = [tick for tick, _ in before]
+        assert 4 <= len(ticks) <= 6 and len(ticks) == len(set(ticks))  # never two publishes of one tick
+        assert {pid for _, pid in before} <= workers
+        winner = collections.Counter(pid for _, pid in before).most_common(1)[0][0]
+        os.kill(winner, signal.SIGKILL)  # its master respawns it, but a new worker publishes only once asked
+        after = watch(4.2)
+        assert {pid for _, pid in after} == workers - {winner}
+        ticks = [tick for tick, _ in after]
+        assert len(ticks) >= 3 and len(ticks) == len(set(ticks))
+        assert all(later - earlier == 1 for earlier, later in zip(ticks, ticks[1:], strict=False))  # no tick missed
         subscriber.close()
-        assert 4 <= len(received) <= 6
-        assert len(received) == len(set(received))  # never two publishes of one tick
     finally:
         for server in servers:
             stop_worker(server)
