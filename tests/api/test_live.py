@@ -333,8 +333,12 @@ def test_redis_restart_under_an_open_stream(tmp_path: Path, moderator_token):
         assert reader.is_alive() and reader.error is None  # the stream stayed open
         assert len(reader.events) >= seen_before_restart + 2
         assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 200
+        restarted_redis = redis.Redis.from_url(url)
+        # one pub/sub subscription for the process again: the hub resubscribed once, nothing left dangling
+        assert restarted_redis.pubsub_numsub(keys.live_channel()) == [(keys.live_channel().encode(), 1)]
         reader.hang_up.set()
         reader.join(5)
+        wait_for(lambda: restarted_redis.pubsub_numsub(keys.live_channel())[0][1] == 0, timeout=10)
     finally:
         stop_worker(server)
         redis_process.terminate()
