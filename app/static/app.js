@@ -292,6 +292,7 @@
       $('#job-opts').textContent = pretty(job.opts);
       $('#job-result').textContent = job.returnValue === null || job.returnValue === undefined ? '—' : pretty(job.returnValue);
       $('#job-error').textContent = job.failedReason || 'No error.';
+      $('#job-error').className = job.failedReason ? 'error-text' : 'muted'; // red only for a real error
       $('#job-traces').replaceChildren(...(job.stacktrace || []).map((trace, index) =>
         el('details', { open: index === job.stacktrace.length - 1 },
           el('summary', { text: `Attempt ${index + 1} of ${job.stacktrace.length}` }), el('pre', { class: 'code', text: trace }))));

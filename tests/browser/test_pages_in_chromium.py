@@ -210,3 +210,49 @@ def test_streams_outlive_token_expiry_when_cut_the_page_polls_then_recovers(brow
     finally:
         context.close()
         stop_worker(server)
+
+
+def test_every_page_is_offline_labelled_live_and_fits_375_px(page, server, connection, make_user):
+    make_user("mod", Role.MODERATOR)
+    queue = Queue("b-every", connection=connection)
+    queue.enqueue_many([Queue.prepare_data("workers.tasks.noop") for _ in range(12_345)])
+    job = queue.enqueue("workers.tasks.send_email", "a@b.c")
+    make_active_job(connection, "b-every", 95)  # a stuck run: 1 h 35 min
+    for outcome in ("ok", "ok", "ok", "fail"):
+        history.record_attempt(connection, "b-every", outcome, 1500, "j", "f")
+    outside: list[str] = []
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(server)
+            else (outside.append(route.request.url), route.abort())
+        ),
+    )
+    sign_in(page, server, "mod")
+    expect(count_cell(page, "b-every", "waiting")).to_have_text("12,346")  # thousands separated
+    expect(page.locator('tr[data-queue="b-every"]')).to_contain_text("75.00 %")
+    page.set_viewport_size({"width": 375, "height": 800})
+    unlabelled = """() => [...document.querySelectorAll('input, select, textarea')].filter((field) =>
+        !(field.labels && field.labels.length) && !field.getAttribute('aria-label')).map((field) => field.outerHTML)"""
+    for path in (
+        "/admin/",
+        "/admin/queues/b-every",
+        f"/admin/queues/b-every/jobs/{job.id}",
+        "/admin/alerts",
+        "/admin/trends",
+    ):
+        page.goto(server + path)
+        page.wait_for_load_state("networkidle")
+        wide = """() => [...document.querySelectorAll('body *')]
+            .filter((node) => node.getBoundingClientRect().right > 376)
+            .map((node) => node.tagName + '#' + node.id + '.' + node.className)"""
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375, (path, page.evaluate(wide)[:8])
+        assert page.evaluate(unlabelled) == [], path
+        assert page.locator("[aria-live]").count() >= 1, path
+        assert page.locator("main h1, main h2").count() >= 1, path
+        if "/jobs/" in path:
+            screenshot(page, "job-375px")
+    page.goto(f"{server}/admin/alerts")
+    expect(page.locator("#alerts-body")).to_contain_text("1 h 35 min")  # durations in words
+    assert outside == []  # every asset is served by the app: no CDN, works offline
