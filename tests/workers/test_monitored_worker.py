@@ -173,6 +173,34 @@ def test_a_failure_to_record_never_fails_or_loses_the_job(connection, monkeypatc
     assert connection.llen(keys.OUTCOMES) == 0
 
 
+def test_a_failing_job_whose_record_fails_still_ends_failed_with_its_error(connection, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("history is down")
+
+    monkeypatch.setattr(history, "record_attempt", broken)
+    queue = Queue("w-broken-fail", connection=connection)
+    job = queue.enqueue("workers.tasks.fail", "disk full")
+    MonitoredWorker([queue], connection=connection).work(burst=True)
+    job.refresh()
+    assert job.get_status() == JobStatus.FAILED
+    assert job.id in queue.failed_job_registry.get_job_ids()
+    assert "disk full" in (job.latest_result().exc_string or "")
+
+
+def test_between_attempts_a_job_is_delayed_until_its_backoff_has_passed(client, auth, connection, redis_url):
+    queue = Queue("w-backoff", connection=connection)
+    retry = attempts.retry_for(2, {"type": "fixed", "delay": 60_000})
+    job = queue.enqueue("workers.tasks.flaky", "w-backoff:runs", 1, retry=retry)
+    run_worker(redis_url, "w-backoff")  # first attempt fails; the second is scheduled a minute later
+    headers = auth("moderator")
+    detail = client.get(f"/api/v1/admin/jobs/job/w-backoff/{job.id}", headers=headers).get_json()
+    assert (detail["state"], detail["attemptsMade"]) == ("delayed", 1)
+    [entry] = client.get("/api/v1/admin/jobs/metrics", headers=headers).get_json()["queues"]
+    assert (entry["delayed"], entry["waiting"], entry["failed"]) == (1, 0, 0)
+    page = client.get("/api/v1/admin/jobs/queue/w-backoff/jobs?state=delayed", headers=headers).get_json()
+    assert [listed["jobId"] for listed in page["jobs"]] == [job.id]
+
+
 def test_plain_rq_workers_ignore_the_flag_monitored_ones_say_they_honour_it(connection, redis_url):
     queue = Queue("w-plain", connection=connection)
     job = queue.enqueue("workers.tasks.noop")
