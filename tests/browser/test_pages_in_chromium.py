@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from playwright.sync_api import expect
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from app.domain import history
+from app.domain import attempts, history
 from app.domain.users import Role
 from app.embedded_redis import free_port
 from tests.api.test_job_actions import failed_job
@@ -156,6 +157,22 @@ def test_stuck_page_colours_each_band(page, server, connection, make_user):
     assert colours == ["rgb(127, 29, 29)", "rgb(255, 210, 204)", "rgb(255, 227, 194)", "rgb(255, 247, 214)"]
     assert page.inner_text("#stuck-badge") == "4"
     screenshot(page, "stuck-alerts")
+
+
+def test_admins_retry_a_stuck_job_from_the_alerts_page(page, server, connection, make_user):
+    make_user("adm", Role.ADMIN)
+    stuck = make_active_job(connection, "b-stuck-retry", 40, func="workers.tasks.send_email", args=("a@b.c",))
+    sign_in(page, server, "adm")
+    page.goto(f"{server}/admin/alerts")
+    row = page.locator("tr[data-severity='medium']")
+    expect(row.get_by_role("link", name="Retry with overrides")).to_have_attribute("href", re.compile("#retry-title$"))
+    screenshot(page, "stuck-alerts-admin")
+    row.get_by_role("button", name="Retry").click()
+    expect(page.locator("#live-status")).to_contain_text(f"Job {stuck.id} retried as ")
+    new_id = page.inner_text("#live-status").rsplit(" ", 1)[-1].rstrip(".")
+    new_job = Job.fetch(new_id, connection=connection)
+    assert new_job.get_status() == JobStatus.QUEUED and new_job.args == ("a@b.c",)
+    assert new_job.meta[attempts.RETRIED_FROM] == stuck.id
 
 
 def test_trends_page_draws_charts_of_the_recorded_data(page, server, connection, make_user):
