@@ -76,7 +76,8 @@ def _enqueue_copy(job: Job, queue: Queue, kwargs: dict[str, Any], options: dict[
         "timeout": job.timeout,
         "result_ttl": job.result_ttl,
         "failure_ttl": job.failure_ttl,
-        "description": job.description,
+        # RQ's default description is the call string: recompute it for the new arguments; keep a custom one.
+        "description": job.description if job.description != job.get_call_string() else None,
         "retry": retry,
         "meta": meta,
     }

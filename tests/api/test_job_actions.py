@@ -131,6 +131,7 @@ def test_retry_with_overrides_runs_a_new_job(client, auth, connection, redis_url
     assert response.get_json() == {"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}
     new = Job.fetch(new_id, connection=connection)
     assert new.args == ("a@b.c",) and new.kwargs == {"subject": "Hi", "customParam": "new"}
+    assert "customParam='new'" in new.description  # RQ's call-string description follows the new arguments
     assert new.retries_left == 2 and new.retry_intervals == [2, 4]
     assert new.meta[attempts.RETRIED_FROM] == original.id
     assert Job.fetch(original.id, connection=connection).meta[attempts.RETRIED_AS] == new_id
@@ -140,6 +141,12 @@ def test_retry_with_overrides_runs_a_new_job(client, auth, connection, redis_url
     detail = client.get(f"{API}/job/r-ok/{new_id}", headers=auth("moderator")).get_json()
     assert detail["retriedFrom"] == original.id and detail["opts"]["attempts"] == 3
     assert detail["opts"]["backoff"] == {"type": "exponential", "delay": 2000}
+
+
+def test_retry_keeps_a_custom_description(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-described", "a@b.c", description="Welcome mail for a@b.c")
+    response = client.post(f"{API}/retry/r-described/{original.id}", json={}, headers=auth("admin"))
+    assert Job.fetch(response.get_json()["newJobId"], connection=connection).description == "Welcome mail for a@b.c"
 
 
 def test_retry_of_a_real_failure_completes_with_the_override(client, auth, connection, redis_url):
