@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -23,7 +24,9 @@ def test_rq_monitor_serves_the_demo_with_the_printed_login_and_stops_everything(
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url}
     command = [RQ_MONITOR, "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(  # its own process group: a failing test kills the launcher and its children
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         lines: list[str] = []
         assert process.stdout is not None
@@ -54,6 +57,6 @@ def test_rq_monitor_serves_the_demo_with_the_printed_login_and_stops_everything(
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{base}/healthz", timeout=2)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
