@@ -131,7 +131,8 @@
       const tick = () => this.poll().then(this.onData).catch((error) => status(`Could not refresh: ${error.message}`, 'warn'));
       tick();
       this.pollTimer = setInterval(tick, 5000);
-      this.probeTimer = setInterval(() => this.open(), 15000); // try the stream again
+      // Try the stream again; renew the session first, as EventSource cannot (its access cookie may have expired).
+      this.probeTimer = setInterval(() => renewSession().catch(() => false).then(() => this.open()), 15000);
     }
     stopPolling() {
       clearInterval(this.pollTimer);
