@@ -76,20 +76,14 @@ def _fields(values: list[bytes | None]) -> dict[bytes, bytes]:
     return {name.encode(): value for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
 
 
-# Runs that started before a cutoff, found and read in Redis in one call, without reading every running job:
-# rqmon:run-starts:<queue> indexes the queue's started-registry entries by start time (seconds, as the number
-# YYYYMMDDHHMMSS read from RQ's started_at text). Each call prunes the index to the registry, reads started_at
-# only for entries it has not seen, then takes the entries started at or before the cutoff and returns their
-# fields. The index only pre-selects: an entry's indexed start is never later than its run's real one, and
-# the caller recomputes every duration from the returned started_at.
-# ZDIFF needs Redis 6.2; on older servers the script fails and `_STARTED_BEFORE_SCAN_LUA` reads every run instead.
-# ARGV: started-registry key prefix, job key prefix, index key prefix, cutoff, TTL, field count n,
-# n field names, queue names...  Returns, per stuck run: queue, job id, then its n fields (false when absent).
-_STARTED_BEFORE_LUA = """
+# What both scripts below share: their ARGV, the job id of a registry entry, the start score of a started_at
+# text, and how a selected run is returned.
+_RUN_SCRIPT_PRELUDE = """
 local registry_prefix, job_prefix, index_prefix = ARGV[1], ARGV[2], ARGV[3]
-local cutoff, ttl, field_count = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local cutoff, ttl, field_count = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local fields = {}
 for f = 1, field_count do fields[f] = ARGV[6 + f] end
+local out = {}
 
 local function job_id_of(entry)  -- entries are job_id:execution_id (32 hex) in RQ 2+
   local length = string.len(entry)
@@ -107,7 +101,28 @@ local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 2026012210
   return 1
 end
 
-local out = {}
+local function emit(queue, job_id)  -- queue, job id, then the job's fields
+  table.insert(out, queue)
+  table.insert(out, job_id)
+  for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
+    table.insert(out, value)
+  end
+end
+"""
+
+
+# Runs that started before a cutoff, found and read in Redis in one call, without reading every running job:
+# rqmon:run-starts:<queue> indexes the queue's started-registry entries by start time (seconds, as the number
+# YYYYMMDDHHMMSS read from RQ's started_at text). Each call prunes the index to the registry, reads started_at
+# only for entries it has not seen, then takes the entries started at or before the cutoff and returns their
+# fields. The index only pre-selects: an entry's indexed start is never later than its run's real one, and
+# the caller recomputes every duration from the returned started_at.
+# ZDIFF needs Redis 6.2; on older servers the script fails and `_STARTED_BEFORE_SCAN_LUA` reads every run instead.
+# ARGV: started-registry key prefix, job key prefix, index key prefix, cutoff, TTL, field count n,
+# n field names, queue names...  Returns, per stuck run: queue, job id, then its n fields (false when absent).
+_STARTED_BEFORE_LUA = (
+    _RUN_SCRIPT_PRELUDE
+    + """
 for i = 7 + field_count, #ARGV do
   local registry, index = registry_prefix .. ARGV[i], index_prefix .. ARGV[i]
   local ended = redis.call('ZDIFF', 2, index, registry)
@@ -117,50 +132,28 @@ for i = 7 + field_count, #ARGV do
     if started then redis.call('ZADD', index, start_score(started), entry) end
   end
   redis.call('EXPIRE', index, ttl)
-  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', cutoff)) do
-    local job_id = job_id_of(entry)
-    table.insert(out, ARGV[i])
-    table.insert(out, job_id)
-    for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
-      table.insert(out, value)
-    end
-  end
+  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', cutoff)) do emit(ARGV[i], job_id_of(entry)) end
 end
 return out
 """
+)
 
 
 # The same answer without the index, for Redis before 6.2 (no ZDIFF) or a read-only replica: reads started_at
 # of every running job on every call. Same ARGV (the index prefix and TTL unused) and reply.
-_STARTED_BEFORE_SCAN_LUA = """
-local job_prefix, cutoff, field_count = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[6])
-local fields = {}
-for f = 1, field_count do fields[f] = ARGV[6 + f] end
-local out = {}
+_STARTED_BEFORE_SCAN_LUA = (
+    _RUN_SCRIPT_PRELUDE
+    + """
 for i = 7 + field_count, #ARGV do
-  for _, entry in ipairs(redis.call('ZRANGE', ARGV[1] .. ARGV[i], 0, -1)) do
-    local job_id = entry
-    local length = string.len(entry)
-    if length > 33 and string.byte(entry, length - 32) == 58 and string.find(entry, '^%x+$', length - 31) then
-      job_id = string.sub(entry, 1, length - 33)
-    end
+  for _, entry in ipairs(redis.call('ZRANGE', registry_prefix .. ARGV[i], 0, -1)) do
+    local job_id = job_id_of(entry)
     local started = redis.call('HGET', job_prefix .. job_id, 'started_at')
-    if started then
-      local digits = string.sub(started, 1, 4) .. string.sub(started, 6, 7) .. string.sub(started, 9, 10)
-        .. string.sub(started, 12, 13) .. string.sub(started, 15, 16) .. string.sub(started, 18, 19)
-      local score = tonumber(digits) or 1
-      if score <= cutoff then
-        table.insert(out, ARGV[i])
-        table.insert(out, job_id)
-        for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
-          table.insert(out, value)
-        end
-      end
-    end
+    if started and start_score(started) <= cutoff then emit(ARGV[i], job_id) end
   end
 end
 return out
 """
+)
 
 
 def _index_unusable(error: ResponseError) -> bool:
