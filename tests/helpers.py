@@ -102,3 +102,8 @@ def start_gunicorn(redis_url: str, port: int, **settings: str) -> subprocess.Pop
     process = start_web(env, port, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_web(port, process)
     return process
+
+
+def every_value(connection: Redis, skipped: tuple[bytes, ...] = ()) -> dict[bytes, bytes | None]:
+    """Every key with its serialized value, but those under the `skipped` prefixes: proves a request wrote nothing."""
+    return {key: connection.dump(key) for key in connection.keys("*") if not key.startswith(skipped)}

@@ -15,7 +15,7 @@ from app.domain import history, keys
 from app.domain.pause import pause_queue
 from app.domain.priority import enqueue_prioritized
 from tests.api.test_auth import assert_error
-from tests.helpers import make_active_job, run_worker, start_worker, stop_worker, wait_for
+from tests.helpers import every_value, make_active_job, run_worker, start_worker, stop_worker, wait_for
 
 API = "/api/v1/admin/jobs"
 
@@ -23,8 +23,7 @@ API = "/api/v1/admin/jobs"
 def everything(connection) -> dict:
     """Every key with its serialized value: proves a read wrote nothing (but the stuck query's own index of
     run starts, under the product's prefix, checked on its own)."""
-    skipped = (b"rqmon:revoked", b"rqmon:run-starts:")
-    return {key: connection.dump(key) for key in connection.keys("*") if not key.startswith(skipped)}
+    return every_value(connection, (b"rqmon:revoked", b"rqmon:run-starts:"))
 
 
 def test_metrics_count_every_state(client, auth, connection, redis_url):

@@ -15,6 +15,7 @@ from tests.api.test_auth import assert_error
 from tests.api.test_job_actions import failed_job
 from tests.api.test_route_roles import GUARDED, SAMPLE_ARGUMENTS, SESSION_PATHS
 from tests.conftest import login
+from tests.helpers import every_value
 
 CHANGING = [(endpoint, method, path) for endpoint, method, path in GUARDED if method != "GET"]
 ACTIONS = [route for route in CHANGING if route[2] not in SESSION_PATHS]
@@ -22,8 +23,7 @@ ACTIONS = [route for route in CHANGING if route[2] not in SESSION_PATHS]
 
 def everything(connection) -> dict:
     """Every key with its serialized value (rate-limit counters aside)."""
-    skipped = (b"rqmon:ratelimit", b"LIMITS")
-    return {key: connection.dump(key) for key in connection.keys("*") if not key.startswith(skipped)}
+    return every_value(connection, (b"rqmon:ratelimit", b"LIMITS"))
 
 
 @pytest.fixture
