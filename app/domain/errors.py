@@ -48,3 +48,16 @@ class JobNotRetryable(Conflict):
 
 class InvalidInput(DomainError):
     code = "validation_error"
+
+
+class JobAlreadyRetried(Conflict):
+    """A retry of a job that was already retried would run it twice; `force` says that is meant."""
+
+    code = "already_retried"
+
+    def __init__(self, job_id: str, copy_id: str | None):
+        if copy_id:
+            message = f"Job '{job_id}' was already retried as '{copy_id}'; send \"force\": true to retry it again"
+        else:
+            message = f"Job '{job_id}' is being retried right now; send \"force\": true to retry it again"
+        super().__init__(message, {"retriedAs": copy_id})

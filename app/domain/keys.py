@@ -26,6 +26,17 @@ def revoked_token(jti: str) -> str:
     return f"{PREFIX}:revoked:{jti}"
 
 
+def revoked_session(sid: str) -> str:
+    """Marker of a logged-out session (every token of one login); TTL = its refresh token's remaining lifetime."""
+    return f"{PREFIX}:revoked-session:{sid}"
+
+
+def login_failures(address: str, username: str | None = None) -> str:
+    """Failed logins from one address (for one username, or all); TTL = the throttling window."""
+    scope = "address" if username is None else f"user:{username}"
+    return f"{PREFIX}:ratelimit:login:{scope}@{address}"
+
+
 def prioritized(queue: str) -> str:
     """Sorted set of prioritized job ids of one queue, scored priority * 2**32 + sequence."""
     return f"{PREFIX}:prioritized:{queue}"
@@ -38,6 +49,15 @@ def run_starts(queue: str) -> str:
     """Sorted set: one queue's started-registry entries scored by their run's start (YYYYMMDDHHMMSS); pruned to
     the registry on every stuck query, TTL RUN_STARTS_TTL_SECONDS from the last one."""
     return f"{PREFIX}:run-starts:{queue}"
+
+
+RETRY_CLAIM_TTL_SECONDS = 30
+
+
+def retry_claim(job_id: str) -> str:
+    """Held while one retry of the job is under way, so two concurrent retries cannot both copy it; TTL
+    RETRY_CLAIM_TTL_SECONDS, deleted when the retry ends."""
+    return f"{PREFIX}:retry-claim:{job_id}"
 
 
 def stats_bucket(granularity: str, bucket: int) -> str:

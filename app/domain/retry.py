@@ -1,5 +1,8 @@
 """Retry with overrides (seed 002): a NEW job with the same function and arguments, `dataOverrides` merged over
-the keyword arguments, and the given priority, attempts and backoff.
+the keyword arguments, `argsOverrides` replacing the positional ones, and the given priority, attempts and backoff.
+
+A job is retried once: a second retry names the copy (409) unless the caller forces it, and a short claim key keeps
+two concurrent retries from both copying it.
 
 Nothing is lost: the new job is stored before the original is touched, and the original is removed last, in one
 transaction, so a failure at any step leaves the original whole in its registry.
@@ -18,8 +21,8 @@ from rq.job import Job, JobStatus, Retry
 from rq.results import Result
 from rq.worker import Worker
 
-from app.domain import attempts
-from app.domain.errors import JobNotRetryable
+from app.domain import attempts, keys
+from app.domain.errors import JobAlreadyRetried, JobNotRetryable
 from app.domain.jobs import fetch_job, job_options
 from app.domain.priority import enqueue_prioritized
 from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, is_stuck
@@ -60,7 +63,9 @@ def _retry_policy(job: Job, total_attempts: int, options: dict[str, Any]) -> tup
     return attempts.retry_for(total_attempts, backoff), backoff
 
 
-def _enqueue_copy(job: Job, queue: Queue, kwargs: dict[str, Any], options: dict[str, Any]) -> Job:
+def _enqueue_copy(
+    job: Job, queue: Queue, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+) -> Job:
     current = job_options(job)
     priority = options.get("priority", current["priority"])
     total_attempts = options.get("attempts", current["attempts"])
@@ -83,8 +88,8 @@ def _enqueue_copy(job: Job, queue: Queue, kwargs: dict[str, Any], options: dict[
     }
     func_name = str(job.func_name)  # by name: the web process need not import the producer's code
     if priority > 0:
-        return enqueue_prioritized(queue, func_name, job.args, kwargs, priority, **common)
-    return queue.enqueue_call(func_name, args=job.args, kwargs=kwargs, **common)
+        return enqueue_prioritized(queue, func_name, args, kwargs, priority, **common)
+    return queue.enqueue_call(func_name, args=args, kwargs=kwargs, **common)
 
 
 def mark_retried_as(connection: Redis, job: Job, new_id: str) -> None:
@@ -116,6 +121,23 @@ def remove_original(connection: Redis, job: Job, state: str) -> None:
         pipe.execute()
 
 
+def _arguments(job: Job, options: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    try:
+        kwargs = {**job.kwargs, **(options.get("dataOverrides") or {})}
+        args = tuple(options["argsOverrides"]) if "argsOverrides" in options else tuple(job.args)
+    except Exception as exc:  # fails here, before anything is written, if the payload cannot be read
+        raise JobNotRetryable(
+            f"Job '{job.id}' cannot be retried: its arguments cannot be read ({type(exc).__name__})"
+        ) from exc
+    return args, kwargs
+
+
+def _check_not_retried(job: Job, meta: dict[str, Any]) -> None:
+    copy_id = meta.get(attempts.RETRIED_AS)
+    if copy_id:
+        raise JobAlreadyRetried(job.id, str(copy_id))
+
+
 def retry_job(
     connection: Redis,
     queue_name: str,
@@ -124,19 +146,26 @@ def retry_job(
     thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES,
     now: float | None = None,
 ) -> str:
-    """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, removeOriginal."""
+    """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, argsOverrides,
+    removeOriginal, force (retry a job that was already retried)."""
     job, state = fetch_job(connection, queue_name, job_id)
     _check_retryable(job, state, thresholds, time.time() if now is None else now)
+    force = bool(options.get("force"))
+    if not force:
+        _check_not_retried(job, job.meta)
+    args, kwargs = _arguments(job, options)
+    claim = keys.retry_claim(job.id)
+    if not force and not connection.set(claim, "1", nx=True, ex=keys.RETRY_CLAIM_TTL_SECONDS):
+        raise JobAlreadyRetried(job.id, None)
     try:
-        kwargs = {**job.kwargs, **(options.get("dataOverrides") or {})}
-        job.args  # noqa: B018 - fails here, before anything is written, if the payload cannot be read
-    except Exception as exc:
-        raise JobNotRetryable(
-            f"Job '{job.id}' cannot be retried: its arguments cannot be read ({type(exc).__name__})"
-        ) from exc
-    queue = Queue(queue_name, connection=connection, serializer=job.serializer)
-    new_job = _enqueue_copy(job, queue, kwargs, options)
-    mark_retried_as(connection, job, new_job.id)  # first: should the removal fail, the original says where it went
-    if options.get("removeOriginal"):
-        remove_original(connection, job, state)
+        if not force:  # a retry that ended between our read and our claim has marked the original by now
+            _check_not_retried(job, job.get_meta(refresh=True))
+        queue = Queue(queue_name, connection=connection, serializer=job.serializer)
+        new_job = _enqueue_copy(job, queue, args, kwargs, options)
+        mark_retried_as(connection, job, new_job.id)  # first: should the removal fail, the original says where
+        if options.get("removeOriginal"):
+            remove_original(connection, job, state)
+    finally:
+        if not force:
+            connection.delete(claim)
     return new_job.id

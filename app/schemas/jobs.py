@@ -49,8 +49,16 @@ class RetryBody(BaseModel):
     priority: StrictInt | None = Field(None, ge=0, le=MAX_PRIORITY)
     attempts: StrictInt | None = Field(None, ge=1, le=100)
     backoff: Backoff | None = None
-    dataOverrides: dict[str, Any] | None = None  # noqa: N815
+    dataOverrides: dict[str, Any] | None = Field(  # noqa: N815
+        None, description="Keys merged over the original's keyword arguments."
+    )
+    argsOverrides: list[Any] | None = Field(  # noqa: N815
+        None, description="The positional arguments of the new job, replacing the original's."
+    )
     removeOriginal: StrictBool = False  # noqa: N815
+    force: StrictBool = Field(
+        False, description="Retry even when the job was already retried (409 already_retried otherwise)."
+    )
 
     def options(self) -> dict[str, Any]:
         """Only the fields the client sent: absent (or null) ones default to the original job's."""

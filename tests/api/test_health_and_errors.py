@@ -79,4 +79,7 @@ def test_openapi_document_describes_the_routes(client, auth):
     body_ref = document["paths"][retry]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body_schema = document["components"]["schemas"][body_ref.rsplit("/", 1)[-1]]
     assert body_schema.get("additionalProperties") is False
-    assert {"priority", "attempts", "backoff", "dataOverrides", "removeOriginal"} == set(body_schema["properties"])
+    assert {"priority", "attempts", "backoff", "dataOverrides", "argsOverrides", "removeOriginal", "force"} == set(
+        body_schema["properties"]
+    )
+    assert body_schema["properties"]["argsOverrides"]["anyOf"][0]["type"] == "array"

@@ -186,6 +186,67 @@ def test_retry_without_body_keeps_the_original_options_and_removes_on_request(cl
     assert client.post(f"{API}/retry/r-remove/{new.id}", headers=auth("admin")).status_code == 409
 
 
+def test_a_second_retry_names_the_copy_unless_forced(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-twice", "t@w.o")
+    headers = auth("admin")
+    first = client.post(f"{API}/retry/r-twice/{original.id}", json={}, headers=headers).get_json()["newJobId"]
+    before = everything(connection)
+    body = assert_error(
+        client.post(f"{API}/retry/r-twice/{original.id}", json={}, headers=headers), 409, "already_retried"
+    )
+    assert first in body["error"]["message"] and body["error"]["details"] == {"retriedAs": first}
+    assert everything(connection) == before  # no second copy
+    response = client.post(f"{API}/retry/r-twice/{original.id}", json={"force": True}, headers=headers)
+    assert response.status_code == 201
+    second = response.get_json()["newJobId"]
+    assert second != first and Queue("r-twice", connection=connection).job_ids == [first, second]
+    detail = client.get(f"{API}/job/r-twice/{original.id}", headers=auth("moderator")).get_json()
+    assert detail["retriedAs"] == second  # the original names its latest copy
+    assert not connection.exists(keys.retry_claim(original.id))
+    assert_error(
+        client.post(f"{API}/retry/r-twice/{original.id}", json={"force": "yes"}, headers=headers),
+        400,
+        "validation_error",
+    )
+
+
+def test_a_retry_under_way_refuses_a_concurrent_one(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-race", "r@a.ce")
+    connection.set(keys.retry_claim(original.id), "1", ex=30)  # another request is copying it right now
+    before = everything(connection)
+    body = assert_error(client.post(f"{API}/retry/r-race/{original.id}", headers=auth("admin")), 409, "already_retried")
+    assert "being retried" in body["error"]["message"]
+    assert everything(connection) == before
+    assert connection.ttl(keys.retry_claim(original.id)) > 0  # the other request's claim is not ours to delete
+
+
+def test_args_overrides_replace_the_positional_arguments(client, auth, connection, redis_url):
+    queue = Queue("r-args", connection=connection)
+    original = queue.enqueue("workers.tasks.add", 2)  # a producer's mistake: add() takes two arguments
+    run_worker(redis_url, "r-args")
+    assert original.get_status() == JobStatus.FAILED
+    body = {"argsOverrides": [2, 3]}
+    response = client.post(f"{API}/retry/r-args/{original.id}", json=body, headers=auth("admin"))
+    assert response.status_code == 201, response.get_json()
+    new = Job.fetch(response.get_json()["newJobId"], connection=connection)
+    assert new.args == (2, 3) and new.kwargs == {} and new.description == "workers.tasks.add(2, 3)"
+    run_worker(redis_url, "r-args")
+    assert new.get_status() == JobStatus.FINISHED and new.return_value() == 5
+
+
+def test_args_overrides_and_data_overrides_together(client, auth, connection, redis_url):
+    original = failed_job(connection, redis_url, "r-both", "old@b.c", subject="Hi")
+    body = {"argsOverrides": ["new@b.c"], "dataOverrides": {"customParam": 1}}
+    new_id = client.post(f"{API}/retry/r-both/{original.id}", json=body, headers=auth("admin")).get_json()["newJobId"]
+    new = Job.fetch(new_id, connection=connection)
+    assert new.args == ("new@b.c",) and new.kwargs == {"subject": "Hi", "customParam": 1}
+    empty = failed_job(connection, redis_url, "r-both", "x@y.z")
+    new_id = client.post(
+        f"{API}/retry/r-both/{empty.id}", json={"argsOverrides": []}, headers=auth("admin")
+    ).get_json()["newJobId"]
+    assert Job.fetch(new_id, connection=connection).args == ()  # an empty array is an override, not "keep"
+
+
 def test_a_stuck_active_job_can_be_retried_and_removed(client, auth, connection):
     stuck = make_active_job(connection, "r-stuck", 45)
     fresh = make_active_job(connection, "r-stuck", 2)
@@ -248,6 +309,9 @@ def test_retry_that_cannot_enqueue_touches_nothing(client, auth, connection, red
         ({"backoff": 5000}, "backoff"),
         ({"dataOverrides": ["a"]}, "dataOverrides"),
         ({"dataOverrides": "x"}, "dataOverrides"),
+        ({"argsOverrides": {"a": 1}}, "argsOverrides"),
+        ({"argsOverrides": "x"}, "argsOverrides"),
+        ({"force": 1}, "force"),
         ({"removeOriginal": "yes"}, "removeOriginal"),
         ({"removeOriginal": 1}, "removeOriginal"),
         ({"unknown": 1}, "unknown"),
