@@ -68,8 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt, limiter
-    from app.live import init_live
     from app.security import init_security
+    from app.ticker import init_ticker
 
     client = init_redis(app, app.config["REDIS_URL"])
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
@@ -81,6 +81,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     register_error_handlers(app)
-    init_live(app)
+    init_ticker(app)
     init_cli(app)
     return app

@@ -1,8 +1,9 @@
-"""Server-Sent Events on flask-sse's model (Redis pub/sub, its Message framing), extended where it falls short:
+"""Server-Sent Events over Redis pub/sub, framed with flask-sse's `Message` (the only part of flask-sse we use):
 
 - one pub/sub connection per process (the Hub), fanned out in memory to every open stream, instead of one
   Redis connection per client; it uses the app's shared connection pool;
-- the channel is chosen by the server from the validated route, never by a `?channel=` from the client;
+- the channel is chosen by the server from the validated route, never by a `?channel=` from the client: any
+  blueprint serves its own stream route with `event_stream(channel, first_event, expires_at)`;
 - the first event is sent at once (the latest published snapshot), a comment heartbeat keeps idle connections
   open, `retry:` makes clients reconnect quickly, and the stream ends when the access token expires;
 - Redis going away closes nothing: the Hub reconnects and streams resume with the next tick.
@@ -21,7 +22,7 @@ from typing import Any
 
 import redis
 from flask import Response, current_app, stream_with_context
-from flask_sse import Message, ServerSentEventsBlueprint
+from flask_sse import Message
 
 from app.extensions import get_redis
 
@@ -134,52 +135,48 @@ class Hub:
         self.deliver(channel.decode(), event)
 
 
-class LiveBlueprint(ServerSentEventsBlueprint):
-    """flask-sse's blueprint on the app's shared connection pool and the process-wide Hub."""
+def get_hub() -> Hub:
+    """The process's Hub, made on first use (it starts listening with its first stream)."""
+    extensions = current_app.extensions
+    if "sse_hub" not in extensions:
+        extensions["sse_hub"] = Hub(get_redis())
+    return extensions["sse_hub"]
 
-    @property
-    def redis(self) -> redis.Redis:
-        return get_redis()
 
-    def hub(self) -> Hub:
-        extensions = current_app.extensions
-        if "sse_hub" not in extensions:
-            extensions["sse_hub"] = Hub(get_redis())
-        return extensions["sse_hub"]
+def event_stream(channel: str, first_event: Callable[[], str | None], expires_at: float) -> Response:
+    """An SSE response for a server-chosen channel: `retry:`, then `first_event()` at once (a framed event, or
+    None), then every event published on `channel`, comment heartbeats, and the end at `expires_at`."""
+    hub = get_hub()
+    heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
+    retry_ms = int(current_app.config["SSE_RETRY_MS"])
+    inbox = hub.subscribe(channel)
 
-    def stream_channel(self, channel: str, first_event: Callable[[], str | None], expires_at: float) -> Response:
-        """An SSE response for a server-chosen channel; the first event comes from `first_event()`."""
-        hub = self.hub()
-        heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
-        retry_ms = int(current_app.config["SSE_RETRY_MS"])
-        inbox = hub.subscribe(channel)
-
-        @stream_with_context
-        def events() -> Iterator[str]:
+    @stream_with_context
+    def events() -> Iterator[str]:
+        try:
+            yield f"retry: {retry_ms}\n\n"
             try:
-                yield f"retry: {retry_ms}\n\n"
+                first = first_event()
+            except redis.RedisError:
+                first = None
+            if first:
+                yield first
+            while True:
+                remaining = expires_at - time.time()
+                if remaining <= 0:  # EventSource reconnects, and re-authenticates (or is sent to log in)
+                    yield ": the access token has expired\n\n"
+                    return
                 try:
-                    first = first_event()
-                except redis.RedisError:
-                    first = None
-                if first:
-                    yield first
-                while True:
-                    remaining = expires_at - time.time()
-                    if remaining <= 0:  # EventSource reconnects, and re-authenticates (or is sent to log in)
-                        yield ": the access token has expired\n\n"
-                        return
-                    try:
-                        yield inbox.get(timeout=min(heartbeat, remaining))
-                    except queue.Empty:
-                        yield ": keep-alive\n\n"
-            finally:
-                hub.unsubscribe(channel, inbox)
+                    yield inbox.get(timeout=min(heartbeat, remaining))
+                except queue.Empty:
+                    yield ": keep-alive\n\n"
+        finally:
+            hub.unsubscribe(channel, inbox)
 
-        response = Response(events(), mimetype="text/event-stream")  # type: ignore[call-arg]
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-        return response
+    response = Response(events(), mimetype="text/event-stream")  # type: ignore[call-arg]
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
 
 
 def snapshot_event(connection: redis.Redis, key: str, compute: Callable[[], Any]) -> str:

@@ -22,8 +22,8 @@ from rq import Queue
 from app.domain import keys, users
 from app.domain.users import Role
 from app.embedded_redis import free_port, start_redis_server
-from app.live import Publisher
 from tests.api.test_auth import assert_error
+from tests.api.test_live_ticker import ticker_for
 from tests.conftest import PASSWORD
 from tests.helpers import make_active_job, start_gunicorn, stop_worker, wait_for
 
@@ -110,7 +110,7 @@ def test_the_stream_ends_when_the_token_expires(app, client, make_user):
 
 
 def test_one_publisher_per_tick_and_another_takes_over(connection):
-    first, second = Publisher(connection, 2.0, (10, 30, 60, 120)), Publisher(connection, 2.0, (10, 30, 60, 120))
+    first, second = ticker_for(connection), ticker_for(connection)
     now = (time.time() // 2) * 2 + 100  # a future tick nobody else claims
     assert first.tick(now) is True
     assert second.tick(now + 0.3) is False  # same tick: already published
@@ -119,15 +119,15 @@ def test_one_publisher_per_tick_and_another_takes_over(connection):
     assert json.loads(json.loads(connection.get(keys.live_snapshot()))["data"])["queues"] == []
 
 
-def test_queue_documents_are_published_for_watched_or_busy_queues(connection):
+def test_queue_documents_are_published_for_watched_queues_only(connection):
     Queue("l-idle", connection=connection).enqueue("workers.tasks.noop")
-    make_active_job(connection, "l-busy", 1)
+    make_active_job(connection, "l-busy", 1)  # active but nobody watches it: nothing computed for it
     Queue("l-watched", connection=connection).enqueue("workers.tasks.noop")
     subscriber = connection.pubsub(ignore_subscribe_messages=True)
     subscriber.subscribe(keys.live_channel("l-watched"))
-    Publisher(connection, 2.0, (10, 30, 60, 120)).publish(time.time())
-    assert connection.exists(keys.live_snapshot("l-watched"), keys.live_snapshot("l-busy")) == 2
-    assert not connection.exists(keys.live_snapshot("l-idle"))
+    ticker_for(connection).publish(time.time())
+    assert connection.exists(keys.live_snapshot("l-watched"))
+    assert not connection.exists(keys.live_snapshot("l-idle"), keys.live_snapshot("l-busy"))
     message, deadline = None, time.monotonic() + 3
     while message is None and time.monotonic() < deadline:  # the first read returns the subscribe confirmation
         message = subscriber.get_message(timeout=0.5)

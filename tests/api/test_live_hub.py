@@ -16,8 +16,9 @@ from rq import Queue
 
 from app.domain import history, keys
 from app.embedded_redis import free_port
-from app.live import Publisher, make_publisher
 from app.sse import wire
+from app.ticker import make_ticker
+from tests.api.test_live_ticker import ticker_for
 from tests.conftest import make_app
 from tests.helpers import BIN, ROOT, make_active_job, wait_for
 
@@ -66,7 +67,7 @@ def test_the_channel_is_chosen_by_the_server_not_the_client(client, auth, connec
     wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
     assert subscribers(connection, keys.live_channel("l-chosen")) == 0
     connection.publish(keys.live_channel("l-chosen"), wire({"spoofed": True}))
-    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    ticker_for(connection).publish(time.time())
     assert data_of(next(chunks))["queues"][0]["queueName"] == "l-chosen"
     response.close()
     # flask-sse's own `?channel=` route is not registered.
@@ -81,7 +82,7 @@ def test_a_queue_stream_receives_each_published_queue_document(client, auth, con
     data_of(next(chunks))
     wait_for(lambda: subscribers(connection, keys.live_channel("l-ticks")) == 1, timeout=3)
     tick = (time.time() // 2) * 2
-    Publisher(connection, 2.0, THRESHOLDS).publish(tick)
+    ticker_for(connection).publish(tick)
     event = data_of(next(chunks))
     response.close()
     assert set(event) == {"timestamp", "queue", "activeJobs", "stuck"}
@@ -102,7 +103,7 @@ def test_the_queue_document_carries_the_queues_metrics_entry(client, auth, conne
     next(chunks)
     assert data_of(next(chunks))["queue"] == entry
     on_connect.close()
-    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    ticker_for(connection).publish(time.time())
     published = json.loads(json.loads(connection.get(keys.live_snapshot("l-entry")))["data"])
     assert published["queue"] == entry
 
@@ -127,7 +128,7 @@ def test_one_subscription_per_process_released_with_the_last_stream(app, client,
     chunks = chunks_of(again)
     next(chunks), next(chunks)
     wait_for(lambda: subscribers(connection, keys.live_channel()) == 1, timeout=3)
-    Publisher(connection, 2.0, THRESHOLDS).publish(time.time())
+    ticker_for(connection).publish(time.time())
     assert "queues" in data_of(next(chunks))
     again.close()
 
@@ -148,12 +149,12 @@ def test_the_publisher_starts_on_the_first_request_never_for_cli_commands(redis_
     app = make_app(redis_url, tmp_path, LIVE_PUBLISHER_ENABLED=True, LIVE_TICK_SECONDS=0.5)
     result = app.test_cli_runner().invoke(args=["users", "list"])
     assert result.exit_code == 0, result.output
-    assert "live_publisher" not in app.extensions
+    assert "ticker" not in app.extensions
     assert app.test_client().get("/healthz").status_code == 200
-    publisher = app.extensions["live_publisher"]
+    publisher = app.extensions["ticker"]
     try:
         app.test_client().get("/healthz")
-        assert app.extensions["live_publisher"] is publisher  # one per process
+        assert app.extensions["ticker"] is publisher  # one per process
         wait_for(lambda: publisher.published_ticks >= 2, timeout=3)
     finally:
         publisher.stop()
@@ -161,7 +162,7 @@ def test_the_publisher_starts_on_the_first_request_never_for_cli_commands(redis_
 
 def test_the_publisher_rides_out_an_unreachable_redis(tmp_path):
     app = make_app(f"redis://127.0.0.1:{free_port()}/0", tmp_path)  # nobody listens there
-    publisher = make_publisher(app)
+    publisher = make_ticker(app)
     started = time.monotonic()
     assert publisher.tick() is False and publisher.published_ticks == 0
     assert time.monotonic() - started < 0.5  # fails fast (the app's pool does not retry): next tick is on time
