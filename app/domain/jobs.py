@@ -19,7 +19,7 @@ from app.domain import attempts
 from app.domain.errors import InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
 from app.domain.queues import QueueKeys, queue_exists_reads, queue_keys
-from app.domain.timeutil import iso
+from app.domain.timeutil import iso, iso_from_timestamp
 
 BROWSABLE_STATES = ("waiting", "prioritized", "active", "completed", "failed", "delayed")
 MAX_PER_PAGE = 200
@@ -89,7 +89,7 @@ def state_of(job: Job, prioritized: bool = False) -> str:
     return STATE_OF_STATUS.get(status, str(status.value if status else "unknown"))  # type: ignore[union-attr]
 
 
-def summarize(job: Job, queue_name: str, state: str) -> dict[str, Any]:
+def summarize(job: Job, queue_name: str, state: str, delay_until: str | None = None) -> dict[str, Any]:
     """The fields a job list shows; raises when the payload cannot be deserialized (see `summarize_raw`)."""
     recorded = attempts.read_attempts(job)
     return {
@@ -100,12 +100,15 @@ def summarize(job: Job, queue_name: str, state: str) -> dict[str, Any]:
         "data": job_data(job),
         "priority": int(job.meta.get(attempts.PRIORITY, 0)),
         "attemptsMade": recorded["attemptsMade"],
-        "timestamp": iso(job.enqueued_at or job.created_at),
+        "timestamp": iso(job.created_at or job.enqueued_at),  # first enqueued; RQ re-sets enqueued_at on requeue
+        "enqueuedAt": iso(job.enqueued_at),
+        "delayUntil": delay_until,
         "processedOn": iso(job.started_at),
         "finishedOn": iso(job.ended_at),
         "failedReason": recorded["failedReason"],
         "workerName": job.worker_name or None,
         "description": job.description,
+        "retriedAs": job.meta.get(attempts.RETRIED_AS),
     }
 
 
@@ -119,7 +122,9 @@ def _date(value: bytes | None) -> str | None:
     return iso(datetime.fromisoformat(text.rstrip("Z")))
 
 
-def summarize_fast(job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes]) -> dict[str, Any]:
+def summarize_fast(
+    job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes], delay_until: str | None = None
+) -> dict[str, Any]:
     """`summarize` without building an RQ Job: a page decodes 25 hashes, and Job.restore parses every date
     with strptime. Only for RQ's default serializer; anything else raises and takes the full path."""
     func_name, _instance, args, kwargs = DefaultSerializer.loads(zlib.decompress(raw[b"data"]))
@@ -133,12 +138,15 @@ def summarize_fast(job_id: str, queue_name: str, state: str, raw: dict[bytes, by
         "data": {"args": json_safe(list(args)), "kwargs": json_safe(dict(kwargs))},
         "priority": int(meta.get(attempts.PRIORITY, 0)),
         "attemptsMade": recorded["attemptsMade"],
-        "timestamp": _date(raw.get(b"enqueued_at") or raw.get(b"created_at")),
+        "timestamp": _date(raw.get(b"created_at") or raw.get(b"enqueued_at")),
+        "enqueuedAt": _date(raw.get(b"enqueued_at")),
+        "delayUntil": delay_until,
         "processedOn": _date(raw.get(b"started_at")),
         "finishedOn": _date(raw.get(b"ended_at")),
         "failedReason": recorded["failedReason"],
         "workerName": (raw.get(b"worker_name") or b"").decode() or None,
         "description": (raw.get(b"description") or b"").decode() or None,
+        "retriedAs": meta.get(attempts.RETRIED_AS),
     }
 
 
@@ -147,18 +155,26 @@ def summarize_fast(job_id: str, queue_name: str, state: str, raw: dict[bytes, by
 _OWN_STATE_IN_FAILED = {b"stopped": "stopped", b"canceled": "canceled"}
 
 
-def summarize_raw(connection: Redis, job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes]) -> dict:
-    """A summary that never fails: a missing or unreadable job is shown with `dataError`."""
+def summarize_raw(
+    connection: Redis,
+    job_id: str,
+    queue_name: str,
+    state: str,
+    raw: dict[bytes, bytes],
+    delay_until: str | None = None,
+) -> dict:
+    """A summary that never fails: a missing or unreadable job is shown with `dataError`. `delay_until`: when a
+    delayed job becomes waiting (its ScheduledJobRegistry score)."""
     if not raw:
         return {"jobId": job_id, "queueName": queue_name, "state": state, "dataError": "job data has expired"}
     if state == "failed":
         state = _OWN_STATE_IN_FAILED.get(raw.get(b"status") or b"", state)
     try:
-        return summarize_fast(job_id, queue_name, state, raw)
+        return summarize_fast(job_id, queue_name, state, raw, delay_until)
     except Exception:  # another serializer, or an unreadable payload: RQ's own restore decides
         pass
     try:
-        return summarize(restore_job(connection, job_id, raw), queue_name, state)
+        return summarize(restore_job(connection, job_id, raw), queue_name, state, delay_until)
     except Exception as exc:  # any payload RQ cannot read: show it, marked
         return {
             "jobId": job_id,
@@ -177,8 +193,11 @@ def _page_ids_reads(pipe: Any, queue: QueueKeys, state: str, start: int, end: in
         key = queue.completed if state == "completed" else queue.failed
         pipe.zcard(key)
         pipe.zrevrange(key, start, end)
+    elif state == "delayed":  # scored by when each becomes waiting
+        pipe.zcard(queue.delayed)
+        pipe.zrange(queue.delayed, start, end, withscores=True)
     else:
-        key = {"prioritized": queue.prioritized, "active": queue.active, "delayed": queue.delayed}[state]
+        key = {"prioritized": queue.prioritized, "active": queue.active}[state]
         pipe.zcard(key)
         pipe.zrange(key, start, end)
 
@@ -196,6 +215,10 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
         in_rq, known, total, entries = pipe.execute()
     if not (in_rq or known):
         raise QueueNotFound(queue_name)
+    due: dict[str, str] = {}
+    if state == "delayed":
+        due = {member.decode(): iso_from_timestamp(score) for member, score in entries}
+        entries = [member for member, _score in entries]
     ids = [entry.decode() for entry in entries]
     if state == "active":
         ids = [started_entry_job_id(entry) for entry in ids]
@@ -209,7 +232,9 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
         "page": page,
         "perPage": per_page,
         "total": int(total),
-        "jobs": [summarize_raw(connection, i, queue_name, state, raw) for i, raw in zip(ids, raws, strict=True)],
+        "jobs": [
+            summarize_raw(connection, i, queue_name, state, raw, due.get(i)) for i, raw in zip(ids, raws, strict=True)
+        ],
     }
 
 
@@ -250,6 +275,11 @@ def job_options(job: Job) -> dict[str, Any]:
     }
 
 
+def _delay_until(connection: Redis, queue_name: str, job_id: str) -> str | None:
+    score = connection.zscore(queue_keys(queue_name).delayed, job_id)
+    return None if score is None else iso_from_timestamp(score)
+
+
 def get_job_detail(connection: Redis, queue_name: str, job_id: str) -> dict[str, Any]:
     job, state = fetch_job(connection, queue_name, job_id)
     latest = job.latest_result()
@@ -266,7 +296,9 @@ def get_job_detail(connection: Redis, queue_name: str, job_id: str) -> dict[str,
         opts=job_options(job),
         attemptsMade=recorded["attemptsMade"],
         attemptsStarted=recorded["attemptsStarted"],
-        timestamp=iso(job.enqueued_at or job.created_at),
+        timestamp=iso(job.created_at or job.enqueued_at),  # first enqueued
+        enqueuedAt=iso(job.enqueued_at),  # latest: RQ re-sets it when a retry or a delay requeues the job
+        delayUntil=_delay_until(connection, queue_name, job.id) if state == "delayed" else None,
         processedOn=iso(job.started_at),
         finishedOn=iso(job.ended_at),
         returnValue=json_safe(return_value),
