@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+import redis.exceptions
 from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue, Worker
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 0.5  # how often a worker whose queues are all paused looks again
 BLOCKING_DEQUEUE_SECONDS = 1  # bounds how late a resume or a new prioritized job is noticed
 HONOURS_PAUSE_FIELD = "rqmon_honours_pause"  # in the worker's RQ hash, for the worker views
+_LOOK_AGAIN = object()  # a dequeued job went back (paused queue, or back to its priority): look again at once
 
 # Which of the worker's queues may run now (not paused), promoting the best prioritized job of a queue whose list
 # is empty. KEYS: paused set, then (list, prioritized set) per queue. ARGV: queue names, in the worker's order.
@@ -95,26 +97,47 @@ class MonitoredWorker(Worker):
     ) -> tuple[Job, Queue] | None:
         burst = timeout is None
         idle_since = time.monotonic()
+        connection_wait = 1.0
         while True:
-            queues = self.runnable_queues()
-            result = None
-            if queues:
-                self._ordered_queues = queues
-                # Non-blocking pop through RQ (state, heartbeat, logging); blocking is done below in short steps.
-                result = super().dequeue_job_and_maintain_ttl(None)
-                if result is None and not burst:
-                    result = self._blocking_dequeue(queues)
-            if result is not None and not self._put_back_if_paused(*result):
-                return result
-            if result is not None:
+            try:
+                queues, result = self._dequeue_once(burst)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                # As rq.Worker's own dequeue loop: an idle worker waits out a Redis restart or outage.
+                self.log.error(
+                    "Worker %s: could not connect to Redis instance: %s retrying in %d seconds...",
+                    self.name,
+                    error,
+                    connection_wait,
+                )
+                time.sleep(connection_wait)
+                connection_wait = min(connection_wait * self.exponential_backoff_factor, self.max_connection_wait_time)
                 continue
+            connection_wait = 1.0
+            if result is _LOOK_AGAIN:
+                continue
+            if result is not None:
+                return result
             if burst or self._stop_requested:
                 return None
             if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                 return None
             if not queues:
-                self.heartbeat()
                 time.sleep(IDLE_POLL_SECONDS)
+
+    def _dequeue_once(self, burst: bool) -> tuple[list[Queue], Any]:
+        """One look at the runnable queues: a (job, queue) to run, None, or _LOOK_AGAIN when a job was put back."""
+        queues = self.runnable_queues()
+        if not queues:
+            self.heartbeat()
+            return queues, None
+        self._ordered_queues = queues
+        # Non-blocking pop through RQ (state, heartbeat, logging); blocking is done below in short steps.
+        result = super().dequeue_job_and_maintain_ttl(None)
+        if result is None and not burst:
+            result = self._blocking_dequeue(queues)
+        if result is not None and self._put_back_if_paused(*result):
+            return queues, _LOOK_AGAIN
+        return queues, result
 
     def _blocking_dequeue(self, queues: list[Queue]) -> tuple[Job, Queue] | None:
         try:
