@@ -10,6 +10,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from app.json_provider import MAX_JSON_DEPTH, JSONTooDeep, loads_checked
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     429: "rate_limited",
+    431: "headers_too_large",
 }
 
 _DOMAIN_STATUS = [(NotFound, 404), (Conflict, 409), (InvalidInput, 400)]
@@ -94,22 +97,86 @@ def _handle_unexpected(exc: Exception) -> Response:
     return error_response(500, "internal_error", "An unexpected error occurred")
 
 
+MAX_BODY_BYTES = 64 * 1024
+MAX_REQUEST_LINE_BYTES = 4 * 1024
+MAX_HEADER_FIELD_BYTES = 8 * 1024
+
+
+def _request_line_length(environ: dict[str, Any]) -> int:
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if target is None:
+        query = environ.get("QUERY_STRING", "")
+        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+    return len(environ.get("REQUEST_METHOD", "")) + len(target) + len(environ.get("SERVER_PROTOCOL", "")) + 2
+
+
+def _longest_header_field(environ: dict[str, Any]) -> int:
+    """The longest `Name: value` line (the server's own limits are set above ours, so we answer first)."""
+    return max(
+        (
+            len(key) - (5 if key.startswith("HTTP_") else 0) + 2 + len(str(value))
+            for key, value in environ.items()
+            if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")
+        ),
+        default=0,
+    )
+
+
+def check_request_size() -> Response | None:
+    """Before every request: over-long request lines and header fields get the error shape (414/431)."""
+    environ = request.environ
+    if _request_line_length(environ) > MAX_REQUEST_LINE_BYTES:
+        return error_response(414, "uri_too_long", "The request line is longer than 4 KiB")
+    if _longest_header_field(environ) > MAX_HEADER_FIELD_BYTES:
+        return error_response(431, "headers_too_large", "A request header is longer than 8 KiB")
+    return None
+
+
+def _read_body() -> bytes | None:
+    """The body, or None when it is over the limit. A streamed (chunked) body has no Content-Length: Werkzeug
+    stops reading it at the limit, so one more byte from the server's stream tells a cut body from a whole one."""
+    data = request.get_data(cache=True)
+    if len(data) > MAX_BODY_BYTES:
+        return None
+    cut = request.content_length is None and len(data) == MAX_BODY_BYTES
+    if cut and request.environ["wsgi.input"].read(1):
+        return None
+    return data
+
+
+def _json_refusal(data: bytes) -> Response:
+    """Why a body that `get_json` refused is refused (the error path re-reads it to say so)."""
+    try:
+        loads_checked(data)
+    except JSONTooDeep:
+        return error_response(400, "invalid_json", f"The request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    except (ValueError, UnicodeDecodeError):
+        return error_response(400, "invalid_json", "The request body is not valid JSON (NaN and Infinity included)")
+    return _not_an_object()
+
+
+def _not_an_object() -> Response:
+    return error_response(400, "validation_error", "The request body must be a JSON object", {"body": "object"})
+
+
 def check_request_body() -> Response | None:
     """Before every request: size limit, JSON only, parseable JSON. Nothing reaches a view otherwise."""
-    if request.content_length is not None and request.content_length > 64 * 1024:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         return error_response(413, "payload_too_large", "The request body is larger than 64 KiB")
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return None
-    data = request.get_data(cache=True)
+    data = _read_body()
+    if data is None:
+        return error_response(413, "payload_too_large", "The request body is larger than 64 KiB")
     if not data:
         return None
     if not request.is_json:
         return error_response(415, "unsupported_media_type", "The request body must be application/json")
-    body = request.get_json(silent=True)
+    body = request.get_json(silent=True)  # app.json.loads: depth and NaN checked; cached for the view
     if body is None:
-        return error_response(400, "invalid_json", "The request body is not valid JSON")
+        return _json_refusal(data)
     if not isinstance(body, dict):  # every body of this API is an object
-        return error_response(400, "validation_error", "The request body must be a JSON object", {"body": "object"})
+        return _not_an_object()
     return None
 
 
@@ -120,4 +187,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(redis.ConnectionError, _handle_redis)
     app.register_error_handler(redis.TimeoutError, _handle_redis)
     app.register_error_handler(Exception, _handle_unexpected)
+    app.before_request(check_request_size)
     app.before_request(check_request_body)

@@ -67,13 +67,12 @@ def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> b
 
 
 def _jwt_error(status: int, code: str) -> Callable[..., Response]:
-    def handler(*args: Any) -> Response:
-        reason = args[-1] if args and isinstance(args[-1], str) else None
+    def handler(*args: Any) -> Response:  # PyJWT's own reasons ("Not enough segments") are not shown
         message = {
             "missing_token": "A valid access token is required",
             "token_expired": "The token has expired",
             "token_revoked": "The token has been revoked",
-        }.get(code, reason or "The token is not valid")
+        }.get(code, "The token is not valid")
         return error_response(status, code, message)
 
     return handler
