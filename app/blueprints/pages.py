@@ -2,6 +2,7 @@
 
 Sessions are the same JWTs as the API, in HttpOnly cookies; state changes carry the CSRF token (double submit).
 A page whose access cookie has expired is renewed from the refresh cookie, else sent to the login page.
+Under /admin/ an error a browser navigates to is an HTML page with the navigation; scripts asking for JSON get JSON.
 """
 
 from __future__ import annotations
@@ -151,12 +152,17 @@ def alerts() -> Any:
     return render("alerts.html")
 
 
+class TrendsQuery(Query):
+    period: Literal["24h", "7d", "30d"] = "24h"
+
+
 @bp.get("/trends")
 @page
 def trends() -> Any:
-    period = request.args.get("period", "24h")
-    if period not in history.PERIODS:
-        period = "24h"
+    try:
+        period = TrendsQuery.model_validate(request.args.to_dict()).period
+    except ValidationError as error:  # an unknown period is a 400 page, not silently 24h
+        raise validation_failed(error) from None
     connection = get_redis()
     return render(
         "trends.html",
@@ -166,9 +172,8 @@ def trends() -> Any:
     )
 
 
-class ChartQuery(Query):
+class ChartQuery(TrendsQuery):
     queue: str
-    period: Literal["24h", "7d", "30d"] = "24h"
     kind: Literal["outcomes", "time"] = "outcomes"
 
 
@@ -179,13 +184,80 @@ def trend_chart() -> Any:
         query = ChartQuery.model_validate(request.args.to_dict())
     except ValidationError as error:
         raise validation_failed(error) from None
-    check_queue_name(query.queue)  # history outlives RQ's queues: a name is enough here
+    check_queue_name(query.queue)
     connection = get_redis()
-    [trend] = [
-        t for t in history.get_trends(connection, query.period, [query.queue], True) if t["queueName"] == query.queue
-    ]
+    # Charts exist for the queues the trends page lists: those with history in the period (it outlives RQ's
+    # queues) and those that exist; any other name is a 404, not an empty chart.
+    by_name = {t["queueName"]: t for t in history.get_trends(connection, query.period, [], True)}
+    if query.queue not in by_name:
+        require_queue(connection, query.queue)
+        by_name = {t["queueName"]: t for t in history.get_trends(connection, query.period, [query.queue], True)}
+    trend = by_name[query.queue]
     svg = charts.outcomes_chart(trend) if query.kind == "outcomes" else charts.processing_time_chart(trend)
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = SVG_POLICY  # pygal styles inline; no script is allowed
     response.headers["Cache-Control"] = "private, max-age=30"
     return response
+
+
+def _wants_html() -> bool:
+    """A browser's navigation under /admin/ (GET, or a form post preferring HTML); not the pages' own fetch calls."""
+    if not (request.path == "/admin" or request.path.startswith("/admin/")):
+        return False
+    if request.method in ("GET", "HEAD"):
+        return "application/json" not in request.headers.get("Accept", "")
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
+def _page_user() -> dict[str, str] | None:
+    """The signed-in user for the error page's navigation, if the cookies say so; never an error of its own."""
+    if "page_user" in g:
+        return g.page_user  # type: ignore[no-any-return]
+    try:
+        verify_jwt_in_request(locations=["cookies"])
+        return {"username": get_jwt_identity(), "role": current_role().value}
+    except Exception:  # no session, an expired one, or Redis down (the error being shown may be that)
+        return None
+
+
+TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    413: "Too large",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+
+
+@bp.after_app_request
+def html_errors(response: Response) -> Response:
+    """A JSON error under /admin/ becomes its HTML page (same status and headers) for a browser."""
+    if response.status_code < 400 or response.mimetype != "application/json" or not _wants_html():
+        return response
+    error = (response.get_json(silent=True) or {}).get("error") or {}
+    status = response.status_code
+    html = render_template(
+        "error.html",
+        user=_page_user(),
+        can_act=False,
+        status=status,
+        title=TITLES.get(status, "Something went wrong" if status >= 500 else "Error"),
+        code=error.get("code", ""),
+        message=error.get("message", ""),
+        details=error.get("details") or {},
+    )
+    response.set_data(html)
+    response.mimetype = "text/html"
+    return response
+
+
+@bp.record_once
+def _register_favicon(state: Any) -> None:
+    """Browsers ask for /favicon.ico whatever the page says: the same small SVG icon as the pages' link."""
+    app = state.app
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))

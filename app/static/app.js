@@ -415,7 +415,7 @@
         try { const result = await api(ds.logoutUrl, { method: 'POST' }); window.location.assign(result.next); } catch (e) { toLogin(); }
       });
     }
-    if (ds.page !== 'login' && ds.page !== 'alerts') watchStuckBadge();
+    if (ds.role && ds.page !== 'login' && ds.page !== 'alerts') watchStuckBadge();
   }
 
   const pages = { overview: overviewPage, queue: queuePage_, job: jobPage_, alerts: alertsPage, trends: trendsPage, login: loginPage };

@@ -127,5 +127,6 @@ def test_trend_charts_are_svg_without_scripts(client, make_user, connection):
     response = client.get("/admin/trends/chart.svg?queue=p-chart&period=7d&kind=time")
     assert response.mimetype == "image/svg+xml" and "<script" not in response.get_data(as_text=True)
     assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
-    assert_error(client.get("/admin/trends/chart.svg?queue=p-chart&period=1y"), 400, "validation_error")
-    assert_error(client.get("/admin/trends/chart.svg?period=7d"), 400, "validation_error")
+    json = {"Accept": "application/json"}
+    assert_error(client.get("/admin/trends/chart.svg?queue=p-chart&period=1y", headers=json), 400, "validation_error")
+    assert_error(client.get("/admin/trends/chart.svg?period=7d", headers=json), 400, "validation_error")
