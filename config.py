@@ -27,9 +27,11 @@ class Config:
     MAX_CONTENT_LENGTH = 64 * 1024
     # Stuck bands, minutes since the current run started: low, medium, high, critical.
     STUCK_THRESHOLDS_MINUTES = (10, 30, 60, 120)
-    # Failed logins allowed before 429, per username and per client address.
+    # Failed logins allowed before 429, per username from one client address, and per client address.
     LOGIN_LIMIT_PER_USER = "5 per 5 minutes"
     LOGIN_LIMIT_PER_ADDRESS = "20 per 5 minutes"
+    # werkzeug's hash method for new passwords (its strong default); the tests use a cheap one.
+    PASSWORD_HASH_METHOD = "scrypt"
     # Number of proxies in front of the app whose X-Forwarded-For is trusted (0: none).
     TRUSTED_PROXIES = 0
     # Seconds between two published snapshots of the live streams.

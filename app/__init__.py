@@ -36,8 +36,6 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config["SECRET_KEY"] = app.config["JWT_SECRET_KEY"]
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = ensure_embedded_redis(Path(app.instance_path) / "redis")
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"])
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", "rqmon:ratelimit")
 
 
 def _development_secret(instance: Path) -> str:
@@ -67,14 +65,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.blueprints import auth, health, job_actions, jobs, live, openapi, pages
     from app.cli import init_cli
     from app.errors import register_error_handlers
-    from app.extensions import init_redis, jwt, limiter
+    from app.extensions import init_redis, jwt
     from app.security import init_security
     from app.ticker import init_ticker
 
-    client = init_redis(app, app.config["REDIS_URL"])
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": client.connection_pool}
+    init_redis(app, app.config["REDIS_URL"])
     jwt.init_app(app)
-    limiter.init_app(app)
     init_security(app)
 
     for blueprint in (auth.bp, health.bp, openapi.bp, jobs.bp, job_actions.bp, live.bp, pages.bp):

@@ -6,7 +6,7 @@ import secrets
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.domain import users
@@ -34,7 +34,7 @@ def create_user(name: str, role: str, password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = users.create_user(get_redis(), name, password, Role(role))
+        user = users.create_user(get_redis(), name, password, Role(role), current_app.config["PASSWORD_HASH_METHOD"])
     except DomainError as error:
         _fail(error)
         return

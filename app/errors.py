@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -171,6 +171,9 @@ def check_request_body() -> Response | None:
     if not data:
         return None
     if not request.is_json:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if request.mimetype == "application/x-www-form-urlencoded" and getattr(view, "accepts_form", False):
+            return None  # a form its view reads itself: the login page's, which works without script
         return error_response(415, "unsupported_media_type", "The request body must be application/json")
     body = request.get_json(silent=True)  # app.json.loads: depth and NaN checked; cached for the view
     if body is None:

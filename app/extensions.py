@@ -7,13 +7,10 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from spectree import SecurityScheme, SpecTree
 from spectree.models import InType, SecureType, SecuritySchemeData
 
 jwt = JWTManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
 
 def _raise_validation_error(request: Any, response: Any, error: Any, instance: Any, *rest: Any) -> None:
@@ -48,7 +45,7 @@ spec = SpecTree(
 
 
 def init_redis(app: Flask, url: str) -> redis.Redis:
-    """One connection pool per process, shared by requests, the limiter and the live streams."""
+    """One connection pool per process, shared by requests and the live streams."""
     pool = redis.ConnectionPool.from_url(
         url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30, retry_on_timeout=False
     )

@@ -1,21 +1,35 @@
-"""Roles, the one role_required() decorator, token revocation and JWT error responses."""
+"""Roles, the one role_required() decorator, token issuing and revocation, login throttling and JWT errors."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, g, request
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask import Flask, Response, current_app, g, request
+from flask_jwt_extended import (
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+    get_jwt,
+    get_jwt_identity,
+    set_access_cookies,
+    set_refresh_cookies,
+    verify_jwt_in_request,
+)
 
-from app.domain import keys
-from app.domain.users import Role
+from app.domain import keys, users
+from app.domain.users import Role, User
 from app.errors import ApiError, error_response
 from app.extensions import get_redis, jwt
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+BAD_CREDENTIALS = "Invalid username or password"
 
 
 def role_required(minimum: Role) -> Callable[[F], F]:
@@ -40,30 +54,148 @@ def current_role() -> Role:
     return Role(g.get("current_user_role") or get_jwt()["role"])
 
 
+# --- Tokens: every token of one login carries the login's session id ("sid"), so logout ends them all ----------
+
+
+def access_lifetime() -> int:
+    return int(current_app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+
+
+def _access_token(username: str, role: str, refresh_claims: dict[str, Any]) -> str:
+    # rexp: how long the session can live, so that logout keeps its marker exactly that long.
+    claims = {"role": role, "rexp": refresh_claims["exp"]}
+    if refresh_claims.get("sid"):  # every refresh token of a login has one
+        claims["sid"] = refresh_claims["sid"]
+    return create_access_token(identity=username, additional_claims=claims)
+
+
+def issue_tokens(user: User) -> dict[str, Any]:
+    """A new session: the login response's access and refresh tokens."""
+    session = {"role": user.role.value, "sid": uuid.uuid4().hex}
+    refresh_token = create_refresh_token(identity=user.username, additional_claims=session)
+    return {
+        "access_token": _access_token(user.username, user.role.value, decode_token(refresh_token)),
+        "refresh_token": refresh_token,
+        "token_type": "Bearer",
+        "expires_in": access_lifetime(),
+        "role": user.role.value,
+    }
+
+
+def renew_access_token() -> str:
+    """An access token of the same session, for the refresh token verified in this request."""
+    return _access_token(get_jwt_identity(), current_role().value, get_jwt())
+
+
+def set_session_cookies(response: Response, tokens: dict[str, Any]) -> Response:
+    """The browser's session: both tokens in HttpOnly cookies, plus the readable CSRF cookies."""
+    set_access_cookies(response, tokens["access_token"])
+    set_refresh_cookies(response, tokens["refresh_token"])
+    return response
+
+
 def revoke_token(claims: dict[str, Any]) -> None:
-    """Revoke a token (and the refresh token it was issued with) until it would have expired anyway."""
-    connection = get_redis()
+    """End the token's session (every token of its login) until its refresh token would have expired anyway."""
     now = int(time.time())
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.set(keys.revoked_token(claims["jti"]), 1, ex=max(1, int(claims["exp"]) - now))
-        refresh_jti = claims.get("rjti")
-        if refresh_jti:
-            # The refresh token lives longer than the access token; keep its marker for the longest life.
-            pipe.set(keys.revoked_token(refresh_jti), 1, ex=max(1, int(claims.get("rexp", claims["exp"])) - now))
-        pipe.execute()
+    lifetime = max(1, int(claims.get("rexp", claims["exp"])) - now)
+    connection = get_redis()
+    if claims.get("sid"):
+        connection.set(keys.revoked_session(claims["sid"]), 1, ex=lifetime)
+    else:  # a token made outside a login (tests, scripts): only itself
+        connection.set(keys.revoked_token(claims["jti"]), 1, ex=lifetime)
 
 
 @jwt.token_in_blocklist_loader
 def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> bool:
-    """One round trip: is the token revoked, and does its user still exist (with which role)?"""
+    """One round trip: is the token or its session revoked, and does its user still exist (with which role)?"""
+    markers = [keys.revoked_token(jwt_payload["jti"])]
+    if jwt_payload.get("sid"):
+        markers.append(keys.revoked_session(jwt_payload["sid"]))
     with get_redis().pipeline(transaction=False) as pipe:
-        pipe.exists(keys.revoked_token(jwt_payload["jti"]))
+        pipe.exists(*markers)
         pipe.hget(keys.user(jwt_payload["sub"]), "role")
         revoked, role = pipe.execute()
     if revoked or role is None:
         return True
     g.current_user_role = role.decode()
     return False
+
+
+# --- Login: failures are throttled per (username, address) and per address, never per username alone ----------
+
+
+class LoginThrottled(ApiError):
+    """429: too many failed logins; `retry_after` seconds until the window ends."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(429, "rate_limited", f"Too many failed sign-ins; try again in {in_words(retry_after)}")
+        self.retry_after = retry_after
+
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """'5 per 5 minutes' -> (5 failures, 300 seconds)."""
+    match = _RATE.match(value)
+    if not match or int(match[1]) < 1:
+        raise ValueError(f"not a rate like '5 per 5 minutes': {value!r}")
+    return int(match[1]), int(match[2] or 1) * _UNITS[match[3]]
+
+
+def in_words(seconds: int) -> str:
+    """A wait as people say it: '40 seconds', '1 minute', '4 minutes' (rounded up)."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def _login_limits(username: str) -> list[tuple[str, int, int]]:
+    """(counter key, allowed failures, window seconds) of this request's address, with and without the name."""
+    address = request.remote_addr or "unknown"
+    per_user = parse_rate(current_app.config["LOGIN_LIMIT_PER_USER"])
+    per_address = parse_rate(current_app.config["LOGIN_LIMIT_PER_ADDRESS"])
+    return [(keys.login_failures(address, username), *per_user), (keys.login_failures(address), *per_address)]
+
+
+def _check_throttle(connection: Any, limits: list[tuple[str, int, int]]) -> None:
+    with connection.pipeline(transaction=False) as pipe:
+        for key, _, _ in limits:
+            pipe.get(key)
+            pipe.pttl(key)
+        results = pipe.execute()
+    waits = [
+        math.ceil(max(ttl, 1000) / 1000)
+        for (_, allowed, _), count, ttl in zip(limits, results[::2], results[1::2], strict=True)
+        if count is not None and int(count) >= allowed
+    ]
+    if waits:
+        raise LoginThrottled(max(waits))
+
+
+def _count_failure(connection: Any, limits: list[tuple[str, int, int]]) -> None:
+    with connection.pipeline(transaction=True) as pipe:  # a window starts with the first failure, atomically
+        for key, _, window in limits:
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+        pipe.execute()
+
+
+def authenticate_login(username: str, password: str) -> User:
+    """The user for a right password, unless this address failed too often (429); a wrong one counts (401)."""
+    connection = get_redis()
+    limits = _login_limits(username)
+    _check_throttle(connection, limits)
+    user = users.authenticate(connection, username, password, current_app.config["PASSWORD_HASH_METHOD"])
+    if user is None:
+        _count_failure(connection, limits)
+        raise ApiError(401, "invalid_credentials", BAD_CREDENTIALS)
+    return user
+
+
+# --- Errors -----------------------------------------------------------------------------------------------------
 
 
 def _jwt_error(status: int, code: str) -> Callable[..., Response]:
@@ -85,6 +217,12 @@ def _unauthorized(reason: str) -> Response:
     return error_response(401, "missing_token", "A valid access token is required")
 
 
+def _throttled(error: LoginThrottled) -> Response:
+    response = error_response(error.status, error.code, error.message)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 def init_security(app: Flask) -> None:
     jwt.unauthorized_loader(_unauthorized)
     jwt.invalid_token_loader(_jwt_error(401, "invalid_token"))
@@ -92,6 +230,9 @@ def init_security(app: Flask) -> None:
     jwt.revoked_token_loader(_jwt_error(401, "token_revoked"))
     jwt.needs_fresh_token_loader(_jwt_error(401, "fresh_token_required"))
     jwt.user_lookup_error_loader(_jwt_error(401, "invalid_token"))
+    app.register_error_handler(LoginThrottled, _throttled)
+    for setting in ("LOGIN_LIMIT_PER_USER", "LOGIN_LIMIT_PER_ADDRESS"):  # a wrong rate stops start-up, not a login
+        parse_rate(app.config[setting])
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
@@ -107,10 +248,3 @@ def init_security(app: Flask) -> None:
         if request.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
-
-
-def login_username_key() -> str:
-    """Rate-limit key for failed logins of one username (whatever address they come from)."""
-    body = request.get_json(silent=True)
-    name = body.get("username") if isinstance(body, dict) else None
-    return f"login-user:{str(name)[:64] if name else '-'}"

@@ -19,6 +19,8 @@ from app.domain.users import Role
 from app.embedded_redis import start_redis_server
 
 PASSWORD = "correct horse battery"
+# One pbkdf2 round instead of scrypt: test users are hashed and checked in microseconds, not ~0.1 s each.
+CHEAP_HASH_METHOD = "pbkdf2:sha256:1"
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,7 @@ def make_app(redis_url: str, tmp_path: Path, **overrides: Any) -> Flask:
         "REDIS_URL": redis_url,
         "JWT_SECRET_KEY": "test-secret-key-that-is-long-enough-for-hs256",
         "LIVE_PUBLISHER_ENABLED": False,
+        "PASSWORD_HASH_METHOD": CHEAP_HASH_METHOD,
         **overrides,
     }
     app = create_app(settings)
@@ -79,7 +82,7 @@ def runner(app: Flask) -> Any:
 @pytest.fixture
 def make_user(connection: redis.Redis):
     def create(name: str, role: Role | str) -> str:
-        users.create_user(connection, name, PASSWORD, Role(role))
+        users.create_user(connection, name, PASSWORD, Role(role), CHEAP_HASH_METHOD)
         return name
 
     return create

@@ -7,6 +7,7 @@ Under /admin/ an error a browser navigates to is an HTML page with the navigatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Literal
@@ -16,7 +17,6 @@ from flask_jwt_extended import (
     get_jwt,
     get_jwt_identity,
     set_access_cookies,
-    set_refresh_cookies,
     unset_jwt_cookies,
     verify_jwt_in_request,
 )
@@ -26,23 +26,25 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.blueprints.auth import (
-    _access_token,
-    authenticate_request,
-    issue_tokens,
-    login_throttled,
-    login_throttled_by_address,
-)
 from app.domain import history
 from app.domain.jobs import fetch_job
 from app.domain.names import check_queue_name
 from app.domain.queues import list_queue_names, require_queue
 from app.domain.users import Role
-from app.errors import validation_failed
+from app.errors import ApiError, validation_failed
 from app.extensions import get_redis, spec
-from app.schemas import ErrorBody, LoginBody, Success
+from app.schemas import LoginBody, Success
 from app.schemas.jobs import Query
-from app.security import current_role, revoke_token, role_required
+from app.security import (
+    LoginThrottled,
+    authenticate_login,
+    current_role,
+    issue_tokens,
+    renew_access_token,
+    revoke_token,
+    role_required,
+    set_session_cookies,
+)
 
 bp = Blueprint("pages", __name__, url_prefix="/admin")
 
@@ -69,7 +71,7 @@ def page(view: Callable[..., Any]) -> Callable[..., Any]:
                 verify_jwt_in_request(refresh=True, locations=["cookies"])
             except (JWTExtendedException, PyJWTError):
                 return _to_login("expired" if request.cookies.get("refresh_token_cookie") else "signin")
-            renewed = _access_token(get_jwt_identity(), current_role().value, get_jwt())
+            renewed = renew_access_token()
         g.page_user = {"username": get_jwt_identity(), "role": current_role().value}
         response = view(*args, **kwargs)
         if renewed:
@@ -88,31 +90,60 @@ def render(template: str, **context: Any) -> str:
 @bp.get("/login")
 def login() -> Any:
     messages = {"expired": "Your session has expired. Please sign in again.", "signout": "You are signed out."}
-    return render_template(
-        "login.html",
-        message=messages.get(request.args.get("reason", "")),
-        next_url=_safe_next(request.args.get("next")),
-    )
+    return _login_page(200, message=messages.get(request.args.get("reason", "")), next_url=request.args.get("next"))
+
+
+def _login_page(status: int, next_url: str | None, message: str | None = None, error: str | None = None) -> Response:
+    html = render_template("login.html", message=message, error=error, next_url=_safe_next(next_url))
+    return Response(html, status=status, mimetype="text/html")
+
+
+_UNSAFE_IN_PATH = re.compile(r"[\\\s\x00-\x1f\x7f]")
 
 
 def _safe_next(target: str | None) -> str:
-    """Only paths of this app: never an open redirect."""
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    """Only paths of this app (same site, relative): never an open redirect."""
+    if target and target.startswith("/admin") and not _UNSAFE_IN_PATH.search(target):
         return target
     return url_for("pages.overview")
 
 
 @bp.post("/login")
-@login_throttled
-@login_throttled_by_address
-@spec.validate(json=LoginBody, resp=Resp(HTTP_200=Success, HTTP_401=ErrorBody), tags=["pages"], security={})
 def login_submit() -> Any:
-    """Sign in from the login page: the tokens go into HttpOnly cookies (plus the CSRF cookies)."""
-    tokens = issue_tokens(authenticate_request(request.context.json))  # type: ignore[attr-defined]
-    response = jsonify({"success": True, "role": tokens["role"]})
-    set_access_cookies(response, tokens["access_token"])
-    set_refresh_cookies(response, tokens["refresh_token"])
-    return response
+    """Sign in from the login page: the tokens go into HttpOnly cookies (plus the CSRF cookies). The page's script
+    posts JSON; without script the form itself posts, and a 303 leads to the page asked for."""
+    if not request.is_json:
+        return _login_form()
+    try:
+        body = LoginBody.model_validate(request.get_json(silent=True))
+    except ValidationError as error:
+        raise validation_failed(error) from None
+    tokens = issue_tokens(authenticate_login(body.username, body.password))
+    return set_session_cookies(jsonify({"success": True, "role": tokens["role"]}), tokens)
+
+
+login_submit.accepts_form = True  # type: ignore[attr-defined]
+
+
+def _login_form() -> Response:
+    next_url = request.form.get("next")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":  # another site must not sign people in
+        return _login_page(403, next_url, error="Sign in from this site's own login page.")
+    try:
+        body = LoginBody.model_validate(
+            {"username": request.form.get("username", "").strip(), "password": request.form.get("password", "")}
+        )
+    except ValidationError:
+        return _login_page(400, next_url, error="Enter your username and password.")
+    try:
+        tokens = issue_tokens(authenticate_login(body.username, body.password))
+    except LoginThrottled as throttled:
+        response = _login_page(429, next_url, error=f"{throttled.message}.")
+        response.headers["Retry-After"] = str(throttled.retry_after)
+        return response
+    except ApiError as failed:
+        return _login_page(failed.status, next_url, error="Wrong username or password.")
+    return set_session_cookies(redirect(_safe_next(next_url), 303), tokens)  # type: ignore[arg-type]
 
 
 @bp.post("/logout")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 
 from redis import Redis
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -14,8 +15,17 @@ from app.domain.errors import Conflict, InvalidInput, UserNotFound
 from app.domain.names import check_username
 
 MIN_PASSWORD_LENGTH = 8
-# Checked against when the user does not exist, so both failures cost the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-used-for-timing")
+
+
+@cache
+def _dummy_hash(hash_method: str | None) -> str:
+    """Checked against when the user does not exist, so both failures cost the same time."""
+    return _hash("not-a-real-password-used-for-timing", hash_method)
+
+
+def _hash(password: str, hash_method: str | None) -> str:
+    """werkzeug's hash with `hash_method` ("scrypt", "pbkdf2:sha256:600000", ...); None: werkzeug's default."""
+    return generate_password_hash(password) if hash_method is None else generate_password_hash(password, hash_method)
 
 
 class Role(StrEnum):
@@ -38,20 +48,13 @@ class User:
     created_at: str
 
 
-def parse_role(value: str) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise InvalidInput("Unknown role", {"role": f"one of {', '.join(r.value for r in Role)}"}) from None
-
-
-def create_user(connection: Redis, username: str, password: str, role: Role) -> User:
+def create_user(connection: Redis, username: str, password: str, role: Role, hash_method: str | None = None) -> User:
     check_username(username)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("Password too short", {"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
     created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     fields: dict[str | bytes, str] = {
-        "password_hash": generate_password_hash(password),
+        "password_hash": _hash(password, hash_method),
         "role": role.value,
         "created_at": created_at,
     }
@@ -72,11 +75,12 @@ def get_user(connection: Redis, username: str) -> User | None:
     return User(username, Role(data[0].decode()), (data[1] or b"").decode())
 
 
-def authenticate(connection: Redis, username: str, password: str) -> User | None:
-    """The user when the password matches; None otherwise, in about the same time either way."""
+def authenticate(connection: Redis, username: str, password: str, hash_method: str | None = None) -> User | None:
+    """The user when the password matches; None otherwise, in about the same time either way (`hash_method`:
+    the one users are created with, for the check an unknown user costs)."""
     role, created_at, password_hash = connection.hmget(keys.user(username), ["role", "created_at", "password_hash"])
     if password_hash is None or role is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(hash_method), password)
         return None
     if not check_password_hash(password_hash.decode(), password):
         return None
@@ -105,12 +109,12 @@ def set_role(connection: Redis, username: str, role: Role) -> User:
     return user
 
 
-def set_password(connection: Redis, username: str, password: str) -> None:
+def set_password(connection: Redis, username: str, password: str, hash_method: str | None = None) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput("Password too short", {"password": f"at least {MIN_PASSWORD_LENGTH} characters"})
     if not connection.exists(keys.user(username)):
         raise UserNotFound(f"User '{username}' does not exist")
-    connection.hset(keys.user(username), "password_hash", generate_password_hash(password))
+    connection.hset(keys.user(username), "password_hash", _hash(password, hash_method))
 
 
 def delete_user(connection: Redis, username: str) -> None:

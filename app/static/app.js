@@ -402,7 +402,8 @@
         body: JSON.stringify({ username, password }),
       });
       if (response.ok) { window.location.assign(ds.next); return; }
-      error.textContent = response.status === 429 ? 'Too many failed attempts. Wait a few minutes and try again.'
+      const body = response.status === 429 ? await response.json().catch(() => null) : null;
+      error.textContent = response.status === 429 ? `${(body && body.error && body.error.message) || 'Too many failed sign-ins; try again later'}.`
         : response.status === 401 ? 'Wrong username or password.' : 'Could not sign in. Try again.';
       error.hidden = false;
     });

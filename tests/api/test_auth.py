@@ -8,9 +8,11 @@ from datetime import timedelta
 import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token
+from redis.connection import AbstractConnection
 
 from app.domain import keys, users
 from app.domain.users import Role
+from app.security import in_words, parse_rate
 from tests.conftest import PASSWORD, login, make_app
 
 
@@ -154,8 +156,55 @@ def test_logout_revokes_the_access_and_refresh_tokens_at_once(client, make_user,
     assert_error(client.get("/api/v1/auth/me", headers=access), 401, "token_revoked")
     refresh = client.post("/api/v1/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert_error(refresh, 401, "token_revoked")
-    revoked = connection.keys(f"{keys.PREFIX}:revoked:*")
-    assert len(revoked) == 2 and all(0 < connection.ttl(key) <= 7 * 86400 for key in revoked)
+    # One marker for the session, kept as long as its refresh token could have lived (7 days), not 15 minutes.
+    [marker] = connection.keys(f"{keys.PREFIX}:revoked*")
+    assert 6 * 86400 < connection.ttl(marker) <= 7 * 86400
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_logout_ends_every_token_of_the_session_refreshed_ones_included(client, make_user):
+    """Regression: an access token obtained by /refresh before the logout kept working for up to 15 minutes."""
+    make_user("ezra", Role.MODERATOR)
+    tokens = login(client, "ezra")
+    other_session = login(client, "ezra")
+    refreshed = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).get_json()
+    assert client.get("/api/v1/auth/me", headers=bearer(refreshed["access_token"])).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code == 200
+    assert_error(client.get("/api/v1/auth/me", headers=bearer(refreshed["access_token"])), 401, "token_revoked")
+    assert_error(client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])), 401, "token_revoked")
+    # Another login of the same user is another session: it goes on.
+    assert client.get("/api/v1/auth/me", headers=bearer(other_session["access_token"])).status_code == 200
+    renewed = client.post("/api/v1/auth/refresh", headers=bearer(other_session["refresh_token"]))
+    assert renewed.status_code == 200
+
+
+def test_logout_with_a_refreshed_token_ends_the_first_one_too(client, make_user):
+    make_user("ezio", Role.MODERATOR)
+    tokens = login(client, "ezio")
+    refreshed = client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).get_json()
+    assert client.post("/api/v1/auth/logout", headers=bearer(refreshed["access_token"])).status_code == 200
+    assert_error(client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])), 401, "token_revoked")
+    assert_error(client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])), 401, "token_revoked")
+
+
+def test_the_token_check_stays_one_round_trip(client, make_user, monkeypatch):
+    """Revoked token, revoked session and the user's current role: one pipeline per authenticated request."""
+    make_user("ezri", Role.MODERATOR)
+    headers = bearer(login(client, "ezri")["access_token"])
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # warm: the connection is open
+    round_trips = []
+    send = AbstractConnection.send_packed_command
+
+    def counting(connection, command, check_health=True):  # type: ignore[no-untyped-def]
+        round_trips.append(command)
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert len(round_trips) == 1
 
 
 def test_role_change_and_deletion_take_effect_at_once(client, make_user, connection):
@@ -198,6 +247,62 @@ def test_successful_logins_are_not_throttled(client, make_user):
     make_user("jack", Role.MODERATOR)
     for _ in range(8):
         login(client, "jack")
+
+
+def post_login(client, username: str, password: str, address: str):
+    body = {"username": username, "password": password}
+    return client.post("/api/v1/auth/login", json=body, environ_base={"REMOTE_ADDR": address})
+
+
+def test_failures_from_one_address_never_lock_the_user_out_at_another(client, make_user):
+    """Regression: five wrong passwords from anywhere locked the named user out everywhere for 5 minutes."""
+    make_user("gale", Role.ADMIN)
+    for _ in range(5):
+        assert post_login(client, "gale", "guessing-wrong", "203.0.113.9").status_code == 401
+    blocked = post_login(client, "gale", PASSWORD, "203.0.113.9")
+    assert_error(blocked, 429, "rate_limited")
+    assert post_login(client, "gale", PASSWORD, "198.51.100.7").status_code == 200
+
+
+def test_the_429_says_how_long_to_wait_in_words_and_seconds(client, make_user):
+    make_user("glen", Role.ADMIN)
+    for _ in range(5):
+        post_login(client, "glen", "guessing-wrong", "203.0.113.10")
+    blocked = post_login(client, "glen", PASSWORD, "203.0.113.10")
+    body = assert_error(blocked, 429, "rate_limited")
+    wait = int(blocked.headers["Retry-After"])
+    assert 240 < wait <= 300  # the window is 5 minutes from the first failure
+    assert f"try again in {-(-wait // 60)} minutes" in body["error"]["message"]
+
+
+def test_a_successful_login_carries_no_retry_after(client, make_user):
+    """Regression: every login response, successful ones included, carried Retry-After and X-RateLimit-*."""
+    make_user("gwen", Role.ADMIN)
+    post_login(client, "gwen", "guessing-wrong", "203.0.113.11")
+    ok = post_login(client, "gwen", PASSWORD, "203.0.113.11")
+    assert ok.status_code == 200
+    assert "Retry-After" not in ok.headers and not any(name.startswith("X-RateLimit") for name, _ in ok.headers.items())
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(1, "1 second"), (40, "40 seconds"), (60, "1 minute"), (61, "2 minutes"), (240, "4 minutes"), (300, "5 minutes")],
+)
+def test_waits_in_words(seconds, words):
+    assert in_words(seconds) == words
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"),
+    [("5 per 5 minutes", (5, 300)), ("3 per minute", (3, 60)), ("20/hour", (20, 3600)), ("1 per 2 days", (1, 172800))],
+)
+def test_login_limits_are_read_as_failures_per_window(rate, parsed):
+    assert parse_rate(rate) == parsed
+
+
+def test_a_wrong_login_limit_stops_start_up(redis_url, tmp_path):
+    with pytest.raises(ValueError, match="5 per 5 minutes"):
+        make_app(redis_url, tmp_path, LOGIN_LIMIT_PER_USER="five a minute")
 
 
 def test_passwords_are_never_stored_or_logged_in_clear(client, connection, make_user, caplog):
