@@ -78,3 +78,18 @@ def live_tick_lock(tick: int) -> str:
 def live_snapshot(queue: str | None = None) -> str:
     """Latest published live document (all queues, or one queue), for a new stream's first event; short TTL."""
     return f"{PREFIX}:live:snapshot" if queue is None else f"{PREFIX}:live:snapshot:queue:{queue}"
+
+
+POOLS = f"{PREFIX}:pools"  # sorted set of pool names scored by their last heartbeat; pruned past the pools' TTL
+POOL_EVENTS = f"{PREFIX}:pool-events"  # stream of pool and stalled-job events, XADD MAXLEN ~ POOL_EVENTS_CAP
+POOL_EVENTS_CAP = 10000
+
+
+def pool(name: str) -> str:
+    """Hash of one rq-monitor-pool (name, host, pid, size, slots, ...); TTL refreshed by the pool's heartbeat."""
+    return f"{PREFIX}:pool:{name}"
+
+
+def memory_kill(job_id: str) -> str:
+    """Marker set by a pool before it kills a work horse over its memory limit; TTL 5 minutes."""
+    return f"{PREFIX}:memory-kill:{job_id}"
