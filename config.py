@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -40,6 +41,17 @@ class Config:
     LIVE_PUBLISHER_ENABLED = True
     SSE_HEARTBEAT_SECONDS = 15.0
     SSE_RETRY_MS = 2000
+    # Worker liveness (WORKERS.md): how often a MonitoredWorker heartbeats, and how old its last heartbeat may be
+    # for the worker to count as active, and beyond which it is stale.
+    WORKER_HEARTBEAT_SECONDS = 10.0
+    WORKER_ACTIVE_SECONDS = 60.0
+    WORKER_STALE_SECONDS = 300.0
+    # Set by a pool in its children's environment (or by hand for one MonitoredWorker): pool name, slot, memory
+    # limit and the capabilities JSON object shown in the views.
+    RQMON_POOL: str | None = None
+    RQMON_SLOT: int | None = None
+    RQMON_MEMORY_LIMIT_MB: float | None = None
+    RQMON_WORKER_CAPABILITIES: dict[str, Any] = {}
 
 
 def _bool(value: str) -> bool:
@@ -51,6 +63,29 @@ def _thresholds(value: str) -> tuple[int, ...]:
     if len(bands) != 4 or list(bands) != sorted(bands) or bands[0] <= 0:
         raise ValueError("STUCK_THRESHOLDS_MINUTES needs four increasing minutes, e.g. 10,30,60,120")
     return bands
+
+
+MAX_CAPABILITIES_BYTES = 4096
+
+
+def _capabilities(value: str) -> dict[str, Any]:
+    """A JSON object of at most 4 KiB; anything else stops the worker at start-up with the reason."""
+    if len(value.encode()) > MAX_CAPABILITIES_BYTES:
+        raise ValueError(f"RQMON_WORKER_CAPABILITIES is longer than {MAX_CAPABILITIES_BYTES} bytes")
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"RQMON_WORKER_CAPABILITIES is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError('RQMON_WORKER_CAPABILITIES must be a JSON object, e.g. {"gpu": true}')
+    return parsed
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"expected a positive number of seconds or MB, got {value!r}")
+    return number
 
 
 # name -> parser; every setting a deployment may change.
@@ -68,6 +103,13 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "LIVE_TICK_SECONDS": float,
     "LIVE_PUBLISHER_ENABLED": _bool,
     "SSE_HEARTBEAT_SECONDS": float,
+    "WORKER_HEARTBEAT_SECONDS": _positive,
+    "WORKER_ACTIVE_SECONDS": _positive,
+    "WORKER_STALE_SECONDS": _positive,
+    "RQMON_POOL": str,
+    "RQMON_SLOT": int,
+    "RQMON_MEMORY_LIMIT_MB": _positive,
+    "RQMON_WORKER_CAPABILITIES": _capabilities,
 }
 
 

@@ -4,26 +4,31 @@ records every ended attempt (trends, success rate, attempts and errors per job).
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from typing import Any
 
 import redis.exceptions
 from redis.client import Pipeline
 from redis.commands.core import Script
-from rq import Queue, Worker
+from rq import Queue, Worker, worker_registration
 from rq.exceptions import DequeueTimeout
 from rq.job import Job
 
-from app.domain import attempts, history, keys
+import config
+from app.domain import attempts, history, keys, worker_control
+from app.domain import workers as registry
 from app.domain.queues import QueueKeys
 from app.domain.timeutil import iso, utcnow
+from workers.liveness import ResourceSampler
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5  # how often a worker whose queues are all paused looks again
 BLOCKING_DEQUEUE_SECONDS = 1  # bounds how late a resume or a new prioritized job is noticed
-HONOURS_PAUSE_FIELD = "rqmon_honours_pause"  # in the worker's RQ hash, for the worker views
+HONOURS_PAUSE_FIELD = registry.HONOURS_PAUSE  # in the worker's RQ hash, for the worker views
 _LOOK_AGAIN = object()  # a dequeued job went back (paused queue, or back to its priority): look again at once
 
 # Which of the worker's queues may run now (not paused), promoting the best prioritized job of a queue whose list
@@ -53,6 +58,15 @@ return 1
 """
 
 
+# Write fields into the worker's hash only while it exists: a command answered during shutdown must not leave a
+# hash without TTL behind. KEYS: the worker hash. ARGV: field, value, ...
+_HSET_IF_EXISTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
 def _intermediate_key(queue: Queue) -> str:
     try:
         from rq.intermediate_queue import IntermediateQueue  # noqa: PLC0415 - absent from older RQ
@@ -71,6 +85,7 @@ class MonitoredWorker(Worker):
         # The job whose end is being written, its outcome and its meta as read just before RQ's end-of-job pipeline.
         self._ending: tuple[Job, str, dict[str, Any] | None] | None = None
         self._starting: Job | None = None  # the job whose start (attemptsStarted) is being written
+        self._init_liveness()
 
     # --- start-up -----------------------------------------------------------------------------------
 
@@ -80,11 +95,14 @@ class MonitoredWorker(Worker):
             pipe.sadd(keys.KNOWN_QUEUES, *self.queue_names())
             pipe.hset(self.key, HONOURS_PAUSE_FIELD, "1")
             pipe.execute()
+        self._beat(force=True)
 
     # --- dequeue: pause and priority ----------------------------------------------------------------
 
     def runnable_queues(self) -> list[Queue]:
         """The worker's queues that are not paused, in order; promotes prioritized jobs (one round trip)."""
+        if self._paused:  # the whole worker is paused (control): no queue is runnable
+            return []
         names = self.queue_names()
         script_keys = [keys.PAUSED_QUEUES]
         for name in names:
@@ -185,6 +203,7 @@ class MonitoredWorker(Worker):
             except Exception:
                 self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
         super().heartbeat(timeout, pipeline)
+        self._beat()
 
     def _save_meta_quietly(self, job: Job) -> None:
         try:
@@ -270,3 +289,121 @@ class MonitoredWorker(Worker):
         job.meta = meta
         pipeline.hset(job.key, "meta", job.serializer.dumps(meta))
         history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, job.func_name)  # type: ignore[arg-type]
+
+    # --- liveness and control (WORKERS.md) ----------------------------------------------------------
+
+    def _init_liveness(self) -> None:
+        settings = {**config.defaults(), **config.from_env()}  # a bad RQMON_WORKER_CAPABILITIES stops start-up
+        self._beat_every = float(settings["WORKER_HEARTBEAT_SECONDS"])
+        self._pool: str | None = settings["RQMON_POOL"]
+        self._slot: int | None = settings["RQMON_SLOT"]
+        self._memory_limit_mb: float | None = settings["RQMON_MEMORY_LIMIT_MB"]
+        self._capabilities = json.dumps(settings["RQMON_WORKER_CAPABILITIES"])
+        # RQ's monitor loop heartbeats a busy worker every job_monitoring_interval: make that at least as often.
+        self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), int(self._beat_every)))
+        self._beat_at = float("-inf")
+        self._sampler = ResourceSampler()
+        self._paused = False  # kept in the process, so a pause outlives a Redis restart; written at every beat
+        self._stopping = False
+        self._control_lock = threading.Lock()
+        self._hset_if_exists = Script(self.connection, _HSET_IF_EXISTS_LUA)
+
+    def _beat(self, force: bool = False) -> None:
+        """The product's heartbeat, every WORKER_HEARTBEAT_SECONDS (RQ calls heartbeat() far more often): the
+        worker's resources and control state in its RQ hash, and its registration back if Redis lost it."""
+        now = time.monotonic()
+        if self.is_horse or (not force and now - self._beat_at < 0.9 * self._beat_every):
+            return
+        self._beat_at = now
+        try:
+            self._write_beat()
+        except Exception as exc:  # never stop the worker; RQ's own loop deals with Redis being away
+            self.log.warning("Worker %s: heartbeat not written: %s", self.name, exc)
+
+    def _write_beat(self) -> None:
+        rss_mb, cpu_percent = self._sampler.sample(self.horse_pid)
+        fields: dict[str | bytes, bytes | float | int | str] = {
+            registry.HEARTBEAT_AT: f"{time.time():.3f}",
+            registry.HONOURS_PAUSE: "1",
+            registry.RSS_MB: rss_mb,
+            registry.CPU_PERCENT: cpu_percent,
+            registry.MEMORY_LIMIT_MB: "" if self._memory_limit_mb is None else self._memory_limit_mb,
+            registry.CAPABILITIES: self._capabilities,
+            **self._control_fields(),
+        }
+        if self._pool is not None:
+            fields.update({registry.POOL: self._pool, registry.SLOT: "" if self._slot is None else self._slot})
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key, mapping=fields)
+            pipe.hexists(self.key, "birth")
+            pipe.ttl(self.key)
+            pipe.sismember(self.redis_workers_keys, self.key)
+            _, born, ttl, registered = pipe.execute()
+        if (born and registered and ttl >= 0) or self.birth_date is None:
+            return
+        self.log.warning("Worker %s: registration lost (Redis restarted?), registering again", self.name)
+        with self.connection.pipeline() as pipe:
+            if not born:
+                pipe.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, pipe)
+            pipe.expire(self.key, self.worker_ttl + 60)
+            pipe.execute()
+
+    def _control_fields(self) -> dict[str | bytes, bytes | float | int | str]:
+        fields: dict[str | bytes, bytes | float | int | str] = {registry.PAUSED: "1" if self._paused else "0"}
+        if self._stopping:
+            fields[registry.STATE_OVERRIDE] = registry.WorkerStatus.STOPPING.value
+        return fields
+
+    def subscribe(self) -> None:
+        """RQ's pub/sub thread listens on the product's control channel too (no second connection)."""
+        super().subscribe()
+        if self.pubsub is not None:
+            self.pubsub.subscribe(**{keys.worker_control_channel(self.name): self._on_control})
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        """Runs in RQ's pub/sub thread: never raises (that would end the thread, and RQ's own commands with it)."""
+        try:
+            command = worker_control.parse_command(message.get("data"))
+            if command is None:
+                self.log.warning("Worker %s: ignored an unreadable control message", self.name)
+                return
+            worker_control.send_reply(self.connection, command.id, self._carry_out(command.action))
+        except Exception:
+            self.log.exception("Worker %s: control message not handled", self.name)
+
+    def _carry_out(self, action: str) -> worker_control.Ack:
+        with self._control_lock:
+            before = self._status()
+            if action == worker_control.Action.PAUSE:
+                self._paused, done = True, "paused"
+            elif action == worker_control.Action.RESUME:
+                self._paused, done = False, "resumed"
+            elif action == worker_control.Action.STOP:
+                # Like RQ's warm shutdown: the work loop ends after the current job (or at once when idle).
+                self._stopping, self._stop_requested, done = True, True, "stopping after its current job"
+            else:
+                message = f"Worker {self.name} cannot {action} itself (only its pool can)"
+                return worker_control.Ack(False, before, before, message, "action_not_supported")
+            flat = [item for pair in self._control_fields().items() for item in pair]
+            self._hset_if_exists(keys=[self.key], args=flat)
+            return worker_control.Ack(True, before, self._status(), f"Worker {self.name} {done}")
+
+    def _status(self) -> str:
+        busy = self.get_state() == "busy"
+        override = registry.WorkerStatus.STOPPING.value if self._stopping else None
+        state = registry.status_of(
+            state=self.get_state(), paused=self._paused, override=override, suspended=False, busy=busy
+        )
+        return state.value
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """A job popped just as a pause or stop was acknowledged goes back to the head of its queue, untouched."""
+        if self._paused or self._stopping:
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(_intermediate_key(queue), 1, job.id)
+                pipe.lpush(queue.key, job.id)
+                pipe.execute()
+            self.log.info("Worker %s: paused or stopping; job %s put back at the head", self.name, job.id)
+            return
+        super().execute_job(job, queue)

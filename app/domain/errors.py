@@ -61,3 +61,24 @@ class JobAlreadyRetried(Conflict):
         else:
             message = f"Job '{job_id}' is being retried right now; send \"force\": true to retry it again"
         super().__init__(message, {"retriedAs": copy_id})
+
+
+class WorkerNotFound(NotFound):
+    code = "worker_not_found"
+
+    def __init__(self, worker_name: str):
+        super().__init__(f"Worker '{worker_name}' does not exist")
+
+
+class ActionNotSupported(Conflict):
+    """A control action the worker cannot take (a plain `rq worker` cannot pause; only pool slots restart)."""
+
+    code = "action_not_supported"
+
+
+class WorkerNotStale(Conflict):
+    code = "worker_not_stale"
+
+
+class JobNotActive(Conflict):
+    code = "job_not_active"

@@ -93,3 +93,21 @@ def pool(name: str) -> str:
 def memory_kill(job_id: str) -> str:
     """Marker set by a pool before it kills a work horse over its memory limit; TTL 5 minutes."""
     return f"{PREFIX}:memory-kill:{job_id}"
+
+
+CONTROL_REPLY_TTL_SECONDS = 60
+
+
+def worker_control_channel(worker_name: str) -> str:
+    """Pub/sub channel on which one MonitoredWorker takes control commands (nothing stored)."""
+    return f"{PREFIX}:control:{worker_name}"
+
+
+def pool_control_channel(pool: str) -> str:
+    """Pub/sub channel on which one pool takes control commands for its slots (nothing stored)."""
+    return f"{PREFIX}:pool-control:{pool}"
+
+
+def control_reply(request_id: str) -> str:
+    """List holding the one reply to a control command; TTL CONTROL_REPLY_TTL_SECONDS, popped by the caller."""
+    return f"{PREFIX}:control:reply:{request_id}"

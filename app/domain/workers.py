@@ -1,0 +1,348 @@
+"""Every worker RQ knows, read from RQ's own registry in one round trip whatever their number (Sidekiq's
+`ProcessSet`), never with RQ's `Worker.all()` (two round trips per worker, and it deletes while it reads).
+
+Reads both layouts of the current job (RQ 2.x `current_job` field, RQ 3 `rq:worker:<name>:executions` set),
+MonitoredWorkers (the `rqmon_*` fields below) and plain `rq worker` processes. Liveness and status: WORKERS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from redis import Redis
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.registry import StartedJobRegistry
+from rq.serializers import DefaultSerializer
+
+from app.domain.errors import WorkerNotFound, WorkerNotStale
+
+WORKERS_SET = "rq:workers"
+WORKER_PREFIX = "rq:worker:"
+SUSPENDED_KEY = "rq:suspended"
+JOB_PREFIX = "rq:job:"
+
+# The product's fields in RQ's worker hash, written by MonitoredWorker; never one of RQ's names.
+HONOURS_PAUSE = "rqmon_honours_pause"  # "1": a MonitoredWorker
+HEARTBEAT_AT = "rqmon_heartbeat_at"  # epoch seconds of the last heartbeat
+RSS_MB = "rqmon_rss_mb"  # worker + work horse
+CPU_PERCENT = "rqmon_cpu_percent"
+MEMORY_LIMIT_MB = "rqmon_memory_limit_mb"  # "" = no limit
+POOL = "rqmon_pool"
+SLOT = "rqmon_slot"
+CAPABILITIES = "rqmon_capabilities"  # JSON object, at most 4 KiB
+PAUSED = "rqmon_paused"  # "1" / "0"
+STATE_OVERRIDE = "rqmon_state_override"  # "stopping" once a stop was accepted; "stopped" for a stopped pool slot
+
+# A plain worker promises its next heartbeat within worker_ttl, and RQ lets its key live 60 s longer.
+RQ_KEY_GRACE_SECONDS = 60
+
+
+class Liveness(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    STALE = "stale"
+
+
+class WorkerStatus(StrEnum):
+    BUSY = "busy"
+    IDLE = "idle"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STALE = "stale"
+
+
+# One round trip: the registry (or one named worker), each hash with its TTL and execution index, the job each
+# runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
+# ARGV: worker key prefix, job key prefix, and optionally one worker key to read alone.
+_READ_LUA = """
+local worker_keys
+if ARGV[3] then worker_keys = {ARGV[3]} else worker_keys = redis.call('SMEMBERS', KEYS[1]) end
+local out = {redis.call('EXISTS', KEYS[2])}
+for _, key in ipairs(worker_keys) do
+  local fields = redis.call('HGETALL', key)
+  local executions = redis.call('SMEMBERS', key .. ':executions')
+  local job_id = nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'current_job' and fields[i + 1] ~= '' then job_id = fields[i + 1] end
+  end
+  if not job_id and executions[1] then job_id = string.match(executions[1], '^(.*):[^:]*$') end
+  local job = {}
+  if job_id then
+    job = redis.call('HMGET', ARGV[2] .. job_id, 'origin', 'started_at', 'data', 'description')
+  end
+  table.insert(out, {key, fields, redis.call('TTL', key), job_id or '', job})
+end
+return out
+"""
+
+
+def status_of(
+    *, state: str | None, paused: bool, override: str | None, suspended: bool, busy: bool, stale: bool = False
+) -> WorkerStatus:
+    """One precedence for the views and for a worker answering a command: stale > stopped > stopping > paused
+    > suspended > busy > idle."""
+    if stale:
+        return WorkerStatus.STALE
+    if override in (WorkerStatus.STOPPED, WorkerStatus.STOPPING):
+        return WorkerStatus(override)
+    if paused:
+        return WorkerStatus.PAUSED
+    if state == "suspended" or (suspended and not busy):
+        return WorkerStatus.SUSPENDED
+    return WorkerStatus.BUSY if busy else WorkerStatus.IDLE
+
+
+# Delete one worker's registration if its heartbeats are still the ones seen as stale (a worker that came back
+# in between is kept). KEYS: hash, rq:workers, executions set. ARGV: last_heartbeat, rqmon_heartbeat_at, queues.
+_REMOVE_LUA = """
+local seen = redis.call('HMGET', KEYS[1], 'last_heartbeat', 'rqmon_heartbeat_at')
+if (seen[1] or '') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return {0, {}} end
+local executions = redis.call('SMEMBERS', KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('SREM', KEYS[2], KEYS[1])
+for i = 3, #ARGV do redis.call('SREM', 'rq:workers:' .. ARGV[i], KEYS[1]) end
+return {1, executions}
+"""
+
+
+def read_workers(connection: Redis, now: float, active_seconds: float, stale_seconds: float) -> list[dict[str, Any]]:
+    """Every registered worker (API.md `<worker>`, the fields the registry holds), sorted by name."""
+    reply = connection.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, WORKER_PREFIX, JOB_PREFIX)
+    suspended = bool(reply[0])
+    found = [_worker(entry, suspended, now, active_seconds, stale_seconds) for entry in reply[1:]]
+    return sorted(found, key=lambda worker: worker["worker_name"])
+
+
+def read_worker(
+    connection: Redis, name: str, now: float, active_seconds: float, stale_seconds: float
+) -> dict[str, Any]:
+    """One worker by name, in one round trip; WorkerNotFound when RQ has neither its hash nor its registration."""
+    entry, suspended = _read_one(connection, name)
+    return _worker(entry, suspended, now, active_seconds, stale_seconds)
+
+
+def remove_stale_worker(
+    connection: Redis, name: str, now: float, active_seconds: float, stale_seconds: float
+) -> dict[str, Any]:
+    """Delete the registration of a stale worker (seed 001 `remove_worker`); the job it ran is recovered at once.
+
+    WorkerNotFound for an unknown worker, WorkerNotStale for an active or inactive one (or one that heartbeats
+    again while being removed)."""
+    entry, suspended = _read_one(connection, name)
+    worker = _worker(entry, suspended, now, active_seconds, stale_seconds)
+    if worker["liveness"] != Liveness.STALE:
+        raise WorkerNotStale(f"Worker '{name}' is {worker['liveness']}, not stale; only stale workers are removed")
+    fields = _fields(entry[1])
+    key = WORKER_PREFIX + name
+    removed, executions = connection.eval(
+        _REMOVE_LUA,
+        3,
+        key,
+        WORKERS_SET,
+        key + ":executions",
+        fields.get("last_heartbeat", ""),
+        fields.get(HEARTBEAT_AT, ""),
+        *worker["queues"],
+    )
+    if not removed:
+        raise WorkerNotStale(f"Worker '{name}' sent a heartbeat while being removed; it is kept")
+    job = worker["current_job"]
+    if job is not None:
+        entries = [member.decode() for member in executions] or [job["job_id"]]
+        recover_abandoned(connection, job["job_id"], job["queue"], entries)
+    return {"worker_name": name, "removed": True, "abandoned_job": job["job_id"] if job else None}
+
+
+def cleanup_stale_workers(connection: Redis, now: float, active_seconds: float, stale_seconds: float) -> list[str]:
+    """Remove every stale worker (`POST /cleanup`); returns the names removed."""
+    removed = []
+    for worker in read_workers(connection, now, active_seconds, stale_seconds):
+        if worker["liveness"] != Liveness.STALE:
+            continue
+        try:
+            remove_stale_worker(connection, worker["worker_name"], now, active_seconds, stale_seconds)
+        except (WorkerNotFound, WorkerNotStale):  # gone or back meanwhile
+            continue
+        removed.append(worker["worker_name"])
+    return removed
+
+
+def recover_abandoned(connection: Redis, job_id: str, queue: str | None, registry_entries: list[str]) -> None:
+    """Handle the job of a removed worker as RQ handles an abandoned one, now instead of at its next maintenance:
+    its started-registry entries are marked expired and RQ's own cleanup fails it (AbandonedJobError) or retries
+    it by its retry policy. Nothing happens to a job that is no longer in that queue's started registry."""
+    if not queue:
+        return
+    registry = StartedJobRegistry(queue, connection=connection)
+    with connection.pipeline(transaction=False) as pipe:
+        for member in {*registry_entries, job_id}:
+            pipe.zadd(registry.key, {member: 1}, xx=True)
+        pipe.execute()
+    registry.cleanup(timestamp=2)
+
+
+def _read_one(connection: Redis, name: str) -> tuple[list[Any], bool]:
+    key = WORKER_PREFIX + name
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, WORKER_PREFIX, JOB_PREFIX, key)
+        pipe.sismember(WORKERS_SET, key)
+        reply, registered = pipe.execute()
+    if not reply[1][1] and not registered:
+        raise WorkerNotFound(name)
+    return reply[1], bool(reply[0])
+
+
+def _fields(flat: list[bytes]) -> dict[str, str]:
+    return {flat[i].decode(): flat[i + 1].decode(errors="replace") for i in range(0, len(flat), 2)}
+
+
+def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
+    key, flat, ttl, job_id, job = entry
+    fields = _fields(flat)
+    monitored = HONOURS_PAUSE in fields
+    heartbeat = _latest_heartbeat(fields)
+    age = None if heartbeat is None else max(0.0, now - heartbeat)
+    liveness = _liveness(monitored, age, ttl, active_seconds, stale_seconds)
+    busy = bool(job_id) or fields.get("state") == "busy"
+    status = status_of(
+        state=fields.get("state"),
+        paused=fields.get(PAUSED) == "1",
+        override=fields.get(STATE_OVERRIDE) or None,
+        suspended=suspended,
+        busy=busy,
+        stale=liveness is Liveness.STALE,
+    )
+    successful, failed = _int(fields.get("successful_job_count")), _int(fields.get("failed_job_count"))
+    processed = successful + failed
+    working = _float(fields.get("total_working_time")) or 0.0
+    birth = _rq_time(fields.get("birth"))
+    pool = fields.get(POOL) or None
+    return {
+        "worker_name": key.decode()[len(WORKER_PREFIX) :],
+        "hostname": fields.get("hostname"),
+        "pid": _int(fields.get("pid")) if "pid" in fields else None,
+        "queues": [name for name in fields.get("queues", "").split(",") if name],
+        "pool": pool,
+        "slot": _int(fields[SLOT]) if fields.get(SLOT) else None,
+        "monitored": monitored,
+        "status": status.value,
+        "liveness": liveness.value,
+        "state": fields.get("state"),
+        "birth": _iso(birth),
+        "uptime_seconds": round(now - birth, 3) if birth is not None else None,
+        "tasks_processed": processed,
+        "tasks_successful": successful,
+        "tasks_failed": failed,
+        "error_rate": round(100.0 * failed / processed, 2) if processed else 0.0,
+        "total_working_time": working,
+        "avg_processing_time": round(working / processed, 3) if processed else None,
+        "current_job": _current_job(job_id, job, now),
+        "last_heartbeat": _iso(heartbeat),
+        "seconds_since_heartbeat": None if age is None else round(age, 3),
+        "memory_usage_mb": _float(fields.get(RSS_MB)),
+        "cpu_percent": _float(fields.get(CPU_PERCENT)),
+        "memory_limit_mb": _float(fields.get(MEMORY_LIMIT_MB)),
+        "capabilities": _capabilities(fields.get(CAPABILITIES)) if monitored else None,
+        "rq_version": fields.get("version"),
+        "python_version": fields.get("python_version"),
+        "control": allowed_actions(status, monitored, pool is not None),
+    }
+
+
+def allowed_actions(status: WorkerStatus, monitored: bool, in_pool: bool) -> list[str]:
+    """The control actions that make sense now (WORKERS.md § Control); `remove` is the DELETE of a stale one."""
+    if status is WorkerStatus.STALE or status is WorkerStatus.STOPPING:
+        return []
+    if status is WorkerStatus.STOPPED:
+        return ["start"] if in_pool else []
+    if not monitored:
+        return ["stop"]
+    actions = ["resume" if status is WorkerStatus.PAUSED else "pause", "stop"]
+    return [*actions, "restart"] if in_pool else actions
+
+
+def _liveness(monitored: bool, age: float | None, ttl: int, active_seconds: float, stale_seconds: float) -> Liveness:
+    if age is None:  # a registration without a hash (expired) or without any heartbeat
+        return Liveness.STALE
+    if monitored:
+        active, stale = active_seconds, stale_seconds
+    elif ttl >= 0:  # a plain worker, measured against the expiry it set itself at its last heartbeat
+        promised = ttl + age
+        active, stale = max(promised - RQ_KEY_GRACE_SECONDS, 0.0), promised
+    else:  # an "immortal" hash: RQ's default cadence
+        active, stale = DEFAULT_WORKER_TTL, max(stale_seconds, DEFAULT_WORKER_TTL + RQ_KEY_GRACE_SECONDS)
+    if age <= active:
+        return Liveness.ACTIVE
+    return Liveness.STALE if age > stale else Liveness.INACTIVE
+
+
+def _latest_heartbeat(fields: dict[str, str]) -> float | None:
+    times = [t for t in (_float(fields.get(HEARTBEAT_AT)), _rq_time(fields.get("last_heartbeat"))) if t is not None]
+    return max(times) if times else None
+
+
+def _current_job(job_id: bytes, job: list[bytes | None], now: float) -> dict[str, Any] | None:
+    if not job_id:
+        return None
+    origin, started_at, data, description = (list(job) + [None] * 4)[:4]
+    started = _rq_time(started_at.decode()) if started_at else None
+    return {
+        "job_id": job_id.decode(),
+        "queue": origin.decode() if origin else None,
+        "job_name": _job_name(data, description),
+        "started_at": _iso(started),
+        "running_for": round(max(0.0, now - started), 3) if started is not None else None,
+    }
+
+
+def _job_name(data: bytes | None, description: bytes | None) -> str | None:
+    """RQ's func_name, from the job's pickled data (default serializer); else the call string's function."""
+    if data:
+        try:
+            return str(DefaultSerializer.loads(zlib.decompress(data))[0])
+        except Exception:  # another serializer, or unreadable: the description still names the function
+            pass
+    return description.decode(errors="replace").split("(", 1)[0] if description else None
+
+
+def _capabilities(raw: str | None) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _rq_time(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.rstrip("Z")).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        return 0
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
