@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask_jwt_extended import JWTManager
 from spectree import SecurityScheme, SpecTree
 from spectree.models import InType, SecureType, SecuritySchemeData
+from spectree.plugins.flask_plugin import FlaskPlugin
 
 jwt = JWTManager()
 
@@ -22,8 +23,18 @@ def _raise_validation_error(request: Any, response: Any, error: Any, instance: A
     raise validation_failed(error)
 
 
+class _DocumentedResponses(FlaskPlugin):
+    """Response models document the API; they are not re-validated on every call. Re-validating meant re-parsing
+    the largest documents on the hot path, and a job payload pydantic could not serialize (a lone surrogate, deep
+    nesting) turned a whole page into a 500. Requests are still validated."""
+
+    def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool, force_resp_serialize: bool) -> Any:
+        return super().validate_response(resp, resp_model, True, force_resp_serialize)
+
+
 spec = SpecTree(
     "flask",
+    backend=_DocumentedResponses,
     mode="strict",
     title="RQ Monitor API",
     version="1",

@@ -6,17 +6,19 @@ HGETALL for the page's jobs. A job whose payload cannot be read is shown, marked
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import zlib
 from datetime import datetime
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from rq.job import Job, JobStatus
 from rq.serializers import DefaultSerializer
 
 from app.domain import attempts
-from app.domain.errors import InvalidInput, JobNotFound, QueueNotFound
+from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
 from app.domain.queues import QueueKeys, queue_exists_reads, queue_keys
 from app.domain.timeutil import iso, iso_from_timestamp
@@ -37,29 +39,85 @@ STATE_OF_STATUS = {
 }
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+# Job data nested deeper is not shown (JSON encoders, pydantic and browsers all have depth limits of their own).
+MAX_DATA_DEPTH = 64
 
 
-def _plain_json(value: Any) -> bool:
-    """True when `value` is made only of JSON types (checked by exact type, so subclasses take the slow path)."""
+class Unreadable(ValueError):
+    """A value the API cannot show as JSON: nested deeper than MAX_DATA_DEPTH, a cycle, a failing repr()."""
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates: a non-UTF-8 file name kept with surrogateescape
+        return False
+    return True
+
+
+def _text(text: str) -> str:
+    return text if text.isascii() or _utf8(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _plain_json(value: Any, depth: int = 1) -> bool:
+    """True when `value` is made only of JSON types (checked by exact type, so subclasses take the slow path),
+    its strings are UTF-8, its floats finite and its nesting within MAX_DATA_DEPTH."""
     kind = type(value)
-    if kind in _JSON_SCALARS:
+    if kind is str:
+        return value.isascii() or _utf8(value)
+    if kind is int or kind is bool or value is None:
         return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth > MAX_DATA_DEPTH:
+        return False
     if kind is list:
-        return all(_plain_json(item) for item in value)
+        return all(_plain_json(item, depth + 1) for item in value)
     if kind is dict:
-        return all(type(key) is str and _plain_json(item) for key, item in value.items())
+        items = value.items()
+        return all(type(key) is str and _plain_json(key) and _plain_json(item, depth + 1) for key, item in items)
     return False
 
 
-def json_safe(value: Any) -> Any:
-    """What JSON can hold, as is; anything else as its repr(). Most payloads are plain: a walk, no copy."""
+def _repr(value: Any) -> str:
     try:
-        if _plain_json(value):
-            return value
-        return json.loads(json.dumps(value, default=repr))
-    except (RecursionError, ValueError):  # nested too deep, or a reference cycle
-        return repr(value)[:1000]
+        return _text(repr(value))
+    except Exception as exc:  # RecursionError included
+        raise Unreadable(f"{type(value).__name__} has no readable repr()") from exc
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return _text(str(key))
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    return str(key) if isinstance(key, int | float) else _repr(key)
+
+
+def _to_json(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _text(str(value))
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else repr(float(value))
+    if isinstance(value, list | tuple | dict) and depth > MAX_DATA_DEPTH:
+        raise Unreadable(f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, list | tuple):
+        return [_to_json(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_key(key): _to_json(item, depth + 1) for key, item in value.items()}
+    return _repr(value)
+
+
+def json_safe(value: Any) -> Any:
+    """What JSON can hold, as is; tuples as lists, lone surrogates escaped, anything else as its repr(). Most
+    payloads are plain: a walk, no copy. Raises Unreadable for what cannot be shown (too deep, a cycle)."""
+    if _plain_json(value):
+        return value
+    return _to_json(value, 1)
 
 
 def started_entry_job_id(entry: str) -> str:
@@ -150,6 +208,52 @@ def summarize_fast(
     }
 
 
+def _payload(raw: dict[bytes, bytes]) -> tuple:
+    data = raw[b"data"]
+    with contextlib.suppress(zlib.error):  # RQ's fallback: uncompressed data
+        data = zlib.decompress(data)
+    return DefaultSerializer.loads(data)
+
+
+def _meta(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    return DefaultSerializer.loads(raw[b"meta"]) if raw.get(b"meta") else {}
+
+
+def _text_field(raw: dict[bytes, bytes], name: bytes) -> str | None:
+    return _text((raw.get(name) or b"").decode("utf-8", "surrogateescape")) or None
+
+
+# Each field of a summary read on its own from the job's hash, for a job that cannot be read whole.
+_SUMMARY_READERS: dict[str, Any] = {
+    "jobName": lambda raw: _text(str(_payload(raw)[0])),
+    "data": lambda raw: {"args": json_safe(list(_payload(raw)[2])), "kwargs": json_safe(dict(_payload(raw)[3]))},
+    "priority": lambda raw: int(_meta(raw).get(attempts.PRIORITY, 0)),
+    "attemptsMade": lambda raw: int(_meta(raw).get(attempts.ATTEMPTS_MADE, 0)),
+    "timestamp": lambda raw: _date(raw.get(b"created_at") or raw.get(b"enqueued_at")),
+    "enqueuedAt": lambda raw: _date(raw.get(b"enqueued_at")),
+    "processedOn": lambda raw: _date(raw.get(b"started_at")),
+    "finishedOn": lambda raw: _date(raw.get(b"ended_at")),
+    "failedReason": lambda raw: None,
+    "workerName": lambda raw: _text_field(raw, b"worker_name"),
+    "description": lambda raw: _text_field(raw, b"description"),
+}
+
+
+def readable_fields(raw: dict[bytes, bytes], readers: dict[str, Any]) -> dict[str, Any]:
+    """Every field that can be read; null for each that cannot."""
+    fields: dict[str, Any] = {}
+    for name, read in readers.items():
+        try:
+            fields[name] = read(raw)
+        except Exception:
+            fields[name] = None
+    return fields
+
+
+def unreadable_marks(exc: BaseException) -> dict[str, Any]:
+    return {"unreadable": True, "dataError": f"cannot deserialize the job: {type(exc).__name__}: {exc}"[:500]}
+
+
 # RQ keeps stopped (and, in older versions, canceled) jobs in the failed registry: a list says what they are,
 # as the job's own page does.
 _OWN_STATE_IN_FAILED = {b"stopped": "stopped", b"canceled": "canceled"}
@@ -175,14 +279,9 @@ def summarize_raw(
         pass
     try:
         return summarize(restore_job(connection, job_id, raw), queue_name, state, delay_until)
-    except Exception as exc:  # any payload RQ cannot read: show it, marked
-        return {
-            "jobId": job_id,
-            "queueName": queue_name,
-            "state": state,
-            "jobName": None,
-            "dataError": f"cannot deserialize the job: {type(exc).__name__}: {exc}"[:500],
-        }
+    except Exception as exc:  # any payload RQ cannot read: show what can be read, marked
+        summary = {"jobId": job_id, "queueName": queue_name, "state": state, "delayUntil": delay_until}
+        return summary | readable_fields(raw, _SUMMARY_READERS) | unreadable_marks(exc)
 
 
 def _page_ids_reads(pipe: Any, queue: QueueKeys, state: str, start: int, end: int) -> None:
@@ -251,10 +350,46 @@ def fetch_job(connection: Redis, queue_name: str, job_id: str) -> tuple[Job, str
         raise QueueNotFound(queue_name)
     if not raw:
         raise JobNotFound(queue_name, job_id)
-    job = restore_job(connection, job_id, raw)
+    try:
+        job = restore_job(connection, job_id, raw)
+    except Exception as exc:
+        if (raw.get(b"origin") or b"").decode("utf-8", "replace") != queue_name:
+            raise JobNotFound(queue_name, job_id) from exc
+        raise UnreadableJob(queue_name, job_id, raw, priority_score is not None) from exc
     if job.origin != queue_name:
         raise JobNotFound(queue_name, job_id)
     return job, state_of(job, prioritized=priority_score is not None)
+
+
+class UnreadableJob(Conflict):
+    """A job RQ cannot restore (a plain producer's bad field): shown, marked, but no action can take it."""
+
+    code = "job_unreadable"
+
+    def __init__(self, queue_name: str, job_id: str, raw: dict[bytes, bytes], prioritized: bool):
+        super().__init__(f"Job '{job_id}' of queue '{queue_name}' cannot be read")
+        status = (raw.get(b"status") or b"").decode("utf-8", "replace")
+        self.raw = raw
+        self.state = STATE_OF_STATUS.get(status, status)  # type: ignore[call-overload]
+        if prioritized and self.state == "waiting":
+            self.state = "prioritized"
+
+
+_DETAIL_READERS: dict[str, Any] = _SUMMARY_READERS | {
+    "opts": lambda raw: None,
+    "attemptsStarted": lambda raw: int(_meta(raw).get(attempts.ATTEMPTS_STARTED, 0)),
+    "delayUntil": lambda raw: None,
+    "returnValue": lambda raw: None,
+    "failedException": lambda raw: None,
+    "stacktrace": lambda raw: None,
+    "retriedFrom": lambda raw: _meta(raw).get(attempts.RETRIED_FROM),
+    "retriedAs": lambda raw: _meta(raw).get(attempts.RETRIED_AS),
+}
+
+
+def _unreadable_detail(queue_name: str, job_id: str, raw: dict[bytes, bytes], state: str, exc: BaseException) -> dict:
+    detail = {"jobId": job_id, "queueName": queue_name, "state": state}
+    return detail | readable_fields(raw, _DETAIL_READERS) | unreadable_marks(exc)
 
 
 def job_options(job: Job) -> dict[str, Any]:
@@ -281,16 +416,37 @@ def _delay_until(connection: Redis, queue_name: str, job_id: str) -> str | None:
 
 
 def get_job_detail(connection: Redis, queue_name: str, job_id: str) -> dict[str, Any]:
-    job, state = fetch_job(connection, queue_name, job_id)
+    """The job as the API shows it; a job that cannot be read whole is still shown (null fields, `unreadable`)."""
+    try:
+        job, state = fetch_job(connection, queue_name, job_id)
+    except UnreadableJob as unreadable:
+        cause = unreadable.__cause__ or unreadable
+        return _unreadable_detail(queue_name, job_id, unreadable.raw, unreadable.state, cause)
+    try:
+        return _job_detail(connection, queue_name, job, state)
+    except (RedisError, DomainError):
+        raise
+    except Exception as exc:  # a field no reader expected to fail: the rest of the job is still shown
+        return _unreadable_detail(queue_name, job_id, connection.hgetall(job_key(job_id)), state, exc)
+
+
+def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dict[str, Any]:
     latest = job.latest_result()
     rq_error = latest.exc_string if latest is not None and latest.type == latest.Type.FAILED else None
     recorded = attempts.read_attempts(job, rq_error=rq_error)
     detail: dict[str, Any] = {"jobId": job.id, "queueName": queue_name, "state": state}
+    detail.update(jobName=None, data=None)
     try:
-        detail.update(jobName=job.func_name, data=job_data(job))
+        detail["jobName"] = _text(str(job.func_name))
+        detail["data"] = job_data(job)
     except Exception as exc:
-        detail.update(jobName=None, data=None, dataError=f"cannot deserialize the job: {type(exc).__name__}: {exc}")
+        detail.update(unreadable_marks(exc))
     return_value = latest.return_value if latest is not None and latest.type == latest.Type.SUCCESSFUL else None
+    try:
+        return_value = json_safe(return_value)
+    except Unreadable as exc:
+        return_value = None
+        detail.update(unreadable_marks(exc))
     detail.update(
         description=job.description,
         opts=job_options(job),
@@ -301,7 +457,7 @@ def get_job_detail(connection: Redis, queue_name: str, job_id: str) -> dict[str,
         delayUntil=_delay_until(connection, queue_name, job.id) if state == "delayed" else None,
         processedOn=iso(job.started_at),
         finishedOn=iso(job.ended_at),
-        returnValue=json_safe(return_value),
+        returnValue=return_value,
         failedReason=recorded["failedReason"],
         stacktrace=recorded["stacktrace"],
         workerName=job.worker_name or None,

@@ -203,6 +203,8 @@ def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
     }
     if "dataError" in summary:
         view["dataError"] = summary["dataError"]
+    if summary.get("unreadable"):
+        view["unreadable"] = True
     return view | {"data": summary.get("data")}
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from rq.utils import utcformat
 
-from app.domain.jobs import _date, json_safe
+from app.domain.jobs import MAX_DATA_DEPTH, Unreadable, _date, json_safe
 
 
 def test_plain_payloads_are_returned_as_they_are():
@@ -31,10 +31,36 @@ def test_anything_else_becomes_json(value, expected):
     json.dumps(result)
 
 
-def test_a_cycle_does_not_break_the_page():
+def test_a_cycle_or_too_deep_a_payload_is_unreadable_not_a_crash():
     loop: list = []
     loop.append(loop)
-    assert json_safe(loop) == "[[...]]"
+    with pytest.raises(Unreadable):
+        json_safe(loop)
+    deep: dict = {}
+    for _ in range(MAX_DATA_DEPTH):
+        deep = {"x": deep}
+    with pytest.raises(Unreadable):
+        json_safe(deep)
+    with pytest.raises(Unreadable):
+        json_safe((deep,))  # the slow path too
+    assert json_safe(deep["x"]) is deep["x"]  # MAX_DATA_DEPTH levels are shown as they are
+
+
+def test_lone_surrogates_and_non_finite_floats_become_valid_json():
+    name = b"report-\xff.csv".decode("utf-8", "surrogateescape")
+    value = {"name": name, name: [float("nan"), float("inf"), 1.5], "ok": "é"}
+    result = json_safe(value)
+    assert result == {"name": "report-\\udcff.csv", "report-\\udcff.csv": ["nan", "inf", 1.5], "ok": "é"}
+    json.dumps(result, allow_nan=False).encode("utf-8")
+
+
+def test_an_object_whose_repr_fails_is_unreadable():
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    with pytest.raises(Unreadable):
+        json_safe([Broken()])
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,125 @@
+"""Poison jobs: what any plain RQ producer can enqueue (a non-UTF-8 file name kept with surrogateescape, deeply
+nested kwargs, bytes that are no pickle) is shown with what can be read, marked `unreadable` where a field could
+not be — never a 500 for the page, the detail, stuck alerts or the live documents (API.md, job detail)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+from rq import Queue
+
+from app.domain.users import Role
+from app.sse import wire
+from tests.api.test_live import read_events
+from tests.conftest import login
+from tests.helpers import make_active_job
+
+API = "/api/v1/admin/jobs"
+SURROGATE_NAME = b"report-\xff.csv".decode("utf-8", "surrogateescape")  # "report-\udcff.csv"
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"x": value}
+    return value
+
+
+@pytest.fixture
+def moderator(client, make_user) -> dict[str, str]:
+    return {"Authorization": f"Bearer {login(client, make_user('poison-reader', Role.MODERATOR))['access_token']}"}
+
+
+def poison(connection, queue_name: str) -> dict[str, str]:
+    """One job of each kind, enqueued as a plain RQ producer would (plus one fine job), by kind."""
+    queue = Queue(queue_name, connection=connection)
+    jobs = {
+        "fine": queue.enqueue("workers.tasks.add", 1, 2),
+        "surrogate": queue.enqueue("workers.tasks.noop", SURROGATE_NAME, path={"name": SURROGATE_NAME}),
+        "deep": queue.enqueue("workers.tasks.noop", tree=nested(400)),
+        "garbage": queue.enqueue("workers.tasks.noop"),
+        "bad-date": queue.enqueue("workers.tasks.noop", 7),
+    }
+    connection.hset(f"rq:job:{jobs['garbage'].id}", "data", b"\x00\x01 not zlib, not a pickle")
+    connection.hset(f"rq:job:{jobs['bad-date'].id}", "created_at", b"yesterday-ish")
+    return {kind: job.id for kind, job in jobs.items()}
+
+
+def assert_json_text(response) -> dict | list:
+    """The body is JSON a strict parser reads (no lone surrogates, no NaN)."""
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    text = response.get_data()
+    text.decode("utf-8")  # strict
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a response"))
+
+
+def test_a_page_holding_poison_jobs_shows_every_job(client, moderator, connection):
+    ids = poison(connection, "poison-page")
+    page = assert_json_text(client.get(f"{API}/queue/poison-page/jobs?state=waiting", headers=moderator))
+    by_id = {job["jobId"]: job for job in page["jobs"]}
+    assert set(by_id) == set(ids.values())
+    fine, surrogate = by_id[ids["fine"]], by_id[ids["surrogate"]]
+    assert fine["data"] == {"args": [1, 2], "kwargs": {}} and not fine.get("unreadable")
+    assert surrogate["jobName"] == "workers.tasks.noop"
+    assert surrogate["data"]["args"] == ["report-\\udcff.csv"]  # shown escaped, not dropped
+    assert surrogate["data"]["kwargs"] == {"path": {"name": "report-\\udcff.csv"}}
+    deep = by_id[ids["deep"]]
+    assert deep["unreadable"] is True and deep["data"] is None and deep["jobName"] == "workers.tasks.noop"
+    garbage = by_id[ids["garbage"]]
+    assert garbage["unreadable"] is True and garbage["data"] is None and garbage["jobName"] is None
+    assert garbage["state"] == "waiting" and garbage["timestamp"]  # what can be read is shown
+    bad_date = by_id[ids["bad-date"]]
+    assert bad_date["unreadable"] is True and bad_date["jobId"] == ids["bad-date"]
+
+
+@pytest.mark.parametrize("kind", ["fine", "surrogate", "deep", "garbage", "bad-date"])
+def test_the_detail_of_a_poison_job_answers(client, moderator, connection, kind):
+    ids = poison(connection, "poison-detail")
+    detail = assert_json_text(client.get(f"{API}/job/poison-detail/{ids[kind]}", headers=moderator))
+    assert detail["jobId"] == ids[kind] and detail["queueName"] == "poison-detail" and detail["state"] == "waiting"
+    assert detail.get("unreadable", False) is (kind in ("deep", "garbage", "bad-date"))
+    if kind == "deep":
+        assert detail["data"] is None and detail["jobName"] == "workers.tasks.noop"
+    if kind == "garbage":
+        assert detail["data"] is None and detail["jobName"] is None and detail["timestamp"]
+    if kind == "bad-date":
+        assert detail["timestamp"] is None and detail["data"] == {"args": [7], "kwargs": {}}
+
+
+def test_a_job_of_another_queue_stays_404_even_unreadable(client, moderator, connection):
+    ids = poison(connection, "poison-origin")
+    Queue("poison-other", connection=connection).enqueue("workers.tasks.noop")
+    response = client.get(f"{API}/job/poison-other/{ids['bad-date']}", headers=moderator)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "job_not_found"
+
+
+def test_stuck_alerts_and_the_live_document_survive_poison_runs(client, moderator, connection):
+    make_active_job(connection, "poison-stuck", 45, args=(SURROGATE_NAME,))
+    deep = make_active_job(connection, "poison-stuck", 40, kwargs={"tree": nested(400)})
+    alerts = assert_json_text(client.get(f"{API}/alerts/stuck", headers=moderator))
+    assert [alert["severity"] for alert in alerts] == ["medium", "medium"]
+    assert alerts[0]["data"]["args"] == ["report-\\udcff.csv"]
+    assert alerts[1]["jobId"] == deep.id and alerts[1]["unreadable"] is True and alerts[1]["data"] is None
+    response = client.get(f"{API}/queue/poison-stuck/live", headers=moderator, buffered=False)
+    [event] = read_events(response, 1)
+    response.close()
+    assert {run["jobId"] for run in event["activeJobs"]} >= {deep.id}
+    assert len(event["stuck"]) == 2
+
+
+def test_the_live_wire_format_never_fails_on_job_data(connection):
+    ids = poison(connection, "poison-wire")
+    from app.domain.jobs import list_jobs  # noqa: PLC0415
+
+    document = list_jobs(connection, "poison-wire", "waiting")
+    decoded = json.loads(json.loads(wire(document))["data"])
+    assert len(decoded["jobs"]) == len(ids)
+
+
+def test_garbage_compressed_data_is_still_marked(client, moderator, connection):
+    job = Queue("poison-zlib", connection=connection).enqueue("workers.tasks.noop")
+    connection.hset(f"rq:job:{job.id}", "data", zlib.compress(b"\x80\x05not a pickle"))
+    detail = assert_json_text(client.get(f"{API}/job/poison-zlib/{job.id}", headers=moderator))
+    assert detail["unreadable"] is True and detail["data"] is None
