@@ -15,10 +15,10 @@ from typing import Any
 
 from redis import Redis
 from rq.defaults import DEFAULT_WORKER_TTL
-from rq.registry import StartedJobRegistry
 from rq.serializers import DefaultSerializer
 
 from app.domain.errors import WorkerNotFound, WorkerNotStale
+from app.domain.stalled import recover_stalled
 
 WORKERS_SET = "rq:workers"
 WORKER_PREFIX = "rq:worker:"
@@ -99,15 +99,15 @@ def status_of(
 
 
 # Delete one worker's registration if its heartbeats are still the ones seen as stale (a worker that came back
-# in between is kept). KEYS: hash, rq:workers, executions set. ARGV: last_heartbeat, rqmon_heartbeat_at, queues.
+# in between is kept). KEYS: hash, rq:workers. ARGV: last_heartbeat, rqmon_heartbeat_at, queues. Its executions
+# set stays until its runs are recovered: the stalled-job check finds a dead worker's runs there.
 _REMOVE_LUA = """
 local seen = redis.call('HMGET', KEYS[1], 'last_heartbeat', 'rqmon_heartbeat_at')
-if (seen[1] or '') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return {0, {}} end
-local executions = redis.call('SMEMBERS', KEYS[3])
-redis.call('DEL', KEYS[1], KEYS[3])
+if (seen[1] or '') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
 for i = 3, #ARGV do redis.call('SREM', 'rq:workers:' .. ARGV[i], KEYS[1]) end
-return {1, executions}
+return 1
 """
 
 
@@ -130,7 +130,8 @@ def read_worker(
 def remove_stale_worker(
     connection: Redis, name: str, now: float, active_seconds: float, stale_seconds: float
 ) -> dict[str, Any]:
-    """Delete the registration of a stale worker (seed 001 `remove_worker`); the job it ran is recovered at once.
+    """Delete the registration of a stale worker (seed 001 `remove_worker`); the job it ran is recovered at once
+    as a stalled job (stalled.recover_stalled: back to the head of its queue, or failed past maxStalledCount).
 
     WorkerNotFound for an unknown worker, WorkerNotStale for an active or inactive one (or one that heartbeats
     again while being removed)."""
@@ -140,12 +141,11 @@ def remove_stale_worker(
         raise WorkerNotStale(f"Worker '{name}' is {worker['liveness']}, not stale; only stale workers are removed")
     fields = _fields(entry[1])
     key = WORKER_PREFIX + name
-    removed, executions = connection.eval(
+    removed = connection.eval(
         _REMOVE_LUA,
-        3,
+        2,
         key,
         WORKERS_SET,
-        key + ":executions",
         fields.get("last_heartbeat", ""),
         fields.get(HEARTBEAT_AT, ""),
         *worker["queues"],
@@ -154,8 +154,8 @@ def remove_stale_worker(
         raise WorkerNotStale(f"Worker '{name}' sent a heartbeat while being removed; it is kept")
     job = worker["current_job"]
     if job is not None:
-        entries = [member.decode() for member in executions] or [job["job_id"]]
-        recover_abandoned(connection, job["job_id"], job["queue"], entries)
+        recover_stalled(connection, now, stale_seconds, dead_workers=[name])
+    connection.delete(key + ":executions")
     return {"worker_name": name, "removed": True, "abandoned_job": job["job_id"] if job else None}
 
 
@@ -171,20 +171,6 @@ def cleanup_stale_workers(connection: Redis, now: float, active_seconds: float, 
             continue
         removed.append(worker["worker_name"])
     return removed
-
-
-def recover_abandoned(connection: Redis, job_id: str, queue: str | None, registry_entries: list[str]) -> None:
-    """Handle the job of a removed worker as RQ handles an abandoned one, now instead of at its next maintenance:
-    its started-registry entries are marked expired and RQ's own cleanup fails it (AbandonedJobError) or retries
-    it by its retry policy. Nothing happens to a job that is no longer in that queue's started registry."""
-    if not queue:
-        return
-    registry = StartedJobRegistry(queue, connection=connection)
-    with connection.pipeline(transaction=False) as pipe:
-        for member in {*registry_entries, job_id}:
-            pipe.zadd(registry.key, {member: 1}, xx=True)
-        pipe.execute()
-    registry.cleanup(timestamp=2)
 
 
 def _read_one(connection: Redis, name: str) -> tuple[list[Any], bool]:

@@ -1,0 +1,222 @@
+"""app.domain.workers against a real redis-server: both RQ layouts, plain and monitored workers, liveness per
+WORKERS.md, round trips, and removing stale workers (hashes written as RQ and MonitoredWorker write them)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+import redis.connection
+from redis import Redis
+from rq import Queue
+from rq.job import JobStatus
+from rq.utils import utcformat
+
+from app.domain import workers as registry
+from app.domain.errors import WorkerNotFound, WorkerNotStale
+from app.domain.stalled import STALLED_COUNTER
+from tests.helpers import make_active_job
+
+NOW = time.time()
+
+
+def rq_time(seconds_ago: float) -> str:
+    return utcformat(datetime.fromtimestamp(NOW - seconds_ago, UTC).replace(tzinfo=None))
+
+
+def register(
+    connection: Redis,
+    name: str,
+    heartbeat_ago: float,
+    *,
+    monitored: bool = True,
+    ttl: int | None = 480,
+    queues: str = "dq",
+    **fields: str,
+) -> None:
+    """A worker hash as RQ (plus MonitoredWorker's fields) writes it, with the TTL its last heartbeat set."""
+    key = registry.WORKER_PREFIX + name
+    mapping = {
+        "birth": rq_time(heartbeat_ago + 3600),
+        "last_heartbeat": rq_time(heartbeat_ago),
+        "queues": queues,
+        "pid": "4242",
+        "hostname": "host-a",
+        "state": "idle",
+        "successful_job_count": "8",
+        "failed_job_count": "2",
+        "total_working_time": "5.0",
+        **fields,
+    }
+    if monitored:
+        mapping.update({registry.HONOURS_PAUSE: "1", registry.HEARTBEAT_AT: f"{NOW - heartbeat_ago:.3f}"})
+    connection.hset(key, mapping=mapping)
+    if ttl is not None:
+        connection.expire(key, ttl)
+    connection.sadd(registry.WORKERS_SET, key)
+
+
+def read(connection: Redis) -> dict[str, dict]:
+    return {w["worker_name"]: w for w in registry.read_workers(connection, NOW, 60, 300)}
+
+
+@pytest.mark.parametrize(
+    ("monitored", "heartbeat_ago", "ttl", "liveness"),
+    [
+        (True, 5, 480, "active"),
+        (True, 60, 480, "active"),
+        (True, 61, 480, "inactive"),
+        (True, 300, 480, "inactive"),
+        (True, 301, 480, "stale"),
+        (True, 1000, None, "stale"),  # immortal hash
+        # a plain worker: its own cadence, worker_ttl (420) + 60 by default, as promised by the TTL it set
+        (False, 400, 80, "active"),  # idle plain workers heartbeat every 405 s: not stale at 60 or 300 s
+        (False, 430, 50, "inactive"),  # past its worker_ttl, its key not yet expired
+        (False, 85, 5, "inactive"),  # busy: RQ's monitor interval (30 s) + 60
+        (False, 20, 70, "active"),
+        (False, 500, None, "stale"),  # immortal: older than worker_ttl + 60 without a heartbeat
+        (False, 430, None, "inactive"),
+    ],
+)
+def test_liveness_per_workers_md(connection, monitored, heartbeat_ago, ttl, liveness):
+    register(connection, "w1", heartbeat_ago, monitored=monitored, ttl=ttl)
+    worker = read(connection)["w1"]
+    assert worker["liveness"] == liveness
+    assert worker["status"] == ("stale" if liveness == "stale" else "idle")
+    assert worker["seconds_since_heartbeat"] == pytest.approx(heartbeat_ago, abs=0.01)
+
+
+def test_a_registration_whose_hash_is_gone_is_stale(connection):
+    connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + "ghost")
+    ghost = read(connection)["ghost"]
+    assert ghost["liveness"] == "stale" and ghost["hostname"] is None and ghost["control"] == []
+
+
+def test_fields_of_a_monitored_and_a_plain_worker(connection):
+    register(
+        connection,
+        "pool-a.2",
+        3,
+        queues="q1,q2",
+        **{
+            registry.RSS_MB: "120.5",
+            registry.CPU_PERCENT: "12.0",
+            registry.MEMORY_LIMIT_MB: "",
+            registry.POOL: "pool-a",
+            registry.SLOT: "2",
+            registry.CAPABILITIES: '{"gpu": true}',
+            registry.PAUSED: "0",
+        },
+    )
+    register(connection, "plain", 3, monitored=False)
+    workers = read(connection)
+    monitored, plain = workers["pool-a.2"], workers["plain"]
+    assert monitored["queues"] == ["q1", "q2"] and monitored["pool"] == "pool-a" and monitored["slot"] == 2
+    assert monitored["memory_usage_mb"] == 120.5 and monitored["cpu_percent"] == 12.0
+    assert monitored["memory_limit_mb"] is None and monitored["capabilities"] == {"gpu": True}
+    assert monitored["tasks_processed"] == 10 and monitored["error_rate"] == 20.0
+    assert monitored["avg_processing_time"] == 0.5 and monitored["uptime_seconds"] == pytest.approx(3603, abs=1)
+    assert monitored["control"] == ["pause", "stop", "restart"] and monitored["monitored"] is True
+    assert plain["monitored"] is False and plain["capabilities"] is None and plain["memory_usage_mb"] is None
+    assert plain["control"] == ["stop"] and plain["pid"] == 4242 and plain["hostname"] == "host-a"
+
+
+@pytest.mark.parametrize(
+    ("fields", "suspended", "status", "control"),
+    [
+        ({registry.PAUSED: "1"}, False, "paused", ["resume", "stop"]),
+        ({registry.STATE_OVERRIDE: "stopping", registry.PAUSED: "1"}, False, "stopping", []),
+        ({"shutdown_requested_date": rq_time(1), "state": "busy"}, False, "busy", ["pause", "stop"]),
+        ({"state": "suspended"}, True, "suspended", ["pause", "stop"]),
+        ({}, True, "suspended", ["pause", "stop"]),
+    ],
+)
+def test_status(connection, fields, suspended, status, control):
+    register(connection, "w1", 3, **fields)
+    if suspended:
+        connection.set(registry.SUSPENDED_KEY, 1)
+    worker = read(connection)["w1"]
+    assert worker["status"] == status and worker["control"] == control
+
+
+def test_current_job_in_rq3_executions_layout(connection):
+    job = make_active_job(connection, "dq3", minutes_running=2)  # an execution of worker "test-worker"
+    register(connection, "test-worker", 3, monitored=False, state="busy")
+    worker = read(connection)["test-worker"]
+    assert worker["status"] == "busy"
+    assert worker["current_job"] == {
+        "job_id": job.id,
+        "queue": "dq3",
+        "job_name": "workers.tasks.sleep_for",
+        "started_at": worker["current_job"]["started_at"],
+        "running_for": pytest.approx(120, abs=2),
+    }
+
+
+def test_current_job_in_rq2_current_job_field(connection):
+    """RQ 2.x names the running job in the worker hash (`current_job`) instead of an executions set."""
+    queue = Queue("dq2", connection=connection)
+    job = queue.enqueue("workers.tasks.add", 1, 2)
+    register(connection, "rq2-worker", 3, monitored=False, state="busy", current_job=job.id)
+    current = read(connection)["rq2-worker"]["current_job"]
+    assert current["job_id"] == job.id and current["queue"] == "dq2" and current["job_name"] == "workers.tasks.add"
+
+
+def test_every_worker_is_read_in_one_round_trip(connection, monkeypatch):
+    for i in range(50):
+        register(connection, f"w{i}", 3, monitored=bool(i % 2))
+    make_active_job(connection, "dq-rt", minutes_running=1)
+    register(connection, "test-worker", 3)
+    sent: list[int] = []
+    real_send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(1)
+        return real_send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    workers = registry.read_workers(connection, NOW, 60, 300)
+    assert len(workers) == 51 and len(sent) == 1
+
+
+def test_reading_writes_nothing(connection):
+    register(connection, "w1", 1000, ttl=None)
+    connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + "ghost")
+    before = {key: connection.dump(key) for key in connection.keys("*")}
+    read(connection)
+    assert {key: connection.dump(key) for key in connection.keys("*")} == before
+
+
+def test_removing_a_stale_worker_recovers_its_job_as_stalled(connection):
+    job = make_active_job(connection, "dq-stale", minutes_running=30)
+    register(connection, "test-worker", 400, queues="dq-stale", state="busy")
+    result = registry.remove_stale_worker(connection, "test-worker", NOW, 60, 300)
+    assert result == {"worker_name": "test-worker", "removed": True, "abandoned_job": job.id}
+    key = registry.WORKER_PREFIX + "test-worker"
+    assert not connection.exists(key) and not connection.sismember(registry.WORKERS_SET, key)
+    assert not connection.exists(key + ":executions")
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
+    assert Queue("dq-stale", connection=connection).job_ids[0] == job.id
+    assert job.get_meta(refresh=True)[STALLED_COUNTER] == 1
+
+
+def test_only_a_stale_worker_is_removed(connection):
+    register(connection, "alive", 30)
+    register(connection, "sleepy", 120)
+    for name in ("alive", "sleepy"):
+        with pytest.raises(WorkerNotStale):
+            registry.remove_stale_worker(connection, name, NOW, 60, 300)
+    with pytest.raises(WorkerNotFound):
+        registry.remove_stale_worker(connection, "nobody", NOW, 60, 300)
+    assert set(read(connection)) == {"alive", "sleepy"}
+
+
+def test_cleanup_removes_every_stale_worker_and_no_other(connection):
+    register(connection, "alive", 30)
+    register(connection, "old-1", 400)
+    register(connection, "old-2", 900, monitored=False, ttl=None)
+    connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + "ghost")
+    removed = registry.cleanup_stale_workers(connection, NOW, 60, 300)
+    assert sorted(removed) == ["ghost", "old-1", "old-2"]
+    assert set(read(connection)) == {"alive"}
