@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import sys
 import threading
 import time
 from typing import Any
@@ -14,14 +16,15 @@ import redis.exceptions
 from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue, Worker, worker_registration
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import AbandonedJobError, DequeueTimeout
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 import config
-from app.domain import attempts, history, keys, worker_control
+from app.domain import attempts, keys, outcomes, priority, worker_control
 from app.domain import workers as registry
+from app.domain.history import Outcome
 from app.domain.queues import QueueKeys
-from app.domain.timeutil import iso, utcnow
 from workers.liveness import ResourceSampler
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,7 @@ class MonitoredWorker(Worker):
         self._runnable_script = Script(self.connection, _RUNNABLE_QUEUES_LUA)
         self._put_back_script = Script(self.connection, _PUT_BACK_IF_PAUSED_LUA)
         # The job whose end is being written, its outcome and its meta as read just before RQ's end-of-job pipeline.
-        self._ending: tuple[Job, str, dict[str, Any] | None] | None = None
+        self._ending: tuple[Job, Outcome, dict[str, Any] | None] | None = None
         self._starting: Job | None = None  # the job whose start (attemptsStarted) is being written
         self._init_liveness()
 
@@ -153,7 +156,7 @@ class MonitoredWorker(Worker):
         result = super().dequeue_job_and_maintain_ttl(None)
         if result is None and not burst:
             result = self._blocking_dequeue(queues)
-        if result is not None and self._put_back_if_paused(*result):
+        if result is not None and (self._put_back_if_paused(*result) or self._back_to_priority(*result)):
             return queues, _LOOK_AGAIN
         return queues, result
 
@@ -178,6 +181,16 @@ class MonitoredWorker(Worker):
         if put_back:
             self.log.info("Worker %s: queue %s is paused; job %s put back at the head", self.name, queue.name, job.id)
         return bool(put_back)
+
+    def _back_to_priority(self, job: Job, queue: Queue) -> bool:
+        """RQ re-enqueues a retried job into the list (at once, or from the ScheduledJobRegistry when its backoff
+        ends): a prioritized one goes back to `prioritized` with its priority instead of running before better ones."""
+        if not job.meta.get(attempts.PRIORITY_PENDING):
+            return False
+        del job.meta[attempts.PRIORITY_PENDING]
+        priority.requeue_prioritized(self.connection, queue.name, job, _intermediate_key(queue))
+        self.log.info("Worker %s: retried job %s goes back to its priority", self.name, job.id)
+        return True
 
     # --- attempts -----------------------------------------------------------------------------------
 
@@ -220,15 +233,32 @@ class MonitoredWorker(Worker):
         finally:
             self._ending = None
 
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        job.__dict__["_rqmon_exception"] = exc_info[1] if len(exc_info) > 1 else None  # for handle_job_failure
+        super().handle_exception(job, *exc_info)
+
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         exc_string = kwargs.get("exc_string", args[1] if len(args) > 1 else "")
         will_retry = job.should_retry and self._stopped_job_id != job.id
+        backoff = job.get_retry_interval() if will_retry else 0
         self._ending = (job, "retry" if will_retry else "fail", self._fresh_meta(job))
-        self._note_error(job, exc_string)
+        # RQ 3 calls handle_exception first; RQ 2 calls this inside the `except` of the failed run.
+        self._note_error(job, exc_string, job.__dict__.pop("_rqmon_exception", None) or sys.exc_info()[1])
         try:
             super().handle_job_failure(job, queue, *args, **kwargs)
         finally:
             self._ending = None
+        if backoff > 0:
+            self._round_up_backoff(job, queue, backoff)
+
+    def _round_up_backoff(self, job: Job, queue: Queue, backoff: int) -> None:
+        """RQ schedules a retry at a time truncated to the second (up to a second early): round it up, so that a
+        backoff never waits less than its delay. GT: never earlier than RQ's time; XX: never re-adds the job."""
+        try:
+            due = math.ceil(time.time() + backoff)
+            self.connection.zadd(ScheduledJobRegistry(queue=queue).key, {job.id: due}, xx=True, gt=True)
+        except Exception:
+            self.log.exception("Worker %s: could not round up the backoff of job %s", self.name, job.id)
 
     def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:
         exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
@@ -248,13 +278,12 @@ class MonitoredWorker(Worker):
             self.log.exception("Worker %s: could not read the meta of job %s", self.name, job.id)
             return None
 
-    def _note_error(self, job: Job, exc_string: str) -> None:
-        lines = [line for line in (exc_string or "").strip().splitlines() if line.strip()]
-        job.__dict__["_rqmon_error"] = {
-            "message": lines[-1] if lines else "failed",
-            "stacktrace": (exc_string or "")[-attempts.MAX_STACKTRACE_CHARS :],
-            "at": iso(utcnow()),
-        }
+    def _note_error(self, job: Job, exc_string: str, exception: BaseException | None = None) -> None:
+        """failedReason is the exception's own message (BullMQ); only the traceback is known when the run ended
+        outside the work horse (killed, timed out): then both come from its text."""
+        described = attempts.describe_exception(exception, exc_string) if exception is not None else None
+        message, name = described or attempts.describe_failure(exc_string)
+        job.__dict__["_rqmon_error"] = outcomes.failure(message, name, exc_string or "")
 
     # RQ calls these with the pipeline of its own end-of-job bookkeeping: our record joins that pipeline.
 
@@ -276,19 +305,35 @@ class MonitoredWorker(Worker):
         except Exception:  # never fail or lose the job because of the monitor
             self.log.exception("Worker %s: could not record the end of job %s", self.name, job.id)
 
-    def _queue_record(self, pipeline: Pipeline, job: Job, outcome: str, meta: dict[str, Any] | None) -> None:
-        started, ended = job.started_at, job.ended_at or utcnow().replace(tzinfo=None)
-        duration_ms = int((ended - started).total_seconds() * 1000) if started else 0
+    def _queue_record(self, pipeline: Pipeline, job: Job, outcome: Outcome, meta: dict[str, Any] | None) -> None:
         if meta is None:
             meta = job.get_meta(refresh=True)
-        meta[attempts.ATTEMPTS_MADE] = int(meta.get(attempts.ATTEMPTS_MADE, 0)) + 1
-        meta.setdefault(attempts.ATTEMPTS_STARTED, meta[attempts.ATTEMPTS_MADE])
         error = job.__dict__.pop("_rqmon_error", None)
-        if error and outcome != "ok":
-            meta[attempts.ERRORS] = [*meta.get(attempts.ERRORS, []), error][-100:]
-        job.meta = meta
-        pipeline.hset(job.key, "meta", job.serializer.dumps(meta))
-        history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, job.func_name)  # type: ignore[arg-type]
+        outcomes.record_end(pipeline, job, outcome, meta, error, outcomes.duration_ms_of(job))
+
+    # --- abandoned jobs -----------------------------------------------------------------------------
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance fails (or retries) the jobs of workers that died, calling the exception handlers for
+        each one first: ours records that abandoned attempt (attempt made, error, trends)."""
+        handlers = self._exc_handlers
+        self._exc_handlers = [self._record_abandoned, *handlers]
+        try:
+            super().clean_registries()
+        finally:
+            self._exc_handlers = handlers
+
+    def _record_abandoned(self, job: Job, exc_type: Any, *rest: Any) -> bool:
+        if exc_type is not AbandonedJobError:
+            return True
+        outcome: Outcome = "retry" if job.retries_left and job.retries_left > 0 else "fail"
+        try:  # RQ saves this job object when it retries it: its meta carries the record too
+            with self.connection.pipeline() as pipe:
+                outcomes.record_abandoned_attempt(pipe, job, outcome=outcome)
+                pipe.execute()
+        except Exception:
+            self.log.exception("Worker %s: could not record the abandoned job %s", self.name, job.id)
+        return True
 
     # --- liveness and control (WORKERS.md) ----------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Actions of /api/v1/admin/jobs (admin): pause, resume, clear, retry."""
+"""Actions of /api/v1/admin/jobs (admin): pause, resume, clear, retry, stop."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from app.domain.clear import clear_queue
 from app.domain.pause import pause_queue, resume_queue
 from app.domain.retry import retry_job
 from app.domain.users import Role
+from app.domain.worker_control import stop_job
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody
-from app.schemas.jobs import ClearQuery, ClearResult, PauseResult, RetryBody, RetryResult
+from app.schemas.jobs import ClearQuery, ClearResult, PauseResult, RetryBody, RetryResult, StopResult
 from app.security import role_required
 
 bp = Blueprint("job_actions", __name__, url_prefix="/api/v1/admin/jobs")
@@ -59,3 +60,13 @@ def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
     body: RetryBody = request.context.json  # type: ignore[attr-defined]
     new_id = retry_job(get_redis(), queueName, jobId, body.options(), thresholds())
     return jsonify({"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}), 201
+
+
+@bp.post("/job/<queueName>/<jobId>/stop")
+@role_required(Role.ADMIN)
+@spec.validate(resp=Resp(HTTP_200=StopResult, HTTP_202=StopResult, HTTP_409=ErrorBody, **ERRORS), tags=["jobs"])
+def stop(queueName: str, jobId: str) -> Any:  # noqa: N803
+    """Stop a running job now (RQ's stop-job command): it ends `stopped` among the failed, retryable. 202 when it
+    has not ended within 5 s; a job that is not active → 409."""
+    stopped = stop_job(get_redis(), queueName, jobId)
+    return jsonify({"success": True, "jobId": jobId, "stopped": stopped}), 200 if stopped else 202

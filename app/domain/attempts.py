@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import math
+import re
+import traceback
 from typing import Any
 
+from redis import Redis
+from redis.client import Pipeline
 from rq import Retry
 from rq.job import Job, JobStatus
 
@@ -13,12 +17,13 @@ from rq.job import Job, JobStatus
 # a producer's own meta.
 ATTEMPTS_MADE = "rqmon_attempts_made"  # attempts that have ended (failed or completed)
 ATTEMPTS_STARTED = "rqmon_attempts_started"  # runs begun
-ERRORS = "rqmon_errors"  # one {"message", "stacktrace", "at"} per failed attempt, oldest first
+ERRORS = "rqmon_errors"  # one {"message", "exception", "stacktrace", "at"} per failed attempt, oldest first
 RETRIED_FROM = "rqmon_retried_from"  # id of the job this one was retried from
 RETRIED_AS = "rqmon_retried_as"  # id of the job this one was retried as
 PRIORITY = "rqmon_priority"  # the BullMQ priority the job was enqueued with (0 = none)
 ATTEMPTS = "rqmon_attempts"  # configured total attempts
 BACKOFF = "rqmon_backoff"  # configured backoff {"type", "delay"} (ms)
+PRIORITY_PENDING = "rqmon_priority_pending"  # set when an attempt ends in a retry: back to `prioritized` first
 
 MAX_STACKTRACE_CHARS = 8000  # per attempt; bounds the job hash whatever the job raises
 
@@ -44,6 +49,72 @@ def retry_for(attempts: int, backoff: dict[str, Any] | None) -> Retry | None:
     return Retry(max=len(intervals), interval=intervals)
 
 
+def backoff_of_intervals(intervals: list[int]) -> dict[str, Any] | None:
+    """The BullMQ backoff that RQ intervals (whole seconds) come from, as `retry_intervals` maps it back."""
+    if not any(intervals):
+        return None
+    delay = intervals[0] * 1000
+    if len(set(intervals)) == 1:
+        return {"type": "fixed", "delay": delay}
+    if all(interval == intervals[0] * 2**k for k, interval in enumerate(intervals)):
+        return {"type": "exponential", "delay": delay}
+    return {"type": "custom", "delay": delay}
+
+
+# Writes a job's meta only while its hash exists: RQ deletes jobs on purpose (result_ttl=0, failure_ttl=0), in the
+# same pipeline as the worker's end-of-attempt record, and a plain HSET would bring back a hash holding only meta.
+_SET_META_IF_EXISTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def save_meta_if_exists(pipeline: Pipeline | Redis, job: Job) -> None:
+    """Queue the write of `job.meta` (or run it at once on a connection); a deleted job stays deleted.
+    EVAL, not a Script: no NOSCRIPT after a Redis restart, no SCRIPT EXISTS round trip before the pipeline."""
+    pipeline.eval(_SET_META_IF_EXISTS_LUA, 1, job.key, job.serializer.dumps(job.meta))
+
+
+def describe_exception(exception: BaseException, exc_string: str = "") -> tuple[str, str] | None:
+    """(message, class name) of the exception that failed an attempt, BullMQ's failedReason being `str(exc)`.
+    None when `exc_string` (RQ's traceback of the failure) is not this exception's, e.g. a failure callback's."""
+    try:
+        shown = "".join(traceback.format_exception_only(exception)).strip()
+        if exc_string and not exc_string.strip().endswith(shown):
+            return None
+        return str(exception), type(exception).__name__
+    except Exception:  # a __str__ that raises: the traceback text decides
+        return None
+
+
+_EXCEPTION_NAME = re.compile(r"[A-Za-z_][\w.]*")
+_TRACEBACK_HEADER = "Traceback (most recent call last):"
+
+
+def describe_failure(exc_string: str) -> tuple[str, str | None]:
+    """(message, class name or None) from a traceback's text alone, for failures whose exception is gone (plain
+    `rq worker`, older records): the last section's exception lines, "module.Class: message" split."""
+    text = (exc_string or "").rstrip()
+    lines = text.splitlines()
+    headers = [i + 1 for i, line in enumerate(lines) if line.startswith(_TRACEBACK_HEADER)]
+    if not headers and not any(line.startswith('  File "') for line in lines):
+        # not a traceback (nor one cut at its start): RQ's own reasons ("... due to AbandonedJobError ...")
+        named = re.search(r"\bdue to (\w+)", text)
+        return text.strip(), named.group(1) if named else None
+    body = lines[headers[-1] if headers else 0 :]
+    first = next((i for i, line in enumerate(body) if line and not line[0].isspace()), len(body))
+    shown = body[first:]
+    if not shown:
+        return "", None
+    name, separator, rest = shown[0].partition(": ")
+    if not _EXCEPTION_NAME.fullmatch(name):
+        return "\n".join(shown), None
+    return "\n".join([rest, *shown[1:]] if separator else shown[1:]), name.rpartition(".")[2]
+
+
 def read_attempts(job: Job, status: JobStatus | str | None = None, rq_error: str | None = None) -> dict[str, Any]:
     """attemptsMade, attemptsStarted, failedReason and stacktrace of a job, from what the worker recorded;
     jobs run by a plain `rq worker` (no record) get what RQ's own fields imply (`rq_error`: its latest
@@ -60,15 +131,19 @@ def attempts_from_meta(meta: dict[str, Any], status: JobStatus | str | None, rq_
         made = 1 if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED) else 0
         started = made + (1 if status == JobStatus.STARTED else 0)
         if rq_error and not errors:
-            errors = [{"message": _last_line(rq_error), "stacktrace": rq_error, "at": None}]
+            errors = [{"stacktrace": rq_error, "at": None}]
+    reason, exception = _latest_failure(errors[-1]) if errors else (None, None)
     return {
         "attemptsMade": made,
         "attemptsStarted": started,
-        "failedReason": errors[-1]["message"] if errors else None,
-        "stacktrace": [error["stacktrace"] for error in errors],
+        "failedReason": reason,
+        "failedException": exception,
+        "stacktrace": [error.get("stacktrace", "") for error in errors],
     }
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
+def _latest_failure(error: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Records before `exception` was kept hold the traceback's last line as message: derive both again."""
+    if "exception" in error:
+        return error.get("message"), error["exception"]
+    return describe_failure(error.get("stacktrace") or error.get("message") or "")

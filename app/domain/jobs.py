@@ -400,8 +400,8 @@ def job_options(job: Job) -> dict[str, Any]:
         1 + int(job.retries_left or 0) + used, int(meta.get(attempts.ATTEMPTS_MADE, 0))
     )
     backoff = meta.get(attempts.BACKOFF)
-    if backoff is None and intervals:
-        backoff = {"type": "fixed" if len(set(intervals)) == 1 else "custom", "delay": intervals[0] * 1000}
+    if backoff is None:  # what the product's helper (attempts.retry_for) or a plain rq.Retry asked for
+        backoff = attempts.backoff_of_intervals(intervals)
     return {
         "priority": int(meta.get(attempts.PRIORITY, 0)),
         "attempts": int(configured_attempts),
@@ -459,6 +459,7 @@ def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dic
         finishedOn=iso(job.ended_at),
         returnValue=return_value,
         failedReason=recorded["failedReason"],
+        failedException=recorded["failedException"],
         stacktrace=recorded["stacktrace"],
         workerName=job.worker_name or None,
         retriedFrom=job.meta.get(attempts.RETRIED_FROM),

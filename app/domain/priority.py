@@ -42,6 +42,24 @@ def count_prioritized(connection: Redis, queue_name: str) -> int:
     return int(connection.zcard(queue_keys(queue_name).prioritized))
 
 
+def check_priority(priority: Any) -> None:
+    """BullMQ priorities are integers 0..MAX_PRIORITY: 1.5, True or "1" are refused, never rounded or parsed."""
+    if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+        raise ValueError(f"priority must be an integer between 0 and {MAX_PRIORITY}, not {priority!r}")
+
+
+def requeue_prioritized(connection: Redis, queue_name: str, job: Job, popped_from: str) -> None:
+    """A prioritized job that RQ put in the list (a retry, at once or when its backoff ended) goes back to the
+    prioritized set with its priority, behind the jobs of its level; `popped_from` is the list the worker's dequeue
+    moved it to (RQ's intermediate queue). `job.meta` is saved as it is (the caller clears PRIORITY_PENDING)."""
+    sequence = next_sequence(connection)
+    with connection.pipeline() as pipe:
+        pipe.lrem(popped_from, 1, job.id)
+        add_prioritized(pipe, queue_name, job.id, int(job.meta.get(attempts.PRIORITY, 0)), sequence)
+        attempts.save_meta_if_exists(pipe, job)
+        pipe.execute()
+
+
 def enqueue_prioritized(
     queue: Queue,
     func: Callable[..., Any] | str,
@@ -50,10 +68,12 @@ def enqueue_prioritized(
     priority: int,
     **job_options: Any,
 ) -> Job:
-    """Create and store an RQ job (status queued) whose id waits in the prioritized set instead of the list."""
-    if not 1 <= priority <= MAX_PRIORITY:
-        raise ValueError(f"priority must be between 1 and {MAX_PRIORITY}")
+    """Create and store an RQ job (status queued) whose id waits in the prioritized set instead of the list;
+    priority 0 means none: a plain enqueue into the list."""
+    check_priority(priority)
     meta = {**job_options.pop("meta", {}), attempts.PRIORITY: priority}
+    if priority == 0:
+        return queue.enqueue_call(func, args=tuple(args or ()), kwargs=kwargs or {}, meta=meta, **job_options)  # type: ignore[type-var]
     job = queue.create_job(func, args=tuple(args or ()), kwargs=kwargs or {}, meta=meta, **job_options)  # type: ignore[type-var]
     sequence = next_sequence(queue.connection)
     with queue.connection.pipeline() as pipe:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.domain.jobs import MAX_PER_PAGE
 from app.domain.priority import MAX_PRIORITY
+from app.domain.stuck import DEFAULT_STUCK_LIMIT, MAX_STUCK_LIMIT
 
 
 class Query(BaseModel):
@@ -36,6 +37,10 @@ class JobsQuery(Query):
 
 class ClearQuery(Query):
     type: Literal["completed", "failed", "all"] = "all"
+
+
+class StuckQuery(Query):
+    limit: int = Field(DEFAULT_STUCK_LIMIT, ge=1, le=MAX_STUCK_LIMIT)
 
 
 class Backoff(BaseModel):
@@ -112,6 +117,23 @@ class StuckAlert(Open):
     attemptsMade: int  # noqa: N815
 
 
+class SeverityCounts(Open):
+    low: int
+    medium: int
+    high: int
+    critical: int
+
+
+class QueueStuckCounts(SeverityCounts):
+    total: int
+
+
+class StuckSummary(Open):
+    total: int
+    bySeverity: SeverityCounts
+    byQueue: dict[str, QueueStuckCounts]
+
+
 class JobPage(Open):
     queueName: str  # noqa: N815
     state: str
@@ -144,3 +166,9 @@ class RetryResult(Open):
     success: bool
     newJobId: str  # noqa: N815
     message: str
+
+
+class StopResult(Open):
+    success: bool
+    jobId: str  # noqa: N815
+    stopped: bool

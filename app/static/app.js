@@ -357,6 +357,15 @@
         status(`Job ${alert.jobId} retried as ${result.newJobId}.`, 'ok');
       } catch (error) { status(`Could not retry: ${error.message}`, 'warn'); button.disabled = false; }
     }
+    async function stop(alert, button) {
+      button.disabled = true;
+      const url = ds.stopTemplate.replace('__QUEUE__', encodeURIComponent(alert.queueName)).replace('__JOB__', encodeURIComponent(alert.jobId));
+      try {
+        const result = await api(url, { method: 'POST', body: {} });
+        status(result.stopped ? `Job ${alert.jobId} stopped; it can be retried from the failed jobs.` : `Stop sent to job ${alert.jobId}; it has not ended yet.`, 'ok');
+        refresh();
+      } catch (error) { status(`Could not stop: ${error.message}`, 'warn'); button.disabled = false; }
+    }
     function render(alerts) {
       showStuckBadge(alerts);
       $('#updated').textContent = when(new Date().toISOString());
@@ -365,7 +374,9 @@
         if (canAct) {
           const button = el('button', { type: 'button', text: 'Retry' });
           button.addEventListener('click', () => retry(alert, button));
-          actions.append(button, el('a', { href: `${jobPage(alert.queueName, alert.jobId)}#retry-title`, text: 'Retry with overrides' }));
+          const stopButton = el('button', { type: 'button', text: 'Stop', title: 'Stop this run now (it ends stopped, retryable)' });
+          stopButton.addEventListener('click', () => stop(alert, stopButton));
+          actions.append(stopButton, button, el('a', { href: `${jobPage(alert.queueName, alert.jobId)}#retry-title`, text: 'Retry with overrides' }));
         } else actions.append(el('a', { href: jobPage(alert.queueName, alert.jobId), text: 'Open' }));
         return el('tr', { class: `row-sev row-sev-${alert.severity}`, 'data-severity': alert.severity },
           el('td', {}, el('span', { class: `sev sev-${alert.severity}`, text: alert.severity })),

@@ -164,7 +164,7 @@ def test_failed_pages_are_newest_first(client, auth, connection, redis_url):
     run_worker(redis_url, "p-failed")
     page = client.get(f"{API}/queue/p-failed/jobs?state=failed&perPage=2", headers=auth("moderator")).get_json()
     assert page["total"] == 3
-    assert [job["failedReason"] for job in page["jobs"]] == ["RuntimeError: error 2", "RuntimeError: error 1"]
+    assert [job["failedReason"] for job in page["jobs"]] == ["error 2", "error 1"]  # the message, as BullMQ
 
 
 def test_a_stopped_job_is_listed_as_stopped_among_the_failed(client, auth, connection, redis_url):
@@ -219,6 +219,7 @@ def test_job_detail_has_every_field(client, auth, connection, redis_url):
         "finishedOn",
         "returnValue",
         "failedReason",
+        "failedException",
         "stacktrace",
         "workerName",
         "retriedFrom",

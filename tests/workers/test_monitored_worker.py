@@ -92,7 +92,7 @@ def test_attempts_are_counted_and_each_failure_kept(connection, redis_url):
     recorded = attempts.read_attempts(job)
     assert job.get_status() == JobStatus.FAILED
     assert recorded["attemptsMade"] == 3 and recorded["attemptsStarted"] == 3
-    assert recorded["failedReason"] == "RuntimeError: disk full"
+    assert (recorded["failedReason"], recorded["failedException"]) == ("disk full", "RuntimeError")
     assert len(recorded["stacktrace"]) == 3 and all("Traceback" in trace for trace in recorded["stacktrace"])
     assert job.meta[attempts.ATTEMPTS] == 3  # the configured total survives RQ counting its retries down
     fields = connection.hgetall(history._bucket_key(history.HOUR, time.time()))

@@ -1,0 +1,81 @@
+"""What the end of an attempt leaves behind: the job's own record in `job.meta` (attempts made, each failure) and
+the history behind trends and success rates. The worker calls `record_end` for every run it ends; a run that
+ended without its worker (it died) is recorded with `record_abandoned_attempt`, by RQ's maintenance in
+MonitoredWorker or by the product's own recovery of stalled jobs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from rq.job import Job
+
+from app.domain import attempts, history
+from app.domain.history import Outcome
+from app.domain.timeutil import iso, to_ms, utcnow
+
+MAX_ERRORS_KEPT = 100  # per job: bounds the job hash however often it is retried
+ABANDONED_EXCEPTION = "AbandonedJobError"  # RQ's name for a run whose worker died (rq.exceptions)
+ABANDONED_REASON = "The worker running the job died before the job ended (AbandonedJobError)"
+
+
+def failure(message: str, exception: str | None, stacktrace: str) -> dict[str, Any]:
+    """One entry of `job.meta[attempts.ERRORS]`: what an attempt failed with."""
+    limit = attempts.MAX_STACKTRACE_CHARS
+    return {"message": message[:limit], "exception": exception, "stacktrace": stacktrace[-limit:], "at": iso(utcnow())}
+
+
+def record_end(
+    pipeline: Pipeline | Redis,
+    job: Job,
+    outcome: Outcome,
+    meta: dict[str, Any],
+    error: dict[str, Any] | None,
+    duration_ms: int,
+) -> None:
+    """Queue the record of one ended attempt on `pipeline`: attempts made + 1, the failure (unless `ok`), the
+    history entry. `meta` must be the job's current meta; it becomes `job.meta`. A job RQ deleted earlier in the
+    same pipeline (result_ttl=0, failure_ttl=0) stays deleted; its attempt still counts in the history."""
+    meta[attempts.ATTEMPTS_MADE] = int(meta.get(attempts.ATTEMPTS_MADE, 0)) + 1
+    meta.setdefault(attempts.ATTEMPTS_STARTED, meta[attempts.ATTEMPTS_MADE])
+    if error and outcome != "ok":
+        meta[attempts.ERRORS] = [*meta.get(attempts.ERRORS, []), error][-MAX_ERRORS_KEPT:]
+    if outcome == "retry" and int(meta.get(attempts.PRIORITY, 0)) > 0:
+        meta[attempts.PRIORITY_PENDING] = True  # RQ re-enqueues into the list: the worker puts it back first
+    job.meta = meta
+    attempts.save_meta_if_exists(pipeline, job)
+    history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, _job_name(job))
+
+
+def record_abandoned_attempt(
+    pipeline: Pipeline | Redis,
+    job: Job,
+    reason: str = ABANDONED_REASON,
+    exception_name: str = ABANDONED_EXCEPTION,
+    outcome: Outcome = "fail",
+) -> None:
+    """Queue the record of a run whose worker died: attempt made, `reason` as its failedReason, `exception_name`
+    as its failedException, history `outcome` ("retry" when the job will run again). `job` must be freshly
+    fetched (its meta is the base); call it before the job is failed or re-enqueued, in the same pipeline or just
+    before, so that RQ's own save of the job keeps the record. The run's duration ends at its last heartbeat."""
+    started, ended = to_ms(job.started_at), to_ms(job.last_heartbeat)
+    duration_ms = max(0, ended - started) if started is not None and ended is not None else 0
+    record_end(pipeline, job, outcome, dict(job.meta or {}), failure(reason, exception_name, reason), duration_ms)
+
+
+def duration_ms_of(job: Job) -> int:
+    """The run's duration as RQ measured it (ended_at is set before the end-of-job bookkeeping)."""
+    started, ended = to_ms(job.started_at), to_ms(job.ended_at)
+    if started is None:
+        return 0
+    return max(0, (ended if ended is not None else int(time.time() * 1000)) - started)
+
+
+def _job_name(job: Job) -> str:
+    try:
+        return str(job.func_name)
+    except Exception:  # a payload that cannot be read still counts, under no name
+        return ""
