@@ -5,18 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import RootModel
+from pydantic import RootModel, ValidationError
 from spectree import Response as Resp
 
 from app.domain import history
 from app.domain.jobs import get_job_detail, list_jobs
 from app.domain.metrics import get_metrics
 from app.domain.queues import list_queue_names
-from app.domain.stuck import get_stuck_jobs
+from app.domain.stuck import get_stuck_page, get_stuck_summary
 from app.domain.users import Role
+from app.errors import validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody
-from app.schemas.jobs import JobDetail, JobPage, JobsQuery, Metrics, StuckAlert, Trend, TrendsQuery
+from app.schemas.jobs import (
+    JobDetail,
+    JobPage,
+    JobsQuery,
+    Metrics,
+    StuckAlert,
+    StuckQuery,
+    StuckSummary,
+    Trend,
+    TrendsQuery,
+)
 from app.security import role_required
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/admin/jobs")
@@ -50,10 +61,32 @@ def trends() -> Any:
 
 @bp.get("/alerts/stuck")
 @role_required(Role.MODERATOR)
-@spec.validate(resp=Resp(HTTP_200=RootModel[list[StuckAlert]]), tags=["jobs"], skip_validation=True)
+@spec.validate(
+    query=StuckQuery,
+    resp=Resp(HTTP_200=RootModel[list[StuckAlert]], HTTP_400=ErrorBody),
+    tags=["jobs"],
+    skip_validation=True,
+)
 def stuck() -> Any:
-    """Jobs whose current run started at least the first threshold ago, longest first."""
-    return jsonify(get_stuck_jobs(get_redis(), thresholds()))
+    """The `limit` longest-stuck runs (default 100), longest first; X-Total-Count and X-Severity-Counts
+    (`low=3,medium=1,high=0,critical=2`) count every stuck run."""
+    try:
+        query = StuckQuery.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise validation_failed(error) from None
+    alerts, summary = get_stuck_page(get_redis(), thresholds(), query.limit)
+    response = jsonify(alerts)
+    response.headers["X-Total-Count"] = str(summary["total"])
+    response.headers["X-Severity-Counts"] = ",".join(f"{k}={v}" for k, v in summary["bySeverity"].items())
+    return response
+
+
+@bp.get("/alerts/stuck/summary")
+@role_required(Role.MODERATOR)
+@spec.validate(resp=Resp(HTTP_200=StuckSummary), tags=["jobs"], skip_validation=True)
+def stuck_summary() -> Any:
+    """How many runs are stuck: in total, per severity, per queue (queues with a stuck run only)."""
+    return jsonify(get_stuck_summary(get_redis(), thresholds()))
 
 
 @bp.get("/queue/<queueName>/jobs")

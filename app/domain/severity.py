@@ -6,7 +6,7 @@ DEFAULT_THRESHOLDS_MINUTES = (10, 30, 60, 120)
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
-def severity_for(running_ms: int, thresholds_minutes: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES) -> str | None:
+def severity_for(running_ms: int, thresholds_minutes: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES) -> str | None:
     """The band of a run that has lasted `running_ms`, or None when it is not stuck yet."""
     band = None
     for severity, minutes in zip(SEVERITIES, thresholds_minutes, strict=True):
@@ -15,5 +15,5 @@ def severity_for(running_ms: int, thresholds_minutes: tuple[int, ...] = DEFAULT_
     return band
 
 
-def is_stuck(running_ms: int, thresholds_minutes: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES) -> bool:
+def is_stuck(running_ms: int, thresholds_minutes: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES) -> bool:
     return running_ms >= thresholds_minutes[0] * 60_000

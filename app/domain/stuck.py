@@ -1,14 +1,15 @@
 """Active runs and stuck alerts: jobs whose current run started at least the first threshold ago.
 
-Round trips do not grow with the number of active jobs. Stuck alerts: the queue list, then one script that
-finds the runs started before the cutoff (through an index of start times, so Redis does not read every running
-job on every call) and returns their fields. Active runs (one queue's live view): the
-registry, every run's start time, then the fields of the runs shown.
+Round trips do not grow with the number of active jobs, and neither does Redis's work: one script counts the
+runs past each threshold and returns the fields of the N longest-running only, through an index of start times
+(so Redis does not read every running job on every call). Stuck alerts: the queue list, then that script; one
+queue's live view: that script alone.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +17,12 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from app.domain import keys
-from app.domain.jobs import job_key, started_entry_job_id, summarize_raw
+from app.domain.jobs import job_key, summarize_raw
 from app.domain.queues import QueueKeys, list_queue_names
-from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, severity_for
+from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, SEVERITIES, severity_for
+
+DEFAULT_STUCK_LIMIT = 100
+MAX_STUCK_LIMIT = 1000
 
 
 def _parse_started_at(raw: bytes | None) -> float | None:
@@ -31,59 +35,36 @@ def _parse_started_at(raw: bytes | None) -> float | None:
         return None
 
 
-def active_runs(connection: Redis, queue_names: list[str], now: float) -> list[dict[str, Any]]:
-    """Every job in the started registries of `queue_names`, with how long its current run has lasted.
-
-    Only `started_at` is read here (small replies, however many jobs run); `load_jobs` fetches the full
-    hashes of the runs that are shown.
-    """
-    with connection.pipeline(transaction=False) as pipe:
-        for name in queue_names:
-            pipe.zrange(QueueKeys(name).active, 0, -1)
-        registries = pipe.execute()
-    entries = [
-        (name, started_entry_job_id(entry.decode()))
-        for name, registry in zip(queue_names, registries, strict=True)
-        for entry in registry
-    ]
-    with connection.pipeline(transaction=False) as pipe:
-        for _, job_id in entries:
-            pipe.hget(job_key(job_id), "started_at")
-        starts = pipe.execute()
-    runs = []
-    for (queue_name, job_id), started_at in zip(entries, starts, strict=True):
-        started = _parse_started_at(started_at)
-        running_ms = int((now - started) * 1000) if started is not None else 0
-        runs.append({"queueName": queue_name, "jobId": job_id, "raw": None, "runningFor": max(0, running_ms)})
-    return runs
-
-
 # The hash fields a run's summary reads (not exc_info or results, which can be large).
 RUN_FIELDS = ("data", "meta", "status", "created_at", "enqueued_at", "started_at", "worker_name", "description")
-
-
-def load_jobs(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fill in each run's job fields, in one round trip."""
-    with connection.pipeline(transaction=False) as pipe:
-        for run in runs:
-            pipe.hmget(job_key(run["jobId"]), RUN_FIELDS)
-        for run, values in zip(runs, pipe.execute(), strict=True):
-            run["raw"] = _fields(values)
-    return runs
 
 
 def _fields(values: list[bytes | None]) -> dict[bytes, bytes]:
     return {name.encode(): value for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
 
 
-# What both scripts below share: their ARGV, the job id of a registry entry, the start score of a started_at
-# text, and how a selected run is returned.
+# What both scripts below share: their ARGV, the job id of a registry entry, the start score of a started_at text,
+# and how a selected run is returned.
+# ARGV: started-registry key prefix, job key prefix, index key prefix, index TTL, limit, "1" to take the limit per
+# queue (else over all the queues), band count b, b cutoff scores (YYYYMMDDHHMMSS), b cutoff texts (RQ's started_at
+# format), field count n, n field names, queue names...
+# Returns {counts, runs}: counts = per queue: name, runs in its registry, then per band the runs started at or
+# before the band's cutoff (exact: RQ's started_at texts compare as times); runs = per selected run: queue, job id,
+# its n fields. The runs selected are the `limit` longest-running that started at or before the FIRST cutoff.
 _RUN_SCRIPT_PRELUDE = """
 local registry_prefix, job_prefix, index_prefix = ARGV[1], ARGV[2], ARGV[3]
-local cutoff, ttl, field_count = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local ttl, limit, per_queue, band_count = ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
+local cutoff_scores, cutoff_texts = {}, {}
+for b = 1, band_count do
+  cutoff_scores[b] = ARGV[7 + b]
+  cutoff_texts[b] = ARGV[7 + band_count + b]
+end
+local field_count = tonumber(ARGV[8 + 2 * band_count])
 local fields = {}
-for f = 1, field_count do fields[f] = ARGV[6 + f] end
-local out = {}
+for f = 1, field_count do fields[f] = ARGV[8 + 2 * band_count + f] end
+local queues = {}
+for i = 9 + 2 * band_count + field_count, #ARGV do table.insert(queues, ARGV[i]) end
+local counts, runs = {}, {}
 
 local function job_id_of(entry)  -- entries are job_id:execution_id (32 hex) in RQ 2+
   local length = string.len(entry)
@@ -93,7 +74,7 @@ local function job_id_of(entry)  -- entries are job_id:execution_id (32 hex) in 
   return entry
 end
 
-local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 20260122100000; unreadable -> 1 (selected)
+local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 20260122100000; unreadable -> 1
   local digits = string.sub(text, 1, 4) .. string.sub(text, 6, 7) .. string.sub(text, 9, 10)
     .. string.sub(text, 12, 13) .. string.sub(text, 15, 16) .. string.sub(text, 18, 19)
   local score = tonumber(digits)
@@ -101,40 +82,94 @@ local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 2026012210
   return 1
 end
 
-local function emit(queue, job_id)  -- queue, job id, then the job's fields
-  table.insert(out, queue)
-  table.insert(out, job_id)
-  for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do
-    table.insert(out, value)
-  end
+local function started_at(entry)
+  return redis.call('HGET', job_prefix .. job_id_of(entry), 'started_at')
 end
+
+local function emit(queue, entry)  -- queue, job id, then the job's fields
+  local job_id = job_id_of(entry)
+  table.insert(runs, queue)
+  table.insert(runs, job_id)
+  for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do table.insert(runs, value) end
+end
+
+local function by_start(a, b) return a[1] < b[1] end
 """
 
 
-# Runs that started before a cutoff, found and read in Redis in one call, without reading every running job:
-# rqmon:run-starts:<queue> indexes the queue's started-registry entries by start time (seconds, as the number
-# YYYYMMDDHHMMSS read from RQ's started_at text). Each call prunes the index to the registry, reads started_at
-# only for entries it has not seen, then takes the entries started at or before the cutoff and returns their
-# fields. The index only pre-selects: an entry's indexed start is never later than its run's real one, and
-# the caller recomputes every duration from the returned started_at.
+# Runs that started before cutoffs, counted and the longest-running read in Redis in one call, at a cost bounded
+# by the limit, not by the number of running jobs: rqmon:run-starts:<queue> indexes the queue's started-registry
+# entries by start time (seconds, as the number YYYYMMDDHHMMSS read from RQ's started_at text). Each call prunes
+# the index to the registry, reads started_at only for entries it has not seen, counts with ZCOUNT (reading
+# started_at only for the entries in each cutoff's own second), then takes the `limit` oldest entries: those of
+# seconds before the limit's one at once, those of the limit's second ordered by their exact started_at.
 # ZDIFF needs Redis 6.2; on older servers the script fails and `_STARTED_BEFORE_SCAN_LUA` reads every run instead.
-# ARGV: started-registry key prefix, job key prefix, index key prefix, cutoff, TTL, field count n,
-# n field names, queue names...  Returns, per stuck run: queue, job id, then its n fields (false when absent).
 _STARTED_BEFORE_LUA = (
     _RUN_SCRIPT_PRELUDE
     + """
-for i = 7 + field_count, #ARGV do
-  local registry, index = registry_prefix .. ARGV[i], index_prefix .. ARGV[i]
+local function refresh(queue)
+  local registry, index = registry_prefix .. queue, index_prefix .. queue
   local ended = redis.call('ZDIFF', 2, index, registry)
   for at = 1, #ended, 1000 do redis.call('ZREM', index, unpack(ended, at, math.min(at + 999, #ended))) end
   for _, entry in ipairs(redis.call('ZDIFF', 2, registry, index)) do
-    local started = redis.call('HGET', job_prefix .. job_id_of(entry), 'started_at')
+    local started = started_at(entry)
     if started then redis.call('ZADD', index, start_score(started), entry) end
   end
   redis.call('EXPIRE', index, ttl)
-  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', cutoff)) do emit(ARGV[i], job_id_of(entry)) end
+  return redis.call('ZCARD', registry)
 end
-return out
+
+local function started_before(index, b)  -- runs whose start is at or before cutoff b (unreadable ones: never)
+  local n = redis.call('ZCOUNT', index, '(1', '(' .. cutoff_scores[b])
+  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, cutoff_scores[b], cutoff_scores[b])) do
+    local started = started_at(entry)
+    if started and started <= cutoff_texts[b] then n = n + 1 end
+  end
+  return n
+end
+
+-- The `limit` oldest runs of `group` (queue names) that started at or before the first cutoff.
+local function select(group)
+  local scores = {}
+  for _, queue in ipairs(group) do
+    local index = index_prefix .. queue
+    local scored = redis.call('ZRANGEBYSCORE', index, '(1', cutoff_scores[1], 'WITHSCORES', 'LIMIT', 0, limit)
+    for at = 2, #scored, 2 do table.insert(scores, tonumber(scored[at])) end
+  end
+  if #scores == 0 then return end
+  table.sort(scores)
+  local last = math.min(limit, #scores)
+  local bound = string.format('%.0f', scores[last])
+  local taken, ties = 0, {}
+  for _, queue in ipairs(group) do
+    local index = index_prefix .. queue
+    for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, '(1', '(' .. bound)) do
+      emit(queue, entry)
+      taken = taken + 1
+    end
+    for _, entry in ipairs(redis.call('ZRANGEBYSCORE', index, bound, bound)) do
+      local started = started_at(entry)
+      if started and started <= cutoff_texts[1] then table.insert(ties, {started, queue, entry}) end
+    end
+  end
+  table.sort(ties, by_start)
+  for at = 1, math.min(#ties, limit - taken) do emit(ties[at][2], ties[at][3]) end
+end
+
+for _, queue in ipairs(queues) do
+  table.insert(counts, queue)
+  table.insert(counts, refresh(queue))
+  local index = index_prefix .. queue
+  for b = 1, band_count do table.insert(counts, started_before(index, b)) end
+end
+if limit > 0 then
+  if per_queue then
+    for _, queue in ipairs(queues) do select({queue}) end
+  else
+    select(queues)
+  end
+end
+return {counts, runs}
 """
 )
 
@@ -144,14 +179,31 @@ return out
 _STARTED_BEFORE_SCAN_LUA = (
     _RUN_SCRIPT_PRELUDE
     + """
-for i = 7 + field_count, #ARGV do
-  for _, entry in ipairs(redis.call('ZRANGE', registry_prefix .. ARGV[i], 0, -1)) do
-    local job_id = job_id_of(entry)
-    local started = redis.call('HGET', job_prefix .. job_id, 'started_at')
-    if started and start_score(started) <= cutoff then emit(ARGV[i], job_id) end
+local candidates = {}
+for _, queue in ipairs(queues) do
+  local registry = redis.call('ZRANGE', registry_prefix .. queue, 0, -1)
+  local started_counts, own = {}, {}
+  for b = 1, band_count do started_counts[b] = 0 end
+  for _, entry in ipairs(registry) do
+    local started = started_at(entry)
+    if started and start_score(started) > 1 then
+      for b = 1, band_count do
+        if started <= cutoff_texts[b] then started_counts[b] = started_counts[b] + 1 end
+      end
+      if started <= cutoff_texts[1] then table.insert(per_queue and own or candidates, {started, queue, entry}) end
+    end
+  end
+  table.insert(counts, queue)
+  table.insert(counts, #registry)
+  for b = 1, band_count do table.insert(counts, started_counts[b]) end
+  if per_queue then
+    table.sort(own, by_start)
+    for at = 1, math.min(#own, limit) do emit(own[at][2], own[at][3]) end
   end
 end
-return out
+table.sort(candidates, by_start)
+for at = 1, math.min(#candidates, limit) do emit(candidates[at][2], candidates[at][3]) end
+return {counts, runs}
 """
 )
 
@@ -161,33 +213,71 @@ def _index_unusable(error: ResponseError) -> bool:
     return "unknown redis command" in message or "unknown command" in message or "readonly" in message
 
 
-def runs_started_before(connection: Redis, queue_names: list[str], cutoff: float) -> list[dict[str, Any]]:
-    """The runs of `queue_names` that started at or before `cutoff` (some later ones too, by under a second:
-    the caller checks), with their job fields, in one round trip."""
+@dataclass
+class QueueRuns:
+    """One queue's running jobs: how many are in its registry, and how many started at or before each cutoff."""
+
+    active: int
+    started_before: list[int]
+
+
+def longest_runs(
+    connection: Redis,
+    queue_names: list[str],
+    bands_minutes: tuple[float, ...],
+    limit: int,
+    now: float,
+    per_queue: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, QueueRuns]]:
+    """The `limit` longest-running runs (over all the queues, or `per_queue`) among those that have lasted at
+    least `bands_minutes[0]`, with their job fields and how long they have run, longest first; and per queue the
+    runs that have lasted at least each band. One round trip; Redis's work is bounded by the limit."""
     if not queue_names:
-        return []
-    cutoff_score = datetime.fromtimestamp(cutoff, UTC).strftime("%Y%m%d%H%M%S")
+        return [], {}
+    cutoffs = [datetime.fromtimestamp(now - minutes * 60, UTC) for minutes in bands_minutes]
     arguments = [
         QueueKeys("").active,
         job_key(""),
         keys.run_starts(""),
-        cutoff_score,
         keys.RUN_STARTS_TTL_SECONDS,
+        limit,
+        "1" if per_queue else "0",
+        len(cutoffs),
+        *(cutoff.strftime("%Y%m%d%H%M%S") for cutoff in cutoffs),
+        *(cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for cutoff in cutoffs),
         len(RUN_FIELDS),
         *RUN_FIELDS,
         *queue_names,
     ]
     try:
-        flat = connection.eval(_STARTED_BEFORE_LUA, 0, *arguments)
+        flat_counts, flat_runs = connection.eval(_STARTED_BEFORE_LUA, 0, *arguments)
     except ResponseError as error:
         if not _index_unusable(error):
             raise
-        flat = connection.eval(_STARTED_BEFORE_SCAN_LUA, 0, *arguments)
+        flat_counts, flat_runs = connection.eval(_STARTED_BEFORE_SCAN_LUA, 0, *arguments)
+    counts_width = 2 + len(cutoffs)
+    counts = {
+        flat_counts[at].decode(): QueueRuns(
+            int(flat_counts[at + 1]), [int(n) for n in flat_counts[at + 2 : at + counts_width]]
+        )
+        for at in range(0, len(flat_counts), counts_width)
+    }
     width = 2 + len(RUN_FIELDS)
-    return [
-        {"queueName": flat[at].decode(), "jobId": flat[at + 1].decode(), "raw": _fields(flat[at + 2 : at + width])}
-        for at in range(0, len(flat), width)
-    ]
+    runs = []
+    for at in range(0, len(flat_runs), width):
+        raw = _fields(flat_runs[at + 2 : at + width])
+        started = _parse_started_at(raw.get(b"started_at"))
+        running_ms = max(0, int((now - started) * 1000)) if started is not None else 0
+        runs.append(
+            {
+                "queueName": flat_runs[at].decode(),
+                "jobId": flat_runs[at + 1].decode(),
+                "raw": raw,
+                "runningFor": running_ms,
+            }
+        )
+    runs.sort(key=lambda run: run["runningFor"], reverse=True)
+    return runs, counts
 
 
 def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
@@ -208,26 +298,70 @@ def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
     return view | {"data": summary.get("data")}
 
 
-def stuck_alert(connection: Redis, run: dict[str, Any], severity: str) -> dict[str, Any]:
-    alert = describe_run(connection, run)
+def stuck_alert(
+    connection: Redis, run: dict[str, Any], severity: str, view: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`view`: the run's `describe_run` when the caller already has it."""
+    alert = dict(view) if view is not None else describe_run(connection, run)
     running_for = alert.pop("runningFor")
     return {**alert, "queueName": run["queueName"], "severity": severity, "stuckDuration": running_for}
 
 
-def get_stuck_jobs(
+def _severity_counts(runs: QueueRuns) -> dict[str, int]:
+    """Cumulative counts per threshold (started at or before each) -> runs per band."""
+    bands = runs.started_before
+    counts = {
+        severity: bands[at] - (bands[at + 1] if at + 1 < len(bands) else 0) for at, severity in enumerate(SEVERITIES)
+    }
+    return {severity: max(0, count) for severity, count in counts.items()}
+
+
+def summarize_stuck(counts: dict[str, QueueRuns]) -> dict[str, Any]:
+    """{"total", "bySeverity", "byQueue": {queue: {"total", <severity>: n}}} (queues with a stuck run only)."""
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    by_queue = {}
+    for queue_name, runs in sorted(counts.items()):
+        bands = _severity_counts(runs)
+        total = sum(bands.values())
+        if total:
+            by_queue[queue_name] = {"total": total, **bands}
+            for severity, count in bands.items():
+                by_severity[severity] += count
+    return {"total": sum(by_severity.values()), "bySeverity": by_severity, "byQueue": by_queue}
+
+
+def get_stuck_page(
     connection: Redis,
-    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    limit: int = DEFAULT_STUCK_LIMIT,
     queue_name: str | None = None,
     now: float | None = None,
-) -> list[dict[str, Any]]:
-    """Stuck alerts with severity bands, longest first; two round trips whatever the number of jobs."""
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The `limit` longest-stuck alerts, longest first, and the summary of every stuck run; two round trips
+    (the queue list, one script), Redis's work bounded by the limit."""
     now = time.time() if now is None else now
     names = [queue_name] if queue_name else list_queue_names(connection)
+    runs, counts = longest_runs(connection, names, thresholds, limit, now)
     alerts = []
-    for run in runs_started_before(connection, names, now - thresholds[0] * 60):
-        run["runningFor"] = max(0, int((now - (_parse_started_at(run["raw"].get(b"started_at")) or now)) * 1000))
+    for run in runs[:limit]:
         severity = severity_for(run["runningFor"], thresholds)
-        if severity is not None:  # it may have ended between the two reads
+        if severity is not None:
             alerts.append(stuck_alert(connection, run, severity))
-    alerts.sort(key=lambda alert: alert["stuckDuration"], reverse=True)
-    return alerts
+    return alerts, summarize_stuck(counts)
+
+
+def get_stuck_summary(
+    connection: Redis, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES, now: float | None = None
+) -> dict[str, Any]:
+    return get_stuck_page(connection, thresholds, 0, now=now)[1]
+
+
+def get_stuck_jobs(
+    connection: Redis,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    queue_name: str | None = None,
+    now: float | None = None,
+    limit: int = MAX_STUCK_LIMIT,
+) -> list[dict[str, Any]]:
+    """Stuck alerts with severity bands, longest first (at most `limit`)."""
+    return get_stuck_page(connection, thresholds, limit, queue_name, now)[0]

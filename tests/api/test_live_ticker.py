@@ -145,3 +145,21 @@ def test_an_unwatched_tick_does_not_read_active_jobs(connection, monkeypatch):
     assert job_reads == 0
     for queue_index in range(3):
         assert not connection.exists(keys.live_snapshot(f"tk-busy-{queue_index}"))
+
+
+def test_a_queue_document_carries_the_fifty_longest_runs_and_the_counts_of_all(connection):
+    """Regression: the per-queue document listed every active run (200 stuck runs: 150 KB per queue per tick)."""
+    for minutes in range(60):
+        make_active_job(connection, "tk-crowded", minutes * 3 + 0.5)  # 0.5 .. 177.5 minutes
+    subscriber = connection.pubsub()
+    subscriber.subscribe(keys.live_channel("tk-crowded"))
+    ticker_for(connection).publish(time.time())
+    subscriber.close()
+    document = published(connection, keys.live_snapshot("tk-crowded"))
+    durations = [run["runningFor"] for run in document["activeJobs"]]
+    assert len(durations) == 50 and durations == sorted(durations, reverse=True)
+    assert durations[0] >= 177 * 60_000 and durations[-1] < 31 * 60_000  # the 50 longest: 177.5 .. 30.5 minutes
+    assert document["activeCount"] == 60 == document["queue"]["active"]
+    # stuck (>= 10 min): the runs of 12.5 minutes and more, 56 of them; the 50 shown are all stuck
+    assert document["stuckCount"] == 56 and len(document["stuck"]) == 50
+    assert document["stuckBySeverity"] == {"low": 6, "medium": 10, "high": 20, "critical": 20}

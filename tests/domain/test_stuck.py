@@ -3,6 +3,8 @@ registries as runs start and end, bounded by a TTL, and the scan fallback for se
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from redis import Redis
 from rq import Queue
@@ -92,3 +94,77 @@ def test_one_queue_only(connection):
     make_active_job(connection, "st-b", 45)
     Queue("st-c", connection=connection)
     assert {alert["queueName"] for alert in get_stuck_jobs(connection, queue_name="st-b")} == {"st-b"}
+
+
+# --- bounded pages: the longest N, the counts of all -----------------------------------------------------
+
+
+def hmget_calls(connection: Redis) -> int:
+    return int(connection.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0))
+
+
+def start_at(connection: Redis, queue_name: str, started_at: str) -> str:
+    """A run whose started_at is exactly this text (RQ's format)."""
+    job = make_active_job(connection, queue_name, 0)
+    connection.hset(f"rq:job:{job.id}", "started_at", started_at)
+    return job.id
+
+
+@pytest.fixture(params=["index", "scan"])
+def variant(request, monkeypatch):
+    if request.param == "scan":  # a server without ZDIFF
+        monkeypatch.setattr(stuck, "_STARTED_BEFORE_LUA", "return redis.call('NOSUCHCOMMAND')")
+    return request.param
+
+
+def test_the_page_is_the_longest_n_and_the_summary_counts_every_stuck_run(connection, variant):
+    ids = seed_bands(connection)
+    alerts, summary = stuck.get_stuck_page(connection, limit=3)
+    assert [alert["jobId"] for alert in alerts] == [ids[m] for m in (500, 120.05, 119.9)]
+    assert summary == {
+        "total": 8,
+        "bySeverity": {"low": 2, "medium": 2, "high": 2, "critical": 2},
+        "byQueue": {
+            "st-0": {"total": 4, "low": 1, "medium": 1, "high": 1, "critical": 1},
+            "st-1": {"total": 4, "low": 1, "medium": 1, "high": 1, "critical": 1},
+        },
+    }
+    assert stuck.get_stuck_summary(connection) == summary
+    assert [a["jobId"] for a in stuck.get_stuck_page(connection, limit=100)[0]] == [
+        ids[m] for m in sorted(BAND_MINUTES, reverse=True)[:8]
+    ]
+
+
+def test_runs_started_in_one_second_are_ordered_by_their_exact_start(connection, variant):
+    second = "2026-01-22T10:00:00"
+    by_micro = {
+        micro: start_at(connection, f"st-tie-{micro % 2}", f"{second}.{micro:06d}Z")
+        for micro in (900000, 100000, 500000, 300000, 700000, 0)
+    }
+    later = start_at(connection, "st-tie-0", "2026-01-22T10:00:01.000000Z")
+    now = datetime(2026, 1, 22, 10, 30, 5, tzinfo=UTC).timestamp()
+    alerts, summary = stuck.get_stuck_page(connection, limit=4, now=now)
+    assert [alert["jobId"] for alert in alerts] == [by_micro[m] for m in (0, 100000, 300000, 500000)]
+    assert summary["total"] == 7 and summary["bySeverity"]["medium"] == 7
+    assert later not in {alert["jobId"] for alert in alerts}
+
+
+def test_band_edges_are_exact_within_the_second(connection, variant):
+    early = start_at(connection, "st-edge", "2026-01-22T10:00:00.100000Z")  # 600.2 s at `now`: stuck
+    start_at(connection, "st-edge", "2026-01-22T10:00:00.500000Z")  # 599.8 s: not yet
+    now = datetime(2026, 1, 22, 10, 10, 0, 300000, tzinfo=UTC).timestamp()
+    alerts, summary = stuck.get_stuck_page(connection, limit=10, now=now)
+    assert [alert["jobId"] for alert in alerts] == [early]
+    assert summary["bySeverity"] == {"low": 1, "medium": 0, "high": 0, "critical": 0}
+
+
+def test_redis_reads_the_fields_of_the_page_only(connection):
+    """Regression: every stuck run's fields were read and returned (4,000 stuck: 1.8 MB per call)."""
+    for index in range(60):
+        make_active_job(connection, f"st-many-{index % 3}", 15 + index)
+    stuck.get_stuck_page(connection, limit=5)  # the index learns the runs
+    before = hmget_calls(connection)
+    alerts, summary = stuck.get_stuck_page(connection, limit=5)
+    assert hmget_calls(connection) - before == 5
+    assert len(alerts) == 5 and summary["total"] == 60
+    assert [alert["stuckDuration"] // 60_000 for alert in alerts] == [74, 73, 72, 71, 70]

@@ -1,0 +1,68 @@
+"""GET /alerts/stuck?limit= with its X-Total-Count and X-Severity-Counts headers, and /alerts/stuck/summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_auth import assert_error
+from tests.helpers import make_active_job
+
+API = "/api/v1/admin/jobs"
+
+
+@pytest.fixture
+def stuck_runs(connection):
+    """105 stuck runs over two queues (101 low, 2 medium, 1 high, 1 critical) and one run not stuck yet."""
+    for index in range(101):
+        make_active_job(connection, f"sa-{index % 2}", 11 + index * 0.1)
+    for minutes in (35, 40, 65, 125):
+        make_active_job(connection, "sa-0", minutes)
+    make_active_job(connection, "sa-1", 2)
+
+
+def test_the_default_page_is_the_hundred_longest_with_the_whole_picture_in_headers(client, auth, stuck_runs):
+    """Regression: every stuck run was returned, re-polled every 5 s by the alerts page."""
+    response = client.get(f"{API}/alerts/stuck", headers=auth("moderator"))
+    alerts = response.get_json()
+    assert len(alerts) == 100
+    durations = [alert["stuckDuration"] for alert in alerts]
+    assert durations == sorted(durations, reverse=True) and durations[0] >= 125 * 60_000
+    assert response.headers["X-Total-Count"] == "105"
+    assert response.headers["X-Severity-Counts"] == "low=101,medium=2,high=1,critical=1"
+
+
+def test_a_smaller_limit(client, auth, stuck_runs):
+    response = client.get(f"{API}/alerts/stuck?limit=3", headers=auth("moderator"))
+    assert [alert["severity"] for alert in response.get_json()] == ["critical", "high", "medium"]
+    assert response.headers["X-Total-Count"] == "105"
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "-1", "ten", "1.5", ""])
+def test_a_bad_limit_is_refused(client, auth, limit):
+    body = assert_error(
+        client.get(f"{API}/alerts/stuck?limit={limit}", headers=auth("moderator")), 400, "validation_error"
+    )
+    assert "limit" in body["error"]["details"]
+
+
+def test_the_summary(client, auth, stuck_runs):
+    summary = client.get(f"{API}/alerts/stuck/summary", headers=auth("moderator")).get_json()
+    assert summary == {
+        "total": 105,
+        "bySeverity": {"low": 101, "medium": 2, "high": 1, "critical": 1},
+        "byQueue": {
+            "sa-0": {"total": 55, "low": 51, "medium": 2, "high": 1, "critical": 1},
+            "sa-1": {"total": 50, "low": 50, "medium": 0, "high": 0, "critical": 0},
+        },
+    }
+    assert_error(client.get(f"{API}/alerts/stuck/summary"), 401, "missing_token")
+
+
+def test_nothing_stuck(client, auth):
+    response = client.get(f"{API}/alerts/stuck", headers=auth("moderator"))
+    assert response.get_json() == [] and response.headers["X-Total-Count"] == "0"
+    assert client.get(f"{API}/alerts/stuck/summary", headers=auth("moderator")).get_json() == {
+        "total": 0,
+        "bySeverity": {"low": 0, "medium": 0, "high": 0, "critical": 0},
+        "byQueue": {},
+    }
