@@ -127,7 +127,10 @@ def floor_pipeline(connection, names: list[str]) -> None:
         for name in names:
             queue = QueueKeys(name)
             for _, command, attribute in COUNTS:
-                getattr(pipe, command)(getattr(queue, attribute))
+                if command == "live":  # an expiry-scored registry: its entries not yet expired
+                    pipe.zcount(getattr(queue, attribute), time.time(), "+inf")
+                else:
+                    getattr(pipe, command)(getattr(queue, attribute))
         pipe.execute()
 
 

@@ -20,7 +20,7 @@ from rq.serializers import DefaultSerializer
 from app.domain import attempts
 from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
-from app.domain.queues import QueueKeys, queue_exists_reads, queue_keys
+from app.domain.queues import QueueKeys, live_count_reads, live_page_reads, queue_exists_reads, queue_keys
 from app.domain.timeutil import iso, iso_from_timestamp
 
 BROWSABLE_STATES = ("waiting", "prioritized", "active", "completed", "failed", "delayed")
@@ -288,10 +288,10 @@ def _page_ids_reads(pipe: Any, queue: QueueKeys, state: str, start: int, end: in
     if state == "waiting":
         pipe.llen(queue.waiting)
         pipe.lrange(queue.waiting, start, end)
-    elif state in ("completed", "failed"):  # newest first
+    elif state in ("completed", "failed"):  # newest first; entries whose job RQ has expired are left out
         key = queue.completed if state == "completed" else queue.failed
-        pipe.zcard(key)
-        pipe.zrevrange(key, start, end)
+        live_count_reads(pipe, key)
+        live_page_reads(pipe, key, start, end)
     elif state == "delayed":  # scored by when each becomes waiting
         pipe.zcard(queue.delayed)
         pipe.zrange(queue.delayed, start, end, withscores=True)

@@ -13,15 +13,16 @@ from typing import Any
 from redis import Redis
 
 from app.domain import history, keys
-from app.domain.queues import ALL_QUEUES_KEY, QUEUE_KEY_PREFIX, QueueKeys
+from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys, live_count_reads
 from app.domain.timeutil import iso_from_timestamp
 
-# API field -> how it is counted. Reads never write: LLEN/ZCARD only, never RQ's cleanup-running counts.
+# API field -> how it is counted. Reads never write: LLEN/ZCARD, and the live entries of the expiry-scored
+# registries (see queues.LIVE_COUNT_LUA), never RQ's cleanup-running counts.
 COUNTS = (
     ("waiting", "llen", "waiting"),
     ("active", "zcard", "active"),
-    ("completed", "zcard", "completed"),
-    ("failed", "zcard", "failed"),
+    ("completed", "live", "completed"),
+    ("failed", "live", "failed"),
     ("delayed", "zcard", "delayed"),
     ("prioritized", "zcard", "prioritized"),
     ("waitingChildren", "zcard", "waiting_children"),
@@ -29,9 +30,12 @@ COUNTS = (
 TOTAL_FIELDS = [field for field, _, _ in COUNTS]
 
 # KEYS: RQ's set of queue keys, the monitor's set of queue names, the paused set.
-# ARGV: the queue-key prefix, then per count "llen|zcard" and the key prefix (key = prefix .. name).
+# ARGV: the queue-key prefix, now, then per count "LLEN|ZCARD|LIVE" and the key prefix (key = prefix .. name).
 # Returns name, paused, counts... per queue, sorted by name.
-_COUNT_LUA = """
+_COUNT_LUA = (
+    LIVE_COUNT_LUA
+    + """
+local now = ARGV[2]
 local seen, names = {}, {}
 local prefix_length = string.len(ARGV[1])
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -44,26 +48,31 @@ local out = {}
 for _, name in ipairs(names) do
   table.insert(out, name)
   table.insert(out, redis.call('SISMEMBER', KEYS[3], name))
-  for i = 2, #ARGV, 2 do
-    table.insert(out, redis.call(ARGV[i], ARGV[i + 1] .. name))
+  for i = 3, #ARGV, 2 do
+    if ARGV[i] == 'LIVE' then
+      table.insert(out, live_count(ARGV[i + 1] .. name, now))
+    else
+      table.insert(out, redis.call(ARGV[i], ARGV[i + 1] .. name))
+    end
   end
 end
 return out
 """
+)
 
 
-def _count_arguments() -> list[str]:
+def _count_arguments(now: float) -> list[str]:
     template = QueueKeys("")  # every key of a queue is its prefix followed by the name
-    arguments = [QUEUE_KEY_PREFIX]
+    arguments = [QUEUE_KEY_PREFIX, repr(now)]
     for _, command, attribute in COUNTS:
         arguments += [command.upper(), getattr(template, attribute)]
     return arguments
 
 
-def queue_counts_reads(pipe: Any) -> None:
+def queue_counts_reads(pipe: Any, now: float) -> None:
     # EVAL, not EVALSHA: redis-py checks SCRIPT EXISTS before every pipeline holding a Script (one more round trip).
     script_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES, keys.PAUSED_QUEUES]
-    pipe.eval(_COUNT_LUA, len(script_keys), *script_keys, *_count_arguments())
+    pipe.eval(_COUNT_LUA, len(script_keys), *script_keys, *_count_arguments(now))
 
 
 def parse_queue_counts(flat: list[Any]) -> list[dict[str, Any]]:
@@ -81,7 +90,7 @@ def parse_queue_counts(flat: list[Any]) -> list[dict[str, Any]]:
 def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
-        queue_counts_reads(pipe)
+        queue_counts_reads(pipe, now)
         history.queue_rate_reads(pipe, now)
         flat, *rate_results = pipe.execute()
     queues = parse_queue_counts(flat)
@@ -104,7 +113,10 @@ def get_queue_metrics(connection: Redis, queue_name: str, now: float | None = No
     with connection.pipeline(transaction=False) as pipe:
         pipe.sismember(keys.PAUSED_QUEUES, queue_name)
         for _, command, attribute in COUNTS:
-            getattr(pipe, command)(getattr(queue, attribute))
+            if command == "live":
+                live_count_reads(pipe, getattr(queue, attribute), now)
+            else:
+                getattr(pipe, command)(getattr(queue, attribute))
         history.queue_rate_reads(pipe, now)
         results = pipe.execute()
     counted = 1 + len(COUNTS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from redis import Redis
@@ -61,6 +62,39 @@ class QueueKeys:
     @property
     def prioritized(self) -> str:
         return keys.prioritized(self.name)
+
+
+# Registries scored by expiry (RQ's finished, failed and canceled) keep an entry after RQ has expired its job, until
+# RQ's cleanup runs. An entry is live while its score is now or later, or negative: RQ's "forever" (a failure_ttl
+# of -1 is stored as -1; other registries store -1 as +inf), which its cleanup (scores 0..now) never removes.
+LIVE_COUNT_LUA = """
+local function live_count(key, now)
+  return redis.call('ZCOUNT', key, now, '+inf') + redis.call('ZCOUNT', key, '-inf', '(0')
+end
+"""
+_LIVE_COUNT_SCRIPT = LIVE_COUNT_LUA + "return live_count(KEYS[1], ARGV[1])"
+# Live entries latest expiry first (the most recent), then the negative ("forever") ones.
+_LIVE_PAGE_SCRIPT = """
+local key, now, start, count = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZREVRANGEBYSCORE', key, '+inf', now, 'LIMIT', start, count)
+if #ids < count then
+  local dated = redis.call('ZCOUNT', key, now, '+inf')
+  local rest = redis.call('ZREVRANGEBYSCORE', key, '(0', '-inf', 'LIMIT', math.max(0, start - dated), count - #ids)
+  for _, id in ipairs(rest) do table.insert(ids, id) end
+end
+return ids
+"""
+
+
+def live_count_reads(pipe: Pipeline, key: str, now: float | None = None) -> None:
+    """Queue the count of an expiry-scored registry's live entries (read-only: never RQ's cleanup)."""
+    # EVAL, not EVALSHA: redis-py checks SCRIPT EXISTS before every pipeline holding a Script (one more round trip).
+    pipe.eval(_LIVE_COUNT_SCRIPT, 1, key, repr(time.time() if now is None else now))
+
+
+def live_page_reads(pipe: Pipeline, key: str, start: int, end: int, now: float | None = None) -> None:
+    """Queue the ids of an expiry-scored registry's live entries `start..end` (inclusive), most recent first."""
+    pipe.eval(_LIVE_PAGE_SCRIPT, 1, key, repr(time.time() if now is None else now), start, end - start + 1)
 
 
 def queue_keys(name: str) -> QueueKeys:
