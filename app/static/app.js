@@ -143,17 +143,21 @@
   window.rqMonitor = { Live }; // lets tests and curious operators look at the live state
 
   // --- navigation badge: stuck jobs on every page ---------------------------------------------------
-  function showStuckBadge(alerts) {
+  const SEVERITIES = ['low', 'medium', 'high', 'critical'];
+  // The stuck bands in minutes, from the server's configuration (STUCK_THRESHOLDS_MINUTES).
+  const stuckThresholds = (ds.stuckThresholds || '').split(',').filter(Boolean).map(Number);
+  const minutesText = (m) => (m >= 60 && m % 60 === 0 ? `${m / 60} h` : m >= 1 ? `${decimal.format(m)} min` : `${Math.round(m * 60)} s`);
+  function showStuckBadge(summary) {
     const badge = $('#stuck-badge');
     if (!badge) return;
-    badge.hidden = alerts.length === 0;
-    badge.textContent = num(alerts.length);
-    const worst = ['critical', 'high', 'medium', 'low'].find((level) => alerts.some((a) => a.severity === level));
+    badge.hidden = summary.total === 0;
+    badge.textContent = num(summary.total);
+    const worst = [...SEVERITIES].reverse().find((level) => summary.bySeverity[level] > 0);
     badge.className = `badge badge-count${worst ? ` sev-${worst}` : ''}`;
-    badge.setAttribute('aria-label', `${alerts.length} stuck jobs`);
+    badge.setAttribute('aria-label', `${summary.total} stuck jobs`);
   }
   function watchStuckBadge() {
-    const refresh = () => api(ds.stuckUrl).then(showStuckBadge).catch(() => {});
+    const refresh = () => api(ds.stuckSummaryUrl).then(showStuckBadge).catch(() => {});
     refresh();
     setInterval(refresh, 10000);
   }
@@ -366,9 +370,12 @@
         refresh();
       } catch (error) { status(`Could not stop: ${error.message}`, 'warn'); button.disabled = false; }
     }
-    function render(alerts) {
-      showStuckBadge(alerts);
+    function render(alerts, summary) {
+      showStuckBadge(summary);
       $('#updated').textContent = when(new Date().toISOString());
+      const counts = SEVERITIES.map((level) => `${num(summary.bySeverity[level])} ${level}`).join(', ');
+      $('#stuck-counts').textContent = summary.total
+        ? `Showing ${num(alerts.length)} of ${num(summary.total)} stuck runs (${counts}).` : '';
       const rows = alerts.map((alert) => {
         const actions = el('td', { class: 'row-actions' });
         if (canAct) {
@@ -386,9 +393,10 @@
           el('td', { class: 'num', text: duration(alert.stuckDuration) }), el('td', { text: when(alert.startedAt) }),
           el('td', { class: 'num', text: num(alert.attemptsMade) }), actions);
       });
-      $('#alerts-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'No stuck jobs. All runs started less than 10 minutes ago.' }))]));
+      $('#alerts-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: `No stuck jobs. All runs started less than ${minutesText(stuckThresholds[0])} ago.` }))]));
     }
-    const refresh = () => api(ds.stuckUrl).then((alerts) => { status('Updates every 5 seconds.', 'ok'); render(alerts); })
+    const refresh = () => Promise.all([api(ds.stuckUrl), api(ds.stuckSummaryUrl)])
+      .then(([alerts, summary]) => { status('Updates every 5 seconds.', 'ok'); render(alerts, summary); })
       .catch((error) => status(`Could not refresh: ${error.message}`, 'warn'));
     refresh();
     setInterval(refresh, 5000);

@@ -66,3 +66,24 @@ def test_nothing_stuck(client, auth):
         "bySeverity": {"low": 0, "medium": 0, "high": 0, "critical": 0},
         "byQueue": {},
     }
+
+
+@pytest.mark.parametrize(
+    ("bands", "texts"),
+    [
+        ((10, 30, 60, 120), ["at least 10 min ago", "10 min–30 min", "30 min–1 h", "1 h–2 h", "over 2 h"]),
+        ((0.5, 1.5, 45, 180), ["at least 30 s ago", "30 s–1.5 min", "1.5 min–45 min", "45 min–3 h", "over 3 h"]),
+    ],
+)
+def test_the_alerts_page_shows_the_configured_bands(redis_url, tmp_path, make_user, bands, texts):
+    """Regression: "10 minutes" and the band limits were written into the page and its script."""
+    from tests.api.test_pages import sign_in
+    from tests.conftest import make_app
+
+    client = make_app(redis_url, tmp_path, STUCK_THRESHOLDS_MINUTES=bands).test_client()
+    sign_in(client, make_user("pager", "moderator"))
+    html = client.get("/admin/alerts").get_data(as_text=True)
+    for text in texts:
+        assert text in html
+    assert f'data-stuck-thresholds="{",".join(str(b) for b in bands)}"' in html
+    assert 'id="stuck-counts"' in html

@@ -156,6 +156,7 @@ def test_stuck_page_colours_each_band(page, server, connection, make_user):
     )
     assert colours == ["rgb(127, 29, 29)", "rgb(255, 210, 204)", "rgb(255, 227, 194)", "rgb(255, 247, 214)"]
     assert page.inner_text("#stuck-badge") == "4"
+    assert page.inner_text("#stuck-counts") == "Showing 4 of 4 stuck runs (1 low, 1 medium, 1 high, 1 critical)."
     screenshot(page, "stuck-alerts")
 
 
