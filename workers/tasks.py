@@ -58,3 +58,19 @@ def report_progress(steps: int) -> int:
         job.meta["progress"] = step
         job.save_meta()
     return steps
+
+
+def record_then_sleep(key: str, tag: str, seconds: float) -> str:
+    """Appends `tag` to the Redis list `key` as it starts, then sleeps: tests count how often a job ran."""
+    record(key, tag)
+    time.sleep(seconds)
+    return tag
+
+
+def hold_memory(megabytes: int, seconds: float) -> int:
+    """Holds `megabytes` of touched memory for `seconds`: the pool's memory limit tests."""
+    block = bytearray(megabytes * 1048576)
+    for at in range(0, len(block), 4096):
+        block[at] = 1
+    time.sleep(seconds)
+    return len(block) // 1048576

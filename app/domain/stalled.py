@@ -98,15 +98,16 @@ return out
 )
 
 # Moves the runs found above, each only if nothing changed since: still in the started registry, still started,
-# same worker, still gone, same meta. ARGV after the prelude's: events stream, its cap, then per run 8 values:
-# mode (requeue | fail | interrupt), queue, entry, job id, worker, expected meta ('' = none), new meta, failure TTL.
+# same worker, still gone, same meta. ARGV after the prelude's: events stream, its cap, now as RQ's time text and
+# as ISO text; then per run 8 values: mode (requeue | fail | interrupt), queue, entry, job id, worker, expected
+# meta ('' = none), new meta, failure TTL.
 # Returns the entries moved.
 _MOVE_LUA = (
     _PRELUDE
     + """
-local stream, cap, now_text = ARGV[next_arg], ARGV[next_arg + 1], ARGV[next_arg + 2]
+local stream, cap, now_text, event_time = ARGV[next_arg], ARGV[next_arg + 1], ARGV[next_arg + 2], ARGV[next_arg + 3]
 local moved = {}
-for at = next_arg + 3, #ARGV, 8 do
+for at = next_arg + 4, #ARGV, 8 do
   local mode, queue, entry, job_id = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local worker, expected_meta, new_meta, failure_ttl = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
   local job_key, registry = 'rq:job:' .. job_id, 'rq:wip:' .. queue
@@ -132,8 +133,8 @@ for at = next_arg + 3, #ARGV, 8 do
     local pool, slot = string.match(worker, '^(.*)%.(%d+)$')
     local event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled'
     redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'event', event,
-      'pool', pool or '', 'slot', slot or '', 'worker', worker, 'jobId', job_id, 'queue', queue, 'at', now_text,
-      'details', cjson.encode({action = mode}))
+      'pool', pool or '', 'slot', slot or '', 'worker', worker, 'jobId', job_id, 'queue', queue, 'at', event_time,
+      'details', cjson.encode({action = mode, queue = queue}))
     table.insert(moved, entry)
   end
 end
@@ -213,7 +214,7 @@ def move_runs(
     if not runs:
         return []
     planned: dict[str, tuple[StalledRun, dict[str, Any], Mode]] = {}
-    arguments: list[Any] = [keys.POOL_EVENTS, keys.POOL_EVENTS_CAP, _rq_time(now)]
+    arguments: list[Any] = [keys.POOL_EVENTS, keys.POOL_EVENTS_CAP, _rq_time(now), iso_from_timestamp(now)]
     for run in runs:
         try:
             meta, mode = _new_meta(run, "interrupt" if interrupted else "requeue")

@@ -1,0 +1,636 @@
+"""`rq-monitor-pool`: RQ's WorkerPool, supervised (WORKERS.md § The pool service). N MonitoredWorker children named
+`<pool>.<slot>`, registered in Redis with the pool; a dead child is replaced within a second and its job recovered
+as stalled at once; memory limit, default job timeout, graceful shutdown with a grace period, slot control,
+health, and seed 003's events (a capped Redis stream plus `pool.on(event, fn)` callbacks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import psutil
+import redis
+from redis.client import Pipeline
+from rq import Queue
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.job import Job
+from rq.logutils import setup_loghandlers
+from rq.worker_pool import WorkerData, WorkerPool
+
+from app.domain import keys, pools, stalled, worker_control
+from app.domain.stalled import Recovered
+from workers.monitored_worker import MonitoredWorker
+
+log = logging.getLogger(__name__)
+
+LOOP_SECONDS = 0.2  # between two looks at the children (a dead child's horse keeps its sentinel open: poll)
+STALL_CHECK_SECONDS = 1.0
+HARD_LIMIT_FACTOR = 1.5  # above this times the memory limit the work horse is killed
+MEMORY_KILL_REASON = "memory limit exceeded"
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+class PoolWorker(MonitoredWorker):
+    """A pool's child: a MonitoredWorker that adds its job events to the pool's stream (inside RQ's own pipelines)
+    and names the memory limit when its pool killed the work horse for it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool_name = os.environ.get("RQMON_POOL", "")
+        self._pool_slot = int(os.environ.get("RQMON_SLOT") or 0) or None
+        self._announce: Job | None = None
+        self._ended: tuple[Job, str] | None = None
+
+    def _event(self, pipeline: Pipeline, event: str, job: Job) -> None:
+        pools.add_event(pipeline, event, self._pool_name, self._pool_slot, self.name, job.id, {"queue": job.origin})
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        self._announce = job  # written by heartbeat() inside RQ's start-of-job pipeline
+        try:
+            super().prepare_job_execution(job, remove_from_intermediate_queue)
+        finally:
+            self._announce = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        if pipeline is not None and self._announce is not None:
+            job, self._announce = self._announce, None
+            self._event(pipeline, "workerActive", job)
+        super().heartbeat(timeout, pipeline)
+
+    def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        self._ended = (job, "workerCompleted")
+        super().handle_job_success(job, queue, *args, **kwargs)
+
+    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
+        if str(kwargs.get("exc_string", "")).startswith("Work-horse terminated unexpectedly"):
+            with contextlib.suppress(redis.RedisError):
+                if self.connection.delete(keys.memory_kill(job.id)):
+                    kwargs["exc_string"] = MEMORY_KILL_REASON
+        self._ended = (job, "workerFailed")
+        super().handle_job_failure(job, queue, *args, **kwargs)
+
+    def increment_successful_job_count(self, pipeline: Pipeline | None = None) -> None:
+        super().increment_successful_job_count(pipeline=pipeline)
+        self._write_end(pipeline)
+
+    def increment_failed_job_count(self, pipeline: Pipeline | None = None) -> None:
+        super().increment_failed_job_count(pipeline=pipeline)
+        self._write_end(pipeline)
+
+    def _write_end(self, pipeline: Pipeline | None) -> None:
+        if pipeline is not None and self._ended is not None:
+            job, event = self._ended
+            self._ended = None
+            self._event(pipeline, event, job)
+
+
+def default_size() -> int:
+    """seed 003's default: half the CPU cores, at least one."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def _queue_class(max_job_duration: int) -> type[Queue]:
+    """Queues whose default timeout (for jobs that have none) is the pool's --max-job-duration."""
+    return type("PoolQueue", (Queue,), {"DEFAULT_TIMEOUT": max_job_duration})
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set for the duration of a fork, so that the child starts with them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _rss_mb(pid: int) -> float:
+    """RSS of a child and its work horse (WORKERS.md: worker + horse; its scheduler process is not counted)."""
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        total += psutil.Process(pid).memory_info().rss
+        horse = _horse_of(pid)
+        if horse is not None:
+            total += horse.memory_info().rss
+    return total / 1048576
+
+
+def _horse_of(pid: int) -> psutil.Process | None:
+    """RQ's work horse calls setpgrp(): the child of the worker that leads its own process group."""
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.Error):
+                if os.getpgid(child.pid) == child.pid:
+                    return child
+    return None
+
+
+class MonitoredPool(WorkerPool):
+    """rq.worker_pool.WorkerPool with slots, supervision, control and health (small overrides calling super())."""
+
+    def __init__(
+        self,
+        queues: list[str],
+        connection: redis.Redis,
+        num_workers: int | None = None,
+        *,
+        name: str | None = None,
+        memory_limit_mb: float | None = None,
+        max_job_duration: int = 600,
+        grace_period: float = 25.0,
+        capabilities: dict[str, Any] | None = None,
+        heartbeat_seconds: float = 10.0,
+        stale_seconds: float = 300.0,
+        worker_class: type[MonitoredWorker] = PoolWorker,
+        **kwargs: Any,
+    ) -> None:
+        size = num_workers or default_size()
+        super().__init__(
+            queues, connection, size, worker_class=worker_class, queue_class=_queue_class(max_job_duration), **kwargs
+        )
+        self.name = name or f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+        self.memory_limit_mb = memory_limit_mb
+        self.max_job_duration = max_job_duration
+        self.grace_period = grace_period
+        self.capabilities = capabilities
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self.slots: dict[int, str] = {slot: pools.SLOT_STARTING for slot in range(1, size + 1)}
+        self.restarts = 0
+        self.started_at = time.time()
+        self._callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = defaultdict(list)
+        self._exiting: dict[int, str] = {}  # slot -> why we asked its child to exit (stop, restart, recycle)
+        self._rss: dict[int, float] = {}
+        self._deadline: float | None = None  # graceful shutdown: when running jobs are interrupted
+        self._pubsub: Any = None
+        self._last_stall_check = self._last_beat = float("-inf")
+        self._healthy: bool | None = None
+        self._logging_level = "INFO"
+        self.health_server: ThreadingHTTPServer | None = None
+
+    # --- events ---------------------------------------------------------------------------------------
+
+    def on(self, event: str, callback: Callable[[dict[str, Any]], Any]) -> None:
+        """Call `callback(event_dict)` in the pool process on each `event` the pool itself emits."""
+        if event not in pools.EVENTS:
+            raise ValueError(f"unknown pool event {event!r}; one of {', '.join(pools.EVENTS)}")
+        self._callbacks[event].append(callback)
+
+    def emit(self, event: str, slot: int | None = None, job_id: str | None = None, stream: bool = True, **details: Any):
+        worker = self.worker_name(slot) if slot else None
+        if stream:
+            try:
+                pools.add_event(self.connection, event, self.name, slot, worker, job_id, details)
+            except redis.RedisError as exc:
+                self.log.warning("Pool %s: event %s not written: %s", self.name, event, exc)
+        payload = {"event": event, "pool": self.name, "slot": slot, "worker": worker, "jobId": job_id, **details}
+        for callback in self._callbacks.get(event, []):
+            try:
+                callback(payload)
+            except Exception:
+                self.log.exception("Pool %s: a %s callback failed", self.name, event)
+
+    # --- children -------------------------------------------------------------------------------------
+
+    def worker_name(self, slot: int) -> str:
+        return f"{self.name}.{slot}"
+
+    def _slot_of(self, worker_name: str) -> int:
+        return int(worker_name.rpartition(".")[2])
+
+    def _child_env(self, slot: int) -> dict[str, str]:
+        env = {"RQMON_POOL": self.name, "RQMON_SLOT": str(slot)}
+        if self.memory_limit_mb:
+            env["RQMON_MEMORY_LIMIT_MB"] = repr(self.memory_limit_mb)
+        if self.capabilities is not None:
+            env["RQMON_WORKER_CAPABILITIES"] = json.dumps(self.capabilities)
+        return env
+
+    def start_worker(self, count: int | None = None, burst: bool = True, _sleep: float = 0, logging_level: str = ""):
+        """Start the child of slot `count` (RQ's start_workers passes 1..N), named `<pool>.<slot>`."""
+        slot = count or next(s for s in self.slots if self.worker_name(s) not in self.worker_dict)
+        name = self.worker_name(slot)
+        process = self.get_worker_process(name, burst=burst, _sleep=_sleep, logging_level=logging_level or "WARNING")
+        with _environment(self._child_env(slot)):
+            process.start()
+        self.worker_dict[name] = WorkerData(name=name, pid=process.pid, process=process)  # type: ignore[arg-type]
+        self.slots[slot] = pools.SLOT_RUNNING
+        self.emit("workerReady", slot, pid=process.pid)
+
+    def check_workers(self, respawn: bool = True) -> None:
+        super().check_workers(respawn=False)  # reaps the dead (handle_dead_worker below)
+        if not respawn or self.status == self.Status.STOPPED:
+            return
+        for slot, state in self.slots.items():
+            if state != pools.SLOT_STOPPED and self.worker_name(slot) not in self.worker_dict:
+                self.start_worker(slot, burst=self._burst, logging_level=self._logging_level)
+                self.restarts += 1
+                self.emit("workerRestarted", slot, restarts=self.restarts)
+
+    def reap_workers(self) -> None:
+        """RQ's joins each child for 0.1 s (a loop of N children lasts N / 10 s): a non-blocking look instead."""
+        for data in list(self.worker_dict.values()):
+            if not data.process.is_alive():
+                self.handle_dead_worker(data)
+
+    def handle_dead_worker(self, worker_data: WorkerData) -> None:
+        super().handle_dead_worker(worker_data)
+        slot = self._slot_of(worker_data.name)
+        reason = self._exiting.pop(slot, None)
+        exit_code = worker_data.process.exitcode
+        self._kill_orphans()  # its work horse (and scheduler) must not go on running the job
+        self._recover(dead_workers=[worker_data.name])
+        with contextlib.suppress(redis.RedisError):
+            pools.retire_worker(self.connection, worker_data.name, self._queue_names)
+        if self.slots.get(slot) != pools.SLOT_STOPPED:
+            self.slots[slot] = pools.SLOT_STARTING
+        if reason is None and exit_code != 0 and self.status != self.Status.STOPPED:
+            self.emit("workerError", slot, exitCode=exit_code)
+        self.emit("workerClosed", slot, exitCode=exit_code, reason=reason or "exited")
+
+    def _kill_orphans(self) -> None:
+        """The pool is its children's subreaper: a dead child's work horse and scheduler become the pool's own
+        children. Kill and reap them."""
+        known = {data.pid for data in self.worker_dict.values()}
+        with contextlib.suppress(psutil.Error):
+            for orphan in psutil.Process().children():
+                if orphan.pid in known:
+                    continue
+                with contextlib.suppress(OSError):
+                    os.kill(orphan.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(orphan.pid, 0)
+
+    def _recover(self, dead_workers: list[str] | None = None) -> list[Recovered]:
+        try:
+            recovered = stalled.recover_stalled(self.connection, time.time(), self.stale_seconds, dead_workers or [])
+        except redis.RedisError as exc:
+            self.log.warning("Pool %s: stalled-job check failed: %s", self.name, exc)
+            return []
+        for run in recovered:
+            self.log.warning("Pool %s: job %s of %s was stalled: %s", self.name, run.job_id, run.worker, run.action)
+            slot = self._slot_of(run.worker) if run.worker.startswith(self.name + ".") else None
+            self.emit("workerStalled", slot, run.job_id, stream=False, action=run.action, queue=run.queue)
+        return recovered
+
+    def _ask_exit(self, slot: int, reason: str) -> None:
+        """Warm stop of one child: it finishes its current job, then exits (RQ's SIGTERM)."""
+        data = self.worker_dict.get(self.worker_name(slot))
+        self._exiting[slot] = reason
+        if data is not None:
+            self.stop_worker(data, sig=signal.SIGTERM)
+
+    # --- running --------------------------------------------------------------------------------------
+
+    def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
+        """RQ's loop, but waking at once when a child dies, and with heartbeat, control, stall checks and the
+        grace period of a shutdown."""
+        self._burst, self._logging_level = burst, logging_level
+        setup_loghandlers(logging_level, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name=__name__)
+        with contextlib.suppress(Exception):  # Linux: orphaned work horses come back to the pool
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.status = self.Status.STARTED
+        self._beat(force=True)
+        self.emit("started", size=self.num_workers, queues=self._queue_names, pid=os.getpid())
+        self.start_workers(burst=burst, logging_level=logging_level)
+        self._install_signal_handlers()
+        try:
+            while not self._loop_once(burst):
+                time.sleep(LOOP_SECONDS)
+        finally:
+            self._close()
+
+    def _loop_once(self, burst: bool) -> bool:
+        """One look; True when the pool is done."""
+        if self.status == self.Status.STOPPED:
+            if self.all_workers_have_stopped():
+                return True
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self._interrupt_running_jobs()
+            return False
+        self.check_workers(respawn=not burst)
+        if burst and self.number_of_active_workers == 0:
+            return True
+        self._control()
+        self._beat()
+        if time.monotonic() - self._last_stall_check >= STALL_CHECK_SECONDS:
+            self._last_stall_check = time.monotonic()
+            self._recover()
+        return False
+
+    def request_stop(self, signum: Any = None, frame: Any = None) -> None:
+        """First SIGTERM/SIGINT: no new jobs, running ones get the grace period. A second: no more waiting."""
+        if self._deadline is not None:
+            self.log.warning("Pool %s: second signal, interrupting running jobs now", self.name)
+            self._deadline = time.monotonic()
+            return
+        self._deadline = time.monotonic() + self.grace_period
+        self.emit("shuttingDown", gracePeriod=self.grace_period)
+        self._exiting.update({self._slot_of(name): "shutdown" for name in self.worker_dict})
+        super().request_stop(signum, frame)  # STOPPED, and RQ's warm stop (SIGINT) to every child
+
+    def _interrupt_running_jobs(self) -> None:
+        """Grace period over: kill what still runs and put its jobs back at the head of their queues."""
+        names = list(self.worker_dict)
+        self.log.warning("Pool %s: grace period over, interrupting the jobs of %s", self.name, ", ".join(names))
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.kill(self.worker_dict[name].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while any(self.worker_dict[name].process.is_alive() for name in names) and time.monotonic() < deadline:
+            time.sleep(0.01)  # join() would wait for the work horses too: they hold the children's sentinels
+        for name in names:
+            self.worker_dict.pop(name, None)
+        self._kill_orphans()
+        interrupted: list[Recovered] = []
+        with contextlib.suppress(redis.RedisError):
+            interrupted = stalled.requeue_interrupted(self.connection, names)
+            for name in names:
+                pools.retire_worker(self.connection, name, self._queue_names)
+        self.emit("forceShutdown", stream=False, jobs=[run.job_id for run in interrupted])
+        for name in names:
+            self.emit("workerClosed", self._slot_of(name), reason="interrupted")
+
+    def _close(self) -> None:
+        if self.health_server is not None:
+            self.health_server.shutdown()
+        with contextlib.suppress(Exception):
+            if self._pubsub is not None:
+                self._pubsub.close()
+        with contextlib.suppress(redis.RedisError):
+            pools.unregister_pool(self.connection, self.name)
+        self.emit("shutdown", restarts=self.restarts)
+
+    # --- heartbeat, memory, health --------------------------------------------------------------------
+
+    def _beat(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_beat < self.heartbeat_seconds:
+            return
+        self._last_beat = time.monotonic()
+        self._check_memory()
+        health = self.health()
+        if health["healthy"] != self._healthy:
+            self._healthy = health["healthy"]
+            self.emit("healthUpdate", **health)  # in the stream only when it changes
+        else:
+            self.emit("healthUpdate", stream=False, **health)
+        try:
+            pools.register_pool(
+                self.connection, self.registration(health), pools.pool_ttl(self.heartbeat_seconds), time.time()
+            )
+        except redis.RedisError as exc:
+            self.log.warning("Pool %s: registration not written: %s", self.name, exc)
+
+    def registration(self, health: dict[str, Any]) -> dict[str, Any]:
+        config = {
+            "queues": self._queue_names,
+            "memoryLimitMb": self.memory_limit_mb,
+            "maxJobDuration": self.max_job_duration,
+            "gracePeriod": self.grace_period,
+            "capabilities": self.capabilities,
+        }
+        slots = {
+            str(slot): {
+                "worker": self.worker_name(slot),
+                "state": state,
+                "pid": getattr(self.worker_dict.get(self.worker_name(slot)), "pid", None),
+                "rssMb": round(self._rss.get(slot, 0.0), 1),
+            }
+            for slot, state in self.slots.items()
+        }
+        return {
+            "name": self.name,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "size": self.num_workers,
+            "started": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
+            "config": config,
+            "restarts": self.restarts,
+            "slots": slots,
+            "health": health,
+        }
+
+    def _check_memory(self) -> None:
+        for name, data in list(self.worker_dict.items()):
+            slot = self._slot_of(name)
+            self._rss[slot] = rss = _rss_mb(data.pid)
+            limit = self.memory_limit_mb
+            if not limit or rss <= limit:
+                continue
+            if rss > HARD_LIMIT_FACTOR * limit:
+                self._kill_horse(slot, data, rss)
+            elif slot not in self._exiting:
+                self.emit("highMemoryUsage", slot, rssMb=round(rss, 1), limitMb=limit, action="recycle")
+                self._ask_exit(slot, "recycle")
+
+    def _kill_horse(self, slot: int, data: WorkerData, rss: float) -> None:
+        horse = _horse_of(data.pid)
+        if horse is None:
+            return
+        job_ids = [entry.decode().split(":")[0] for entry in self._executions(data.name)]
+        with self.connection.pipeline() as pipe:
+            for job_id in job_ids:
+                pipe.set(keys.memory_kill(job_id), "1", ex=300)
+            pipe.execute()
+        with contextlib.suppress(psutil.Error):
+            horse.kill()
+        self.emit(
+            "highMemoryUsage",
+            slot,
+            job_ids[0] if job_ids else None,
+            rssMb=round(rss, 1),
+            limitMb=self.memory_limit_mb,
+            action="killed",
+        )
+        if slot not in self._exiting:
+            self._ask_exit(slot, "recycle")
+
+    def _executions(self, worker_name: str) -> list[bytes]:
+        return list(self.connection.smembers(f"rq:worker:{worker_name}:executions"))
+
+    def health(self) -> dict[str, Any]:
+        try:
+            redis_connected = bool(self.connection.ping())
+        except redis.RedisError:
+            redis_connected = False
+        alive = sum(1 for data in self.worker_dict.values() if data.process.is_alive())
+        used = sum(self._rss.values())  # the children, each with its work horse (sampled at every heartbeat)
+        limit = self.memory_limit_mb
+        total = limit * self.num_workers if limit else psutil.virtual_memory().total / 1048576
+        return {
+            "healthy": redis_connected and alive > 0 and self.status != self.Status.STOPPED,
+            "totalWorkers": self.num_workers,
+            "activeWorkers": alive,
+            "memoryUsage": {
+                "used": round(used, 1),
+                "total": round(total, 1),
+                "percentUsed": round(100 * used / total, 1),
+            },
+            "redisConnected": redis_connected,
+            "uptime": round(time.time() - self.started_at, 1),
+        }
+
+    def serve_health(self, port: int, host: str = "0.0.0.0") -> None:
+        """`--health-port`: GET anything -> the health JSON, 200 when healthy, else 503."""
+        pool = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                health = pool.health()
+                body = json.dumps(health).encode()
+                self.send_response(200 if health["healthy"] else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self.health_server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(target=self.health_server.serve_forever, daemon=True).start()
+
+    # --- control --------------------------------------------------------------------------------------
+
+    def _control(self) -> None:
+        """Slot commands from the pool's channel (start, restart, stop), answered on their reply key."""
+        try:
+            if self._pubsub is None:
+                self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                self._pubsub.subscribe(keys.pool_control_channel(self.name))
+            while (message := self._pubsub.get_message(timeout=0)) is not None:
+                command = worker_control.parse_command(message.get("data"))
+                if command is not None:
+                    worker_control.send_reply(self.connection, command.id, self._carry_out(command))
+        except redis.RedisError as exc:
+            self.log.warning("Pool %s: control channel lost (%s); subscribing again", self.name, exc)
+            with contextlib.suppress(Exception):
+                self._pubsub.close()
+            self._pubsub = None
+
+    def _slot_status(self, slot: int) -> str:
+        if self.slots[slot] == pools.SLOT_STOPPED:
+            return "stopped" if self.worker_name(slot) not in self.worker_dict else "stopping"
+        if slot in self._exiting:
+            return "stopping"
+        return "busy" if self._executions(self.worker_name(slot)) else "idle"
+
+    def _carry_out(self, command: worker_control.Command) -> worker_control.Ack:
+        slot = command.slot
+        if slot not in self.slots:
+            return worker_control.Ack(False, None, None, f"Pool {self.name} has no slot {slot}", "unknown_slot")
+        before = self._slot_status(slot)
+        name = self.worker_name(slot)
+        if command.action == "stop":
+            self.slots[slot] = pools.SLOT_STOPPED
+            self._ask_exit(slot, "stop")
+            after = "stopping" if name in self.worker_dict else "stopped"
+            return worker_control.Ack(True, before, after, f"{name} stops after its current job; not respawned")
+        if command.action == "restart":
+            if name not in self.worker_dict:
+                return worker_control.Ack(False, before, before, f"{name} is not running: start it", "not_running")
+            self._ask_exit(slot, "restart")
+            return worker_control.Ack(True, before, "stopping", f"{name} restarts after its current job")
+        if command.action == "start":
+            if self.slots[slot] != pools.SLOT_STOPPED:
+                return worker_control.Ack(False, before, before, f"{name} is already running", "already_running")
+            self.slots[slot] = pools.SLOT_STARTING
+            if name not in self.worker_dict:
+                self.start_worker(slot, burst=self._burst, logging_level=self._logging_level)
+            return worker_control.Ack(True, before, "idle", f"{name} started")
+        return worker_control.Ack(False, before, before, f"A pool does not {command.action!r} its slots", "unsupported")
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def _parse_run(argv: list[str]) -> Any:
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="rq-monitor-pool", description=__doc__)
+    parser.add_argument("queues", nargs="+", metavar="QUEUE")
+    parser.add_argument("--workers", "-n", type=int, default=None, help="children (default: CPU cores / 2, >= 1)")
+    parser.add_argument("--url", "-u", default=os.environ.get("REDIS_URL") or "redis://localhost:6379/0")
+    parser.add_argument("--name", default=None, help="pool name (default: <host>-<pid>); children are <name>.<slot>")
+    parser.add_argument("--memory-limit-mb", type=float, default=None)
+    parser.add_argument("--max-job-duration", type=int, default=600, help="timeout of jobs that have none (s)")
+    parser.add_argument("--grace-period", type=float, default=25.0, help="seconds running jobs get at shutdown")
+    parser.add_argument("--health-port", type=int, default=None)
+    parser.add_argument("--capabilities", default=None, help="JSON object (at most 4 KiB) shown in the views")
+    parser.add_argument("--burst", action="store_true", help="children exit when the queues are empty")
+    parser.add_argument("--logging-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def _health_command(argv: list[str]) -> int:
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="rq-monitor-pool health", description="exit 0 when the pool is healthy")
+    parser.add_argument("--url", "-u", default=os.environ.get("REDIS_URL") or "redis://localhost:6379/0")
+    parser.add_argument("--pool", default=None, help="the pool's name (default: every registered pool)")
+    args = parser.parse_args(argv)
+    try:
+        report = pools.pool_health(redis.Redis.from_url(args.url, socket_timeout=5), args.pool)
+    except redis.RedisError as exc:
+        report = {"healthy": False, "redisConnected": False, "error": str(exc)}
+    print(json.dumps(report))
+    return 0 if report["healthy"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys  # noqa: PLC0415
+
+    import config  # noqa: PLC0415
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["health"]:
+        return _health_command(argv[1:])
+    args = _parse_run(argv)
+    settings = {**config.defaults(), **config.from_env()}
+    capabilities = None
+    if args.capabilities is not None:
+        try:
+            capabilities = config.from_env({"RQMON_WORKER_CAPABILITIES": args.capabilities})[
+                "RQMON_WORKER_CAPABILITIES"
+            ]
+        except ValueError as exc:
+            print(f"rq-monitor-pool: --capabilities: {exc}", file=sys.stderr)
+            return 2
+    pool = MonitoredPool(
+        args.queues,
+        redis.Redis.from_url(args.url),
+        args.workers,
+        name=args.name,
+        memory_limit_mb=args.memory_limit_mb,
+        max_job_duration=args.max_job_duration,
+        grace_period=args.grace_period,
+        capabilities=capabilities,
+        heartbeat_seconds=float(settings["WORKER_HEARTBEAT_SECONDS"]),
+        stale_seconds=float(settings["WORKER_STALE_SECONDS"]),
+    )
+    if args.health_port is not None:
+        pool.serve_health(args.health_port)
+    pool.start(burst=args.burst, logging_level=args.logging_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
