@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -58,10 +59,25 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _thresholds(value: str) -> tuple[int, ...]:
-    bands = tuple(int(part) for part in value.split(","))
-    if len(bands) != 4 or list(bands) != sorted(bands) or bands[0] <= 0:
-        raise ValueError("STUCK_THRESHOLDS_MINUTES needs four increasing minutes, e.g. 10,30,60,120")
+class ConfigError(ValueError):
+    """A setting from the environment that cannot be used; start-up stops with its one-line message."""
+
+
+def _minutes(part: str) -> float:
+    minutes = float(part)
+    if not math.isfinite(minutes) or minutes * 60 < 1:
+        raise ValueError(part)
+    return int(minutes) if minutes.is_integer() else minutes
+
+
+def _thresholds(value: str) -> tuple[float, ...]:
+    """Four increasing minutes, fractions allowed down to a second (`0.5,1,2,3`: 30 s, 1, 2 and 3 min)."""
+    try:
+        bands = tuple(_minutes(part) for part in value.split(","))
+    except ValueError:
+        bands = ()
+    if len(bands) != 4 or any(later <= earlier for earlier, later in zip(bands, bands[1:], strict=False)):
+        raise ValueError("needs four increasing numbers of minutes (1/60 at least), e.g. 10,30,60,120 or 0.5,1,2,3")
     return bands
 
 
@@ -114,13 +130,18 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The settings found in the environment (`RQMON_ENV` for ENV), parsed."""
+    """The settings found in the environment (`RQMON_ENV` for ENV), parsed; ConfigError names a bad one."""
     environ = os.environ if environ is None else environ
     found: dict[str, Any] = {}
     for name, parse in ENVIRONMENT_SETTINGS.items():
-        raw = environ.get("RQMON_ENV" if name == "ENV" else name)
-        if raw not in (None, ""):
+        variable = "RQMON_ENV" if name == "ENV" else name
+        raw = environ.get(variable)
+        if raw in (None, ""):
+            continue
+        try:
             found[name] = parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{variable}={raw!r} is not valid: {exc}") from None
     return found
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import config
 from app.embedded_redis import ensure_embedded_redis
@@ -48,6 +49,13 @@ def _development_secret(instance: Path) -> str:
     return path.read_text().strip()
 
 
+def _stop_on(error: config.ConfigError) -> NoReturn:
+    """A bad setting stops start-up with one line, not a traceback. Exit status 4 is gunicorn's "App failed to
+    load": its master stops instead of restarting workers that can never boot."""
+    print(f"rq-monitor: configuration error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(4)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """config → extensions → blueprints → error handlers → CLI."""
     from flask import Flask
@@ -57,7 +65,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, template_folder=_template_folder(), instance_relative_config=True)
     app.json = OrjsonProvider(app)
-    _load_config(app, test_config)
+    try:
+        _load_config(app, test_config)
+    except config.ConfigError as error:
+        _stop_on(error)
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

@@ -55,15 +55,38 @@ spec = SpecTree(
 )
 
 
+# A frozen or unreachable Redis fails a request within about this long (503) instead of holding it: no command
+# of the web process blocks on the server side (the live hub polls pub/sub with its own short timeout).
+REDIS_SOCKET_TIMEOUT_SECONDS = 1.5
+REDIS_CONNECT_TIMEOUT_SECONDS = 1.0
+# /readyz answers within a second whatever Redis does.
+READINESS_TIMEOUT_SECONDS = 0.5
+
+
 def init_redis(app: Flask, url: str) -> redis.Redis:
-    """One connection pool per process, shared by requests and the live streams."""
+    """One connection pool per process, shared by requests and the live streams; a small one for /readyz."""
     pool = redis.ConnectionPool.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30, retry_on_timeout=False
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        health_check_interval=30,
+        retry_on_timeout=False,
     )
     client = redis.Redis(connection_pool=pool)
     app.extensions["redis"] = client
+    app.extensions["redis_probe"] = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=READINESS_TIMEOUT_SECONDS,
+        socket_timeout=READINESS_TIMEOUT_SECONDS,
+        max_connections=4,
+    )
     return client
 
 
 def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
+
+
+def get_redis_probe() -> redis.Redis:
+    """The readiness probe's client: same server, shorter timeouts."""
+    return current_app.extensions["redis_probe"]

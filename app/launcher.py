@@ -30,6 +30,12 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+# Above the app's own limits (4 KiB request line, 8 KiB header field: app/errors.py), so that the app answers
+# those with the JSON error shape instead of gunicorn's HTML page; 8190 is the most gunicorn allows for a line.
+# The Procfile passes the same.
+GUNICORN_LIMITS = ["--limit-request-line", "8190", "--limit-request-field_size", "16384"]
+
+
 def start_web(env: dict[str, str], port: int, worker_connections: int = 1000, **popen: object) -> subprocess.Popen:
     """The product as deployed: gunicorn with one gevent worker on 127.0.0.1:`port`, configured by `env`."""
     command = [
@@ -42,6 +48,7 @@ def start_web(env: dict[str, str], port: int, worker_connections: int = 1000, **
         str(worker_connections),
         "--graceful-timeout",
         "5",  # open SSE streams never end by themselves: do not wait gunicorn's default 30 s for them
+        *GUNICORN_LIMITS,
         "-b",
         f"127.0.0.1:{port}",
         "--log-level",

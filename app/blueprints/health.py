@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from spectree import Response as Resp
 
-from app.extensions import get_redis, spec
+from app.extensions import get_redis_probe, spec
 from app.schemas import ErrorBody, HealthStatus
 
 bp = Blueprint("health", __name__)
@@ -22,5 +22,5 @@ def healthz() -> Any:
 @bp.get("/readyz")
 @spec.validate(resp=Resp(HTTP_200=HealthStatus, HTTP_503=ErrorBody), tags=["health"], security={})
 def readyz() -> Any:
-    get_redis().ping()  # a ConnectionError becomes 503 in app/errors.py
+    get_redis_probe().ping()  # a ConnectionError or TimeoutError (0.5 s) becomes 503 in app/errors.py
     return jsonify({"status": "ready"})
