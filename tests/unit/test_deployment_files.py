@@ -15,13 +15,13 @@ def procfile() -> dict[str, list[str]]:
     return {name: shlex.split(command) for name, command in (line.split(":", 1) for line in lines if line.strip())}
 
 
-def test_procfile_serves_with_gevent_and_runs_a_monitored_worker_and_the_publisher():
+def test_procfile_serves_with_gevent_and_runs_a_worker_pool_and_the_publisher():
     processes = procfile()
     web = processes["web"]
     assert web[:3] == ["gunicorn", "-k", "gevent"] and web[-1] == "app:create_app()"
     assert "--graceful-timeout" in web
     worker = processes["worker"]
-    assert worker[:4] == ["rq", "worker", "-w", "workers.MonitoredWorker"] and "--with-scheduler" in worker
+    assert worker[:3] == ["rq-monitor-pool", "--workers", "2"] and worker[-1] == "default"
     assert processes["publisher"] == ["flask", "--app", "app", "monitor", "publish"]
 
 
