@@ -10,6 +10,7 @@ import pytest
 from flask_jwt_extended import create_access_token
 from redis.connection import AbstractConnection
 
+import config
 from app.domain import keys, users
 from app.domain.users import Role
 from app.security import in_words, parse_rate
@@ -333,3 +334,15 @@ def test_cookie_sessions_need_the_csrf_token_for_state_changes(client, make_user
 def test_users_roles_are_ordered():
     assert Role.SUPER_ADMIN.includes(Role.ADMIN) and Role.ADMIN.includes(Role.MODERATOR)
     assert not Role.MODERATOR.includes(Role.ADMIN) and not Role.ADMIN.includes(Role.SUPER_ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("method", "prefix"), [(config.Config.PASSWORD_HASH_METHOD, b"scrypt:"), ("pbkdf2:sha256:1", b"pbkdf2:sha256:1$")]
+)
+def test_passwords_are_hashed_with_the_configured_method(redis_url, tmp_path, connection, method, prefix):
+    """Strong (scrypt) by default; the tests configure a cheap one."""
+    app = make_app(redis_url, tmp_path, PASSWORD_HASH_METHOD=method)
+    command = ["users", "create", "hashed", "--role", "admin", "--password-stdin"]
+    assert app.test_cli_runner().invoke(args=command, input=f"{PASSWORD}\n").exit_code == 0
+    assert connection.hget(keys.user("hashed"), "password_hash").startswith(prefix)
+    assert login(app.test_client(), "hashed")["role"] == "admin"
