@@ -21,6 +21,7 @@ from flask_jwt_extended import (
     set_refresh_cookies,
     verify_jwt_in_request,
 )
+from redis import Redis
 
 from app.domain import keys, users
 from app.domain.users import Role, User
@@ -160,7 +161,7 @@ def _login_limits(username: str) -> list[tuple[str, int, int]]:
     return [(keys.login_failures(address, username), *per_user), (keys.login_failures(address), *per_address)]
 
 
-def _check_throttle(connection: Any, limits: list[tuple[str, int, int]]) -> None:
+def _check_throttle(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
     with connection.pipeline(transaction=False) as pipe:
         for key, _, _ in limits:
             pipe.get(key)
@@ -175,7 +176,7 @@ def _check_throttle(connection: Any, limits: list[tuple[str, int, int]]) -> None
         raise LoginThrottled(max(waits))
 
 
-def _count_failure(connection: Any, limits: list[tuple[str, int, int]]) -> None:
+def _count_failure(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
     with connection.pipeline(transaction=True) as pipe:  # a window starts with the first failure, atomically
         for key, _, window in limits:
             pipe.set(key, 0, ex=window, nx=True)
