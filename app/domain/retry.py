@@ -33,15 +33,6 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATES = ("failed", "stopped", "canceled")
 STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
 
-# Marks the original only while it exists: a job deleted meanwhile must not come back as a hash holding only meta.
-_SET_META_IF_EXISTS_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[1])
-  return 1
-end
-return 0
-"""
-
 
 def _check_retryable(job: Job, state: str, thresholds: tuple[int, ...], now: float) -> None:
     if state in RETRYABLE_STATES:
@@ -94,7 +85,7 @@ def _enqueue_copy(
 
 def mark_retried_as(connection: Redis, job: Job, new_id: str) -> None:
     job.meta[attempts.RETRIED_AS] = new_id
-    connection.eval(_SET_META_IF_EXISTS_LUA, 1, job.key, job.serializer.dumps(job.meta))
+    attempts.save_meta_if_exists(connection, job)  # a job deleted meanwhile must not come back holding only meta
 
 
 def stop_run(connection: Redis, job: Job, wait: float = STOP_WAIT_SECONDS) -> None:
