@@ -1,5 +1,5 @@
-"""`rq-monitor`: run the whole product on one machine — web (gunicorn + gevent), one MonitoredWorker,
-an embedded Redis when REDIS_URL is not set, and demo data — and print the URL and a login."""
+"""`rq-monitor`: run the whole product on one machine — web (gunicorn + gevent), a pool of two MonitoredWorkers
+(rq-monitor-pool), an embedded Redis when REDIS_URL is not set, and demo data — and print the URL and a login."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pathlib import Path
 import redis
 
 from app.embedded_redis import free_port, stop_embedded_redis
+
+DEMO_POOL_SIZE = 2  # rq-monitor-pool children running the demo's jobs
 
 
 def _port_free(port: int) -> bool:
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rq-monitor", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--no-demo", action="store_true", help="no demo users, jobs or history")
-    parser.add_argument("--no-worker", action="store_true", help="do not start a MonitoredWorker")
+    parser.add_argument("--no-worker", action="store_true", help="do not start the worker pool")
     args = parser.parse_args(argv)
 
     from app import create_app  # noqa: PLC0415
@@ -113,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     children = [start_web(env, port)]
     worker_log = Path(app.instance_path) / "worker.log"
     if not args.no_worker:  # the demo's failing jobs log tracebacks: keep them out of the terminal
-        command = [_bin("rq"), "worker", "-w", "workers.MonitoredWorker", "--with-scheduler", "--url", url]
-        command += ["--logging_level", "WARNING", *DEMO_QUEUES]
+        command = [sys.executable, "-m", "workers.pool", "--workers", str(DEMO_POOL_SIZE), "--url", url]
+        command += ["--grace-period", "5", "--logging-level", "WARNING", *DEMO_QUEUES]
         log_file = worker_log.open("a")
         children.append(subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file))
     stop = threading.Event()
