@@ -109,9 +109,16 @@ def stuck_count(active: int) -> int:
     return len(range(0, active, STUCK_SHARE))
 
 
-def seed_active(connection: redis.Redis, names: list[str], count: int, seed: int = 1) -> None:
-    """`count` running jobs over the queues; every STUCK_SHARE-th started 10-200 minutes ago (stuck), the
-    others 0-3 minutes ago (running, not stuck yet)."""
+def seed_active(
+    connection: redis.Redis,
+    names: list[str],
+    count: int,
+    seed: int = 1,
+    stuck_share: int = STUCK_SHARE,
+    kwargs: dict | None = None,
+) -> None:
+    """`count` running jobs over the queues; every `stuck_share`-th started 10-200 minutes ago (stuck), the
+    others 0-3 minutes ago (running, not stuck yet). `kwargs`: the jobs' keyword arguments (payload size)."""
     rng = random.Random(seed)
     queues = [Queue(name, connection=connection) for name in names]
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -120,9 +127,9 @@ def seed_active(connection: redis.Redis, names: list[str], count: int, seed: int
         with connection.pipeline(transaction=False) as pipe:
             for index in range(done, done + size):
                 queue = queues[index % len(queues)]
-                job = queue.create_job("workers.tasks.sleep_for", args=(3600,), kwargs={})
+                job = queue.create_job("workers.tasks.sleep_for", args=(3600,), kwargs=kwargs or {})
                 job.meta = {attempts.ATTEMPTS_STARTED: 1, attempts.ATTEMPTS_MADE: 0}
-                minutes = rng.uniform(10.5, 200) if index % STUCK_SHARE == 0 else rng.uniform(0, 3)
+                minutes = rng.uniform(10.5, 200) if index % stuck_share == 0 else rng.uniform(0, 3)
                 job.enqueued_at = job.started_at = now - timedelta(minutes=minutes)
                 job.worker_name = f"bench-worker-{index % 20}"
                 job.set_status(JobStatus.STARTED, pipeline=pipe)
