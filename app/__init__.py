@@ -56,6 +56,13 @@ def _stop_on(error: config.ConfigError) -> NoReturn:
     raise SystemExit(4)
 
 
+def _recover_stalled_jobs(tick: Any) -> None:
+    """Tick task: active jobs whose worker is gone go back to their queues (app.domain.stalled)."""
+    from app.domain.stalled import recover_stalled  # noqa: PLC0415
+
+    recover_stalled(tick.connection, tick.now, float(tick.config["WORKER_STALE_SECONDS"]))
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """config → extensions → blueprints → error handlers → CLI."""
     from flask import Flask
@@ -78,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt
     from app.security import init_security
-    from app.ticker import init_ticker
+    from app.ticker import init_ticker, register_task
 
     init_redis(app, app.config["REDIS_URL"])
     jwt.init_app(app)
@@ -88,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
 
     register_error_handlers(app)
+    register_task(app, "stalled-jobs", _recover_stalled_jobs)
     init_ticker(app)
     init_cli(app)
     return app

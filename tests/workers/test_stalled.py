@@ -168,3 +168,15 @@ def test_a_sigkilled_monitored_worker_loses_its_job_once_its_registration_is_sta
         assert recover_stalled(connection, stale_seconds=3) == []
     finally:
         stop_worker(worker)
+
+
+def test_the_tickers_task_recovers_stalled_jobs_with_the_configured_threshold(connection, redis_url, tmp_path):
+    from app.ticker import make_ticker  # noqa: PLC0415
+    from tests.conftest import make_app  # noqa: PLC0415
+
+    job = _stalled_job(connection, "st-tick", minutes_running=3)
+    _register_worker(connection, "test-worker", heartbeat_age=120)
+    assert make_ticker(make_app(redis_url, tmp_path, WORKER_STALE_SECONDS=300.0)).tick()
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.STARTED  # 2 minutes: not stale yet
+    assert make_ticker(make_app(redis_url, tmp_path, WORKER_STALE_SECONDS=60.0)).tick(time.time() + 2)
+    assert Job.fetch(job.id, connection=connection).get_status() == JobStatus.QUEUED
