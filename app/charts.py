@@ -1,4 +1,8 @@
-"""Trend charts as server-rendered SVG (pygal): no JavaScript in the chart, no CDN, works offline."""
+"""Trend charts as server-rendered SVG (pygal): no JavaScript in the chart, no CDN, works offline.
+
+Two sizes: `wide` (760 px, shown scaled down on desktops) and `narrow` (360 px, for phones: drawn at the size it is
+shown, so its labels stay readable instead of a wide chart shrunk to half).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,27 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
-STYLE = Style(
-    background="transparent",
-    plot_background="transparent",
-    foreground="#1f2933",
-    foreground_strong="#1f2933",
-    foreground_subtle="#52606d",
-    colors=("#2f855a", "#c53030", "#2b6cb0"),
-    font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
-    label_font_size=11,
-    major_label_font_size=11,
-    legend_font_size=12,
-    title_font_size=14,
-)
+SIZES: dict[str, dict[str, Any]] = {
+    "wide": {"width": 760, "height": 300, "labels": 8, "font": 11},
+    "narrow": {"width": 360, "height": 340, "labels": 4, "font": 13},
+}
+
+
+def _style(font: int) -> Style:
+    return Style(
+        background="transparent",
+        plot_background="transparent",
+        foreground="#1f2933",
+        foreground_strong="#1f2933",
+        foreground_subtle="#52606d",
+        colors=("#2f855a", "#c53030", "#2b6cb0"),
+        font_family="system-ui, -apple-system, 'Segoe UI', sans-serif",
+        label_font_size=font,
+        major_label_font_size=font,
+        legend_font_size=font + 1,
+        title_font_size=14,
+    )
+
 
 LABEL_FORMAT = {"24h": "%H:%M", "7d": "%a %Hh", "30d": "%d %b"}
 
@@ -40,12 +52,13 @@ def _without_scripts(svg: str) -> str:
     return _SCRIPT.sub("", svg)
 
 
-def _base(chart_class: Any, title: str, labels: list[str]) -> Any:
+def _base(chart_class: Any, title: str, labels: list[str], size: str) -> Any:
+    layout = SIZES[size]
     chart = chart_class(
-        style=STYLE,
+        style=_style(layout["font"]),
         js=[],
-        width=760,
-        height=300,
+        width=layout["width"],
+        height=layout["height"],
         title=title,
         show_legend=True,
         legend_at_bottom=True,
@@ -58,28 +71,29 @@ def _base(chart_class: Any, title: str, labels: list[str]) -> Any:
         margin=16,
     )
     chart.x_labels = labels
-    chart.x_labels_major_every = max(1, len(labels) // 8)
+    chart.x_labels_major_every = max(1, len(labels) // layout["labels"])
     return chart
 
 
-def outcomes_chart(trend: dict[str, Any]) -> str:
+def outcomes_chart(trend: dict[str, Any], size: str = "wide") -> str:
     """Completed and failed jobs per bucket, stacked."""
     series = trend["series"]
-    chart = _base(
-        pygal.StackedBar, f"{trend['queueName']}: jobs finished ({trend['period']})", _labels(series, trend["period"])
-    )
+    title = f"{trend['queueName']}: jobs finished ({trend['period']})"
+    chart = _base(pygal.StackedBar, title, _labels(series, trend["period"]), size)
+    highest = max((point["successful"] + point["failed"] for point in series), default=0)
+    step = max(1, -(-highest // 5))
+    chart.y_labels = list(range(0, highest + step, step))  # whole jobs: never 0.1 of a job
     chart.add("completed", [point["successful"] for point in series])
     chart.add("failed", [point["failed"] for point in series])
     return _without_scripts(chart.render(is_unicode=True))
 
 
-def processing_time_chart(trend: dict[str, Any]) -> str:
+def processing_time_chart(trend: dict[str, Any], size: str = "wide") -> str:
     """Average processing time per bucket, in milliseconds."""
     series = trend["series"]
+    what = "avg time, ms" if size == "narrow" else "average processing time, ms"
     chart = _base(
-        pygal.Line,
-        f"{trend['queueName']}: average processing time, ms ({trend['period']})",
-        _labels(series, trend["period"]),
+        pygal.Line, f"{trend['queueName']}: {what} ({trend['period']})", _labels(series, trend["period"]), size
     )
     chart.add("avg ms", [point["avgProcessingTime"] for point in series], allow_interruptions=True)
     return _without_scripts(chart.render(is_unicode=True))

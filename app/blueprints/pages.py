@@ -206,6 +206,7 @@ def trends() -> Any:
 class ChartQuery(TrendsQuery):
     queue: str
     kind: Literal["outcomes", "time"] = "outcomes"
+    size: Literal["wide", "narrow"] = "wide"
 
 
 @bp.get("/trends/chart.svg")
@@ -224,7 +225,8 @@ def trend_chart() -> Any:
         require_queue(connection, query.queue)
         by_name = {t["queueName"]: t for t in history.get_trends(connection, query.period, [query.queue], True)}
     trend = by_name[query.queue]
-    svg = charts.outcomes_chart(trend) if query.kind == "outcomes" else charts.processing_time_chart(trend)
+    draw = charts.outcomes_chart if query.kind == "outcomes" else charts.processing_time_chart
+    svg = draw(trend, query.size)
     response = Response(svg, mimetype="image/svg+xml")
     response.headers["Content-Security-Policy"] = SVG_POLICY  # pygal styles inline; no script is allowed
     response.headers["Cache-Control"] = "private, max-age=30"

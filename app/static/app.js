@@ -32,6 +32,21 @@
     return sameDay ? date.toLocaleTimeString() : date.toLocaleString();
   }
   const pretty = (value) => (value === undefined ? '' : JSON.stringify(value, null, 2));
+  function roughly(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `${s} s`;
+    const m = Math.round(s / 60);
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    if (h < 24) return `${h} h ${String(m % 60).padStart(2, '0')} min`;
+    return `${Math.floor(h / 24)} d ${h % 24} h`;
+  }
+  function relative(iso) { // "in 4 min" / "4 min ago", the exact time in the title
+    if (!iso) return '—';
+    const ms = Date.parse(iso) - Date.now();
+    return el('time', { datetime: iso, title: when(iso), text: ms >= 0 ? `in ${roughly(ms)}` : `${roughly(-ms)} ago` });
+  }
+  const FAILED_STATES = ['failed', 'stopped', 'canceled'];
 
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
@@ -49,13 +64,48 @@
     ds.jobPage.replace('__QUEUE__', encodeURIComponent(queue)).replace('__JOB__', encodeURIComponent(job));
   const retryUrl = (queue, job) =>
     ds.retryTemplate.replace('__QUEUE__', encodeURIComponent(queue)).replace('__JOB__', encodeURIComponent(job));
-  const jobLink = (queue, job) => el('a', { href: jobPage(queue, job), class: 'mono', text: job.length > 14 ? `${job.slice(0, 12)}…` : job, title: job });
+  const jobLink = (queue, job) => el('a', { href: jobPage(queue, job), class: 'mono id', text: job.length > 14 ? `${job.slice(0, 12)}…` : job, title: job });
+  const fullJobLink = (queue, job) => el('a', { href: jobPage(queue, job), class: 'mono', text: job });
+  const jobApiUrl = (queue, job) =>
+    ds.jobApiTemplate.replace('__QUEUE__', encodeURIComponent(queue)).replace('__JOB__', encodeURIComponent(job));
+  function breakable(text, className = 'mono') { // dotted names and ids wrap at . _ : - / only, never mid-word
+    const node = el('span', { class: className });
+    String(text ?? '—').split(/(?<=[._:/-])/).forEach((part, index) => {
+      if (index) node.append(el('wbr'));
+      node.append(part);
+    });
+    return node;
+  }
+  const retriedAs = (queue, copy) => el('span', { class: 'retried-as' }, 'retried as ', jobLink(queue, copy));
+  function fill(tbody, rows, empty, columns) {
+    // Each cell is labelled with its column's heading: narrow screens show rows as cards (app.css).
+    const headings = $$('thead th', tbody.closest('table')).map((th) => th.textContent.trim());
+    for (const row of rows) Array.from(row.children).forEach((cell, index) => cell.setAttribute('data-label', headings[index] || ''));
+    tbody.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: columns, class: 'muted', text: empty }))]));
+  }
 
   function status(text, tone = '') {
     const node = $('#live-status');
     if (!node) return;
     node.textContent = text;
     node.className = `status ${tone}`;
+  }
+  // What an action did stays in its own region until dismissed or the next action (the live status line above
+  // is rewritten on every update).
+  function notify(tone, ...parts) {
+    const box = $('#action-message');
+    $('#action-text').replaceChildren(...parts);
+    box.className = `flash ${tone}`;
+    box.hidden = false;
+  }
+  function confirmAction(title, text, ok) {
+    const dialog = $('#action-dialog');
+    $('#action-dialog-title').textContent = title;
+    $('#action-dialog-text').replaceChildren(...text.map((part) => (typeof part === 'string' ? el('p', { text: part }) : part)));
+    $('#action-dialog-ok').textContent = ok;
+    dialog.returnValue = '';
+    dialog.showModal();
+    return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), { once: true }));
   }
 
   // --- API calls: cookie session, CSRF header, silent renewal -------------------------------------
@@ -88,6 +138,7 @@
     if (!response.ok) {
       const error = new Error((data && data.error && data.error.message) || response.statusText);
       error.status = response.status;
+      error.code = data && data.error && data.error.code;
       error.details = (data && data.error && data.error.details) || {};
       throw error;
     }
@@ -171,13 +222,13 @@
       $('#updated').textContent = when(metrics.timestamp);
       $('#updated').setAttribute('datetime', metrics.timestamp);
       const rows = metrics.queues.map((queue) => el('tr', { 'data-queue': queue.queueName },
-        el('th', { scope: 'row' }, el('a', { href: queuePage(queue.queueName), text: queue.queueName }),
-          queue.paused ? el('span', { class: 'badge badge-paused', text: 'Paused' }) : ''),
+        el('th', { scope: 'row' }, el('span', {}, el('a', { href: queuePage(queue.queueName) }, breakable(queue.queueName, 'name')),
+          queue.paused ? el('span', { class: 'badge badge-paused', text: 'Paused' }) : '')),
         ...['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed'].map((key) =>
           el('td', { class: `num${key === 'failed' && queue.failed ? ' bad' : ''}`, 'data-count': key, text: num(queue[key]) })),
         el('td', { class: 'num', text: pct(queue.successRate) }),
         el('td', { class: 'num', text: decimal.format(queue.processingRate || 0) })));
-      $('#queues-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 9, class: 'muted', text: 'No queues yet.' }))]));
+      fill($('#queues-body'), rows, 'No queues yet.', 9);
     };
     new Live(ds.liveUrl, () => api(ds.metricsUrl), render).start();
   }
@@ -192,12 +243,22 @@
     async function loadJobs() {
       const url = `${ds.jobsUrl}?state=${state}&page=${page}&perPage=${perPage}`;
       const data = await api(url);
-      const rows = data.jobs.map((job) => el('tr', {},
-        el('td', {}, jobLink(queue, job.jobId)),
-        el('td', { class: 'mono' }, job.dataError ? el('span', { class: 'bad', text: 'unreadable payload' }) : job.jobName),
-        el('td', { text: when(job.timestamp) }), el('td', { text: when(job.finishedOn) }),
-        el('td', { class: 'bad', text: job.failedReason || job.dataError || '' })));
-      $('#jobs-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: `No ${state} jobs.` }))]));
+      const column = { delayed: ['Runs', (job) => relative(job.delayUntil)], active: ['Started', (job) => when(job.processedOn)] }[state]
+        || ['Finished', (job) => when(job.finishedOn)];
+      $('#when-column').textContent = column[0];
+      const rows = data.jobs.map((job) => {
+        const failed = FAILED_STATES.includes(job.state);
+        const reEnqueued = job.enqueuedAt && Date.parse(job.enqueuedAt) - Date.parse(job.timestamp) > 1000;
+        return el('tr', { 'data-job': job.jobId },
+          el('td', {}, jobLink(queue, job.jobId), job.retriedAs ? retriedAs(queue, job.retriedAs) : ''),
+          el('td', {}, job.dataError ? el('span', { class: 'bad', text: 'unreadable payload' }) : breakable(job.jobName)),
+          el('td', {}, when(job.timestamp), reEnqueued ? el('span', { class: 'muted again', text: `last enqueued ${when(job.enqueuedAt)}` }) : ''),
+          el('td', {}, column[1](job)),
+          // an earlier attempt's error on a job that later completed is history, not the failure
+          el('td', { class: failed || job.dataError ? 'bad' : 'muted' },
+            job.dataError || (job.failedReason ? (failed ? job.failedReason : `earlier attempt: ${job.failedReason}`) : '')));
+      });
+      fill($('#jobs-body'), rows, `No ${state} jobs.`, 5);
       const pages = Math.max(1, Math.ceil(data.total / perPage));
       $('#page-info').textContent = `Page ${num(page)} of ${num(pages)} · ${num(data.total)} ${state}`;
       $('#prev-page').disabled = page <= 1;
@@ -211,10 +272,10 @@
       if ($('#pause-btn')) { $('#pause-btn').hidden = counts.paused; $('#resume-btn').hidden = !counts.paused; }
       $('#updated').textContent = when(doc.timestamp);
       const rows = (doc.activeJobs || []).map((job) => el('tr', {},
-        el('td', {}, jobLink(queue, job.jobId)), el('td', { class: 'mono', text: job.jobName || '—' }),
-        el('td', { class: 'num', text: duration(job.runningFor) }), el('td', { class: 'mono', text: job.workerName || '—' }),
+        el('td', {}, jobLink(queue, job.jobId)), el('td', {}, breakable(job.jobName)),
+        el('td', { class: 'num', text: duration(job.runningFor) }), el('td', {}, breakable(job.workerName)),
         el('td', { class: 'num', text: num(job.attemptsMade) })));
-      $('#active-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'Nothing is running.' }))]));
+      fill($('#active-body'), rows, 'Nothing is running.', 5);
       if (previous[state] !== counts[state]) loadJobs().catch((error) => status(error.message, 'warn'));
     }
     async function poll() {
@@ -242,12 +303,12 @@
       button.addEventListener('click', async () => {
         try {
           const result = await api(url, { method: 'PATCH' });
-          status(result.paused ? `Queue ${queue} is paused: running jobs finish, no new job starts.` : `Queue ${queue} resumed.`, 'ok');
+          notify('ok', result.paused ? `Queue ${queue} is paused: running jobs finish, no new job starts.` : `Queue ${queue} resumed.`);
           counts = { ...counts, paused: result.paused };
           $('#paused-badge').hidden = !result.paused;
           $('#pause-btn').hidden = result.paused;
           $('#resume-btn').hidden = !result.paused;
-        } catch (error) { status(`Could not change the queue: ${error.message}`, 'warn'); }
+        } catch (error) { notify('warn', `Could not change the queue: ${error.message}`); }
       });
     }
     const dialog = $('#confirm-dialog');
@@ -269,9 +330,9 @@
       if (dialog.returnValue !== 'confirm') return;
       try {
         const result = await api(`${ds.clearUrl}?type=${dialog.dataset.type}`, { method: 'DELETE' });
-        status(`Removed ${num(result.removed.completed)} completed and ${num(result.removed.failed)} failed jobs.`, 'ok');
+        notify('ok', `Removed ${num(result.removed.completed)} completed and ${num(result.removed.failed)} failed jobs.`);
         loadJobs();
-      } catch (error) { status(`Could not clear: ${error.message}`, 'warn'); }
+      } catch (error) { notify('warn', `Could not clear: ${error.message}`); }
     });
     loadJobs().catch((error) => status(error.message, 'warn'));
     new Live(ds.queueLiveUrl, poll, render).start();
@@ -279,28 +340,76 @@
 
   function jobPage_() {
     let timer = null;
+    let current = null;
+    let prefilled = false;
+    const stuckAfterMs = Number(ds.stuckAfterMs || 600000);
     function fact(label, value) { return [el('dt', { text: label }), el('dd', {}, value)]; }
+    function retryable(job) {
+      if (FAILED_STATES.includes(job.state)) return true;
+      return job.state === 'active' && Boolean(job.processedOn) && Date.now() - Date.parse(job.processedOn) >= stuckAfterMs;
+    }
+    function renderErrors(job) {
+      const traces = job.stacktrace || [];
+      const failed = FAILED_STATES.includes(job.state);
+      const line = $('#job-error');
+      if (failed) {
+        line.textContent = job.failedReason || `The job is ${job.state}; no error message was recorded.`;
+        line.className = 'error-text';
+      } else {
+        line.textContent = traces.length
+          ? `No error now. ${traces.length === 1 ? 'An earlier attempt' : `${traces.length} earlier attempts`} failed (history below).`
+          : 'No error.';
+        line.className = 'muted';
+      }
+      $('#job-traces').replaceChildren(...traces.map((trace, index) =>
+        el('details', { class: failed ? 'trace' : 'trace history', open: failed && index === traces.length - 1 },
+          el('summary', { text: `Failed attempt ${index + 1} of ${traces.length}${failed ? '' : ' (earlier)'}` }),
+          el('pre', { class: 'code', text: trace }))));
+    }
     function render(job) {
+      current = job;
       const badge = $('#job-state');
       badge.textContent = job.state;
       badge.className = `badge state-${job.state}`;
       const links = (id) => (id ? jobLink(job.queueName, id) : '—');
       $('#job-facts').replaceChildren(...[
-        fact('Function', el('span', { class: 'mono', text: job.jobName || '—' })),
+        fact('Function', breakable(job.jobName)),
         fact('Description', job.description || '—'),
-        fact('Enqueued', when(job.timestamp)), fact('Started', when(job.processedOn)), fact('Finished', when(job.finishedOn)),
+        fact('First enqueued', when(job.timestamp)), fact('Last enqueued', when(job.enqueuedAt)),
+        ...(job.delayUntil ? [fact('Runs', relative(job.delayUntil))] : []),
+        fact('Started', when(job.processedOn)), fact('Finished', when(job.finishedOn)),
         fact('Attempts', `${num(job.attemptsMade)} made · ${num(job.attemptsStarted)} started · ${num(job.opts && job.opts.attempts)} allowed`),
-        fact('Worker', el('span', { class: 'mono', text: job.workerName || '—' })),
+        fact('Worker', breakable(job.workerName)),
         fact('Retried from', links(job.retriedFrom)), fact('Retried as', links(job.retriedAs)),
       ].flat());
       $('#job-data').textContent = job.dataError ? job.dataError : pretty(job.data);
       $('#job-opts').textContent = pretty(job.opts);
       $('#job-result').textContent = job.returnValue === null || job.returnValue === undefined ? '—' : pretty(job.returnValue);
-      $('#job-error').textContent = job.failedReason || 'No error.';
-      $('#job-error').className = job.failedReason ? 'error-text' : 'muted'; // red only for a real error
-      $('#job-traces').replaceChildren(...(job.stacktrace || []).map((trace, index) =>
-        el('details', { open: index === job.stacktrace.length - 1 },
-          el('summary', { text: `Attempt ${index + 1} of ${job.stacktrace.length}` }), el('pre', { class: 'code', text: trace }))));
+      renderErrors(job);
+      renderRetry(job);
+    }
+    function renderRetry(job) {
+      const form = $('#retry-form');
+      if (!form) return;
+      const offered = retryable(job);
+      form.hidden = !offered;
+      $('#retry-unavailable').hidden = offered;
+      $('#retry-state').textContent = job.state === 'active' ? 'running, not stuck' : job.state;
+      const copy = $('#retry-copy');
+      copy.hidden = !job.retriedAs;
+      if (job.retriedAs) copy.replaceChildren('This job was already retried as ', fullJobLink(job.queueName, job.retriedAs), '. Retrying it again makes another copy.');
+      if (!offered || prefilled) return;
+      prefilled = true; // once: the 2-second refresh must not overwrite what the user types
+      const opts = job.opts || {};
+      $('#retry-priority').placeholder = `${opts.priority ?? 0} (the original's)`;
+      $('#retry-attempts').placeholder = `${opts.attempts ?? 1} (the original's)`;
+      const backoff = opts.backoff;
+      $('#retry-backoff-keep').textContent = backoff ? `original's: ${backoff.type}` : "original's: none";
+      $('#retry-backoff-delay').placeholder = backoff ? `${backoff.delay} (the original's)` : '';
+      if (job.data) {
+        $('#retry-args').value = JSON.stringify(job.data.args);
+        $('#retry-kwargs').value = JSON.stringify(job.data.kwargs, null, Object.keys(job.data.kwargs).length > 2 ? 2 : 0);
+      }
     }
     async function load() {
       try {
@@ -315,34 +424,89 @@
     load();
     const form = $('#retry-form');
     if (!form) return;
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    function parseJson(id, field, kind) {
+      try {
+        const value = JSON.parse($(id).value);
+        const ok = kind === 'array' ? Array.isArray(value) : typeof value === 'object' && value !== null && !Array.isArray(value);
+        if (ok) return value;
+      } catch (error) { /* reported below */ }
+      $(`[data-field="${field}"]`, form).textContent = kind === 'array'
+        ? 'Enter a JSON array, for example ["a@b.c", 3].' : 'Enter a JSON object, for example {"subject": "Hi"}.';
+      return undefined;
+    }
+    function buildBody() {
+      const body = {};
+      const value = (id) => $(id).value.trim();
+      const fieldError = (field, text) => { $(`[data-field="${field}"]`, form).textContent = text; };
+      const original = (current && current.data) || null;
+      let valid = true;
+      if (value('#retry-args') !== '') {
+        const args = parseJson('#retry-args', 'argsOverrides', 'array');
+        if (args === undefined) valid = false;
+        else if (!original || !same(args, original.args)) body.argsOverrides = args;
+      }
+      if (value('#retry-kwargs') !== '') {
+        const kwargs = parseJson('#retry-kwargs', 'dataOverrides', 'object');
+        if (kwargs === undefined) valid = false;
+        else {
+          const removed = original ? Object.keys(original.kwargs).filter((key) => !(key in kwargs)) : [];
+          if (removed.length) {
+            fieldError('dataOverrides', `A retry keeps every keyword argument of the original; put back ${removed.join(', ')} (you can change its value).`);
+            valid = false;
+          }
+          const changed = Object.fromEntries(Object.entries(kwargs).filter(([key, v]) => !original || !(key in original.kwargs) || !same(v, original.kwargs[key])));
+          if (Object.keys(changed).length) body.dataOverrides = changed;
+        }
+      }
+      if (value('#retry-priority') !== '') body.priority = Number(value('#retry-priority'));
+      if (value('#retry-attempts') !== '') body.attempts = Number(value('#retry-attempts'));
+      if (value('#retry-backoff-type') !== '' || value('#retry-backoff-delay') !== '') {
+        // Only what the user changed: a delay alone keeps the original's backoff type, a type alone its delay.
+        const kept = (current && current.opts && current.opts.backoff) || null;
+        const type = value('#retry-backoff-type') || (kept && ['fixed', 'exponential'].includes(kept.type) ? kept.type : '');
+        const delay = value('#retry-backoff-delay') !== '' ? Number(value('#retry-backoff-delay')) : (kept ? kept.delay : null);
+        if (!type) { fieldError('backoff.type', 'The original has no fixed or exponential backoff: choose one for this delay.'); valid = false; }
+        if (delay === null || delay === undefined) { fieldError('backoff.delay', 'Enter the delay in milliseconds.'); valid = false; }
+        body.backoff = { type, delay };
+      }
+      if ($('#retry-remove').checked) body.removeOriginal = true;
+      return valid ? body : null;
+    }
+    function describe(body) {
+      const lines = [];
+      if (body.argsOverrides) lines.push(`Positional arguments: ${JSON.stringify(body.argsOverrides)}`);
+      if (body.dataOverrides) lines.push(`Keyword arguments changed: ${JSON.stringify(body.dataOverrides)}`);
+      if (body.priority !== undefined) lines.push(`Priority: ${body.priority}`);
+      if (body.attempts !== undefined) lines.push(`Attempts: ${body.attempts}`);
+      if (body.backoff) lines.push(`Backoff: ${body.backoff.type}, ${body.backoff.delay} ms`);
+      if (!lines.length) lines.push('Same arguments and options as the original.');
+      lines.push(body.removeOriginal ? 'The original job is removed.' : 'The original job is kept.');
+      return el('ul', {}, ...lines.map((line) => el('li', { text: line })));
+    }
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
       $$('.field-error', form).forEach((node) => { node.textContent = ''; });
       $('#retry-error').hidden = true;
-      const body = {};
-      const value = (id) => $(id).value.trim();
-      if (value('#retry-priority') !== '') body.priority = Number(value('#retry-priority'));
-      if (value('#retry-attempts') !== '') body.attempts = Number(value('#retry-attempts'));
-      if (value('#retry-backoff-type') !== '' || value('#retry-backoff-delay') !== '') {
-        body.backoff = { type: value('#retry-backoff-type') || 'fixed', delay: Number(value('#retry-backoff-delay') || 0) };
-      }
-      if (value('#retry-overrides') !== '') {
-        try {
-          body.dataOverrides = JSON.parse(value('#retry-overrides'));
-          if (typeof body.dataOverrides !== 'object' || body.dataOverrides === null || Array.isArray(body.dataOverrides)) throw new Error('not an object');
-        } catch (error) {
-          $('[data-field="dataOverrides"]', form).textContent = 'Enter a JSON object, for example {"customParam": "newValue"}.';
-          return;
-        }
-      }
-      if ($('#retry-remove').checked) body.removeOriginal = true;
+      const body = buildBody();
+      if (!body) return;
+      const copy = current && current.retriedAs;
+      if (copy) body.force = true;
+      const text = copy
+        ? [el('p', {}, `Job ${ds.job} was already retried as `, fullJobLink(ds.queue, copy), '. Retry it again as another new job?'), describe(body)]
+        : [`Retry job ${ds.job} of queue ${ds.queue} as a new job?`, describe(body)];
+      if (!await confirmAction(copy ? 'Retry again?' : 'Retry this job?', text, copy ? 'Retry again' : 'Retry')) return;
       try {
         const result = await api(ds.retryUrl, { method: 'POST', body });
         clearTimeout(timer);
         window.location.assign(jobPage(ds.queue, result.newJobId));
       } catch (error) {
+        if (error.code === 'already_retried' && error.details.retriedAs) { // retried meanwhile, by someone else
+          render({ ...current, retriedAs: error.details.retriedAs });
+        }
         const unplaced = [];
         for (const [field, message] of Object.entries(error.details || {})) {
+          if (field === 'retriedAs') continue;
           const slot = $(`[data-field="${field}"]`, form) || $(`[data-field="${field.split('.')[0]}"]`, form);
           if (slot) slot.textContent = message; else unplaced.push(`${field}: ${message}`);
         }
@@ -354,49 +518,84 @@
 
   function alertsPage() {
     const canAct = ['admin', 'super_admin'].includes(ds.role);
+    const copies = new Map(); // job id -> the id of its retry, learned from the API
+    const asked = new Set();
+    let latest = [[], { total: 0, bySeverity: {} }];
+    async function learnCopies(alerts) {
+      // Stuck entries do not say whether a run was retried: ask each job once (a stuck run stays for minutes).
+      const fresh = alerts.filter((alert) => !asked.has(alert.jobId));
+      fresh.forEach((alert) => asked.add(alert.jobId));
+      const details = await Promise.all(fresh.map((alert) => api(jobApiUrl(alert.queueName, alert.jobId)).catch(() => null)));
+      let learned = false;
+      for (const detail of details) if (detail && detail.retriedAs) { copies.set(detail.jobId, detail.retriedAs); learned = true; }
+      if (learned) render(...latest);
+    }
     async function retry(alert, button) {
+      const copy = copies.get(alert.jobId);
+      const name = alert.jobName || 'unreadable function';
+      const text = copy
+        ? [el('p', {}, `Job ${alert.jobId} was already retried as `, fullJobLink(alert.queueName, copy), '.'),
+          `Retry it again? Another new job runs ${name} with the same arguments; the stuck run is not stopped.`]
+        : [`Retry job ${alert.jobId} (${name}) of queue ${alert.queueName}?`,
+          'A new job runs the same function with the same arguments and options; the stuck run is not stopped.'];
+      if (!await confirmAction(copy ? 'Retry again?' : 'Retry this job?', text, copy ? 'Retry again' : 'Retry')) return;
       button.disabled = true;
       try {
-        const result = await api(retryUrl(alert.queueName, alert.jobId), { method: 'POST', body: {} });
-        status(`Job ${alert.jobId} retried as ${result.newJobId}.`, 'ok');
-      } catch (error) { status(`Could not retry: ${error.message}`, 'warn'); button.disabled = false; }
+        const result = await api(retryUrl(alert.queueName, alert.jobId), { method: 'POST', body: copy ? { force: true } : {} });
+        copies.set(alert.jobId, result.newJobId);
+        notify('ok', `Job ${alert.jobId} retried as `, fullJobLink(alert.queueName, result.newJobId), '.');
+      } catch (error) {
+        if (error.code === 'already_retried' && error.details.retriedAs) {
+          copies.set(alert.jobId, error.details.retriedAs);
+          notify('warn', `Job ${alert.jobId} was already retried as `, fullJobLink(alert.queueName, error.details.retriedAs), '. Use "Retry again" to make another copy.');
+        } else notify('warn', `Could not retry job ${alert.jobId}: ${error.message}`);
+      }
+      render(...latest);
     }
     async function stop(alert, button) {
       button.disabled = true;
       const url = ds.stopTemplate.replace('__QUEUE__', encodeURIComponent(alert.queueName)).replace('__JOB__', encodeURIComponent(alert.jobId));
       try {
         const result = await api(url, { method: 'POST', body: {} });
-        status(result.stopped ? `Job ${alert.jobId} stopped; it can be retried from the failed jobs.` : `Stop sent to job ${alert.jobId}; it has not ended yet.`, 'ok');
+        notify('ok', result.stopped ? `Job ${alert.jobId} stopped; it can be retried from the failed jobs.` : `Stop sent to job ${alert.jobId}; it has not ended yet.`);
         refresh();
-      } catch (error) { status(`Could not stop: ${error.message}`, 'warn'); button.disabled = false; }
+      } catch (error) { notify('warn', `Could not stop job ${alert.jobId}: ${error.message}`); button.disabled = false; }
     }
     function render(alerts, summary) {
+      latest = [alerts, summary];
       showStuckBadge(summary);
       $('#updated').textContent = when(new Date().toISOString());
       const counts = SEVERITIES.map((level) => `${num(summary.bySeverity[level])} ${level}`).join(', ');
       $('#stuck-counts').textContent = summary.total
         ? `Showing ${num(alerts.length)} of ${num(summary.total)} stuck runs (${counts}).` : '';
       const rows = alerts.map((alert) => {
-        const actions = el('td', { class: 'row-actions' });
+        const actions = el('div', { class: 'row-actions' }); // flex inside the cell: a flex <td> leaves the table grid
+        const copy = copies.get(alert.jobId);
+        if (copy) actions.append(retriedAs(alert.queueName, copy));
         if (canAct) {
-          const button = el('button', { type: 'button', text: 'Retry' });
+          const button = el('button', { type: 'button', text: copy ? 'Retry again…' : 'Retry…' });
           button.addEventListener('click', () => retry(alert, button));
           const stopButton = el('button', { type: 'button', text: 'Stop', title: 'Stop this run now (it ends stopped, retryable)' });
           stopButton.addEventListener('click', () => stop(alert, stopButton));
           actions.append(stopButton, button, el('a', { href: `${jobPage(alert.queueName, alert.jobId)}#retry-title`, text: 'Retry with overrides' }));
         } else actions.append(el('a', { href: jobPage(alert.queueName, alert.jobId), text: 'Open' }));
-        return el('tr', { class: `row-sev row-sev-${alert.severity}`, 'data-severity': alert.severity },
+        return el('tr', { class: `row-sev row-sev-${alert.severity}`, 'data-severity': alert.severity, 'data-job': alert.jobId },
           el('td', {}, el('span', { class: `sev sev-${alert.severity}`, text: alert.severity })),
           el('td', {}, jobLink(alert.queueName, alert.jobId)),
-          el('td', {}, el('a', { href: queuePage(alert.queueName), text: alert.queueName })),
-          el('td', { class: 'mono', text: alert.jobName || '—' }),
+          el('td', {}, el('a', { href: queuePage(alert.queueName) }, breakable(alert.queueName, 'name'))),
+          el('td', {}, breakable(alert.jobName)),
           el('td', { class: 'num', text: duration(alert.stuckDuration) }), el('td', { text: when(alert.startedAt) }),
-          el('td', { class: 'num', text: num(alert.attemptsMade) }), actions);
+          el('td', { class: 'num', text: num(alert.attemptsMade) }), el('td', {}, actions));
       });
-      $('#alerts-body').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 8, class: 'muted', text: `No stuck jobs. All runs started less than ${minutesText(stuckThresholds[0])} ago.` }))]));
+      fill($('#alerts-body'), rows, `No stuck jobs. All runs started less than ${minutesText(stuckThresholds[0])} ago.`, 8);
     }
     const refresh = () => Promise.all([api(ds.stuckUrl), api(ds.stuckSummaryUrl)])
-      .then(([alerts, summary]) => { status('Updates every 5 seconds.', 'ok'); render(alerts, summary); })
+      .then(([alerts, summary]) => {
+        status('Updates every 5 seconds.', 'ok');
+        if ($('#action-dialog') && $('#action-dialog').open) { latest = [alerts, summary]; return; } // keep the rows still while asking
+        render(alerts, summary);
+        learnCopies(alerts);
+      })
       .catch((error) => status(`Could not refresh: ${error.message}`, 'warn'));
     refresh();
     setInterval(refresh, 5000);
@@ -429,6 +628,8 @@
   }
 
   function common() {
+    const dismiss = $('#action-dismiss');
+    if (dismiss) dismiss.addEventListener('click', () => { $('#action-message').hidden = true; });
     const logout = $('#logout');
     if (logout) {
       logout.addEventListener('click', async () => {

@@ -101,3 +101,14 @@ def test_favicon_is_an_svg_icon(client):
         assert response.status_code == 200 and response.mimetype == "image/svg+xml"
         assert response.get_data(as_text=True).startswith("<svg")
     assert 'rel="icon"' in client.get("/admin/login").get_data(as_text=True)
+
+
+def test_charts_come_in_a_narrow_size_for_phones_with_whole_job_counts(client, make_user, connection):
+    make_user("joe", Role.MODERATOR)
+    history.record_attempt(connection, "p-narrow", "ok", 10, "j", "f")
+    sign_in(client, "joe")
+    wide = client.get("/admin/trends/chart.svg?queue=p-narrow").get_data(as_text=True)
+    narrow = client.get("/admin/trends/chart.svg?queue=p-narrow&size=narrow").get_data(as_text=True)
+    assert 'width="760"' in wide and 'width="360"' in narrow
+    assert ">0.5<" not in narrow and ">1<" in narrow  # one job: the axis counts whole jobs
+    assert client.get("/admin/trends/chart.svg?queue=p-narrow&size=huge").status_code == 400

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from datetime import timedelta
 
 from playwright.sync_api import expect
 from rq import Queue
@@ -15,6 +17,21 @@ from app.embedded_redis import free_port
 from tests.api.test_job_actions import failed_job
 from tests.browser.conftest import screenshot, sign_in
 from tests.helpers import make_active_job, run_worker, start_gunicorn, start_worker, stop_worker, wait_for
+
+LONG_FUNCTION = "workers.tasks_for_the_reporting_team.generate_monthly_revenue_report_for_every_region"
+# Text pieces of names and ids (split at . _ : - / with <wbr>) that a line break cuts in two.
+LINES_BROKEN_MID_WORD = """(table) => [...document.querySelectorAll(`${table} .mono`)].flatMap((node) =>
+    [...node.childNodes].filter((child) => child.nodeType === Node.TEXT_NODE).map((text) => {
+      const range = document.createRange();
+      range.selectNodeContents(text);
+      return [text.textContent, new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size];
+    })).filter(([, lines]) => lines > 1)"""
+# Cells of the tables that a 375 px screen cannot reach (cut off, hidden, or only reachable by a sideways scroll).
+CELLS_OUT_OF_REACH = """() => [...document.querySelectorAll('table.data tbody td, table.data tbody th')]
+    .filter((cell) => {
+      const box = cell.getBoundingClientRect();
+      return getComputedStyle(cell).display === 'none' || box.width === 0 || box.left < 0 || box.right > 376;
+    }).map((cell) => cell.dataset.label + ': ' + cell.textContent)"""
 
 
 def count_cell(page, queue: str, state: str):
@@ -117,38 +134,66 @@ def test_clear_asks_for_confirmation_naming_what_is_deleted(page, server, connec
 
 def test_retry_with_overrides_opens_the_new_job_which_completes(page, server, connection, redis_url, make_user):
     make_user("adm", Role.ADMIN)
-    original = failed_job(connection, redis_url, "b-retry", "a@b.c", customParam="old")
+    backoff = {"type": "exponential", "delay": 1000}
+    meta = {attempts.BACKOFF: backoff, attempts.ATTEMPTS: 3}
+    original = failed_job(connection, redis_url, "b-retry", "a@b.c", customParam="old", meta=meta)
     sign_in(page, server, "adm")
     page.goto(f"{server}/admin/queues/b-retry/jobs/{original.id}")
     page.wait_for_selector("#job-state:text('failed')")
-    page.fill("#retry-overrides", "not json")
+    # the form shows the job's own arguments, so editing them never invents a keyword argument
+    expect(page.locator("#retry-args")).to_have_value('["a@b.c"]')
+    assert json.loads(page.input_value("#retry-kwargs")) == {"customParam": "old"}
+    page.fill("#retry-kwargs", "not json")
     page.click("#retry-form button[type=submit]")
     assert "JSON object" in page.inner_text('[data-field="dataOverrides"]')
-    page.fill("#retry-overrides", '{"customParam": "new"}')
+    page.fill("#retry-kwargs", '{"customParam": "new"}')
+    page.fill("#retry-args", '["x@y.z"]')
     page.fill("#retry-priority", "9999999")
     page.click("#retry-form button[type=submit]")
+    dialog = page.locator("#action-dialog")
+    expect(dialog).to_contain_text('Positional arguments: ["x@y.z"]')
+    expect(dialog).to_contain_text('Keyword arguments changed: {"customParam":"new"}')
+    screenshot(page, "retry-confirmation")
+    page.click("#action-dialog-ok")
     page.wait_for_selector('[data-field="priority"]:not(:empty)')  # the API's field error, shown by the field
     assert "2097151" in page.inner_text('[data-field="priority"]')
     page.fill("#retry-priority", "")
     page.fill("#retry-attempts", "2")
+    page.fill("#retry-backoff-delay", "5000")  # a delay alone keeps the original's backoff type
     page.click("#retry-form button[type=submit]")
+    expect(dialog).to_contain_text("Backoff: exponential, 5000 ms")
+    page.click("#action-dialog-ok")
     page.wait_for_url(lambda url: original.id not in url)
     new_id = page.url.rsplit("/", 1)[1]
+    new = Job.fetch(new_id, connection=connection)
+    assert new.args == ("x@y.z",) and new.meta[attempts.BACKOFF] == {"type": "exponential", "delay": 5000}
+    expect(page.locator("#retry-unavailable")).to_be_visible()  # a waiting job: the API would refuse its retry
+    assert not page.locator("#retry-form").is_visible()
     run_worker(redis_url, "b-retry")
     page.wait_for_selector("#job-state:text('completed')")
     assert '"customParam": "new"' in page.inner_text("#job-result")
     assert original.id[:12] in page.inner_text("#job-facts")  # the link back to the original
-    assert Job.fetch(new_id, connection=connection).get_status() == JobStatus.FINISHED
+    assert new.get_status(refresh=True) == JobStatus.FINISHED
     screenshot(page, "job-retried")
+    page.goto(f"{server}/admin/queues/b-retry/jobs/{original.id}")
+    expect(page.locator("#retry-copy")).to_contain_text(f"already retried as {new_id}")
+    page.click("#retry-form button[type=submit]")
+    expect(page.locator("#action-dialog-title")).to_have_text("Retry again?")
+    page.keyboard.press("Escape")  # cancelled: nothing is sent
+    assert Queue("b-retry", connection=connection).count == 0
+    page.goto(f"{server}/admin/queues/b-retry")
+    page.click("[role=tab][data-state=failed]")
+    expect(page.locator(f'tr[data-job="{original.id}"]')).to_contain_text(f"retried as {new_id[:12]}")
 
 
 def test_stuck_page_colours_each_band(page, server, connection, make_user):
     make_user("mod", Role.MODERATOR)
     for minutes in (15, 45, 90, 150):
-        make_active_job(connection, "b-stuck", minutes)
+        make_active_job(connection, "b-stuck_reports.nightly", minutes, func=LONG_FUNCTION)
     sign_in(page, server, "mod")
     page.goto(f"{server}/admin/alerts")
     page.wait_for_selector("tr[data-severity]")
+    assert page.evaluate(LINES_BROKEN_MID_WORD, "#alerts-table") == []  # at 1280 px: breaks only at . _ - etc.
     severities = page.eval_on_selector_all("tr[data-severity]", "rows => rows.map(r => r.dataset.severity)")
     assert severities == ["critical", "high", "medium", "low"]
     colours = page.eval_on_selector_all(
@@ -168,12 +213,27 @@ def test_admins_retry_a_stuck_job_from_the_alerts_page(page, server, connection,
     row = page.locator("tr[data-severity='medium']")
     expect(row.get_by_role("link", name="Retry with overrides")).to_have_attribute("href", re.compile("#retry-title$"))
     screenshot(page, "stuck-alerts-admin")
-    row.get_by_role("button", name="Retry").click()
-    expect(page.locator("#live-status")).to_contain_text(f"Job {stuck.id} retried as ")
-    new_id = page.inner_text("#live-status").rsplit(" ", 1)[-1].rstrip(".")
+    row.get_by_role("button", name="Retry…").click()
+    expect(page.locator("#action-dialog")).to_contain_text(f"Retry job {stuck.id} (workers.tasks.send_email)")
+    page.click("#action-dialog-ok")
+    message = page.locator("#action-message")
+    expect(message).to_contain_text(f"Job {stuck.id} retried as ")
+    new_id = message.locator("a").inner_text()
     new_job = Job.fetch(new_id, connection=connection)
     assert new_job.get_status() == JobStatus.QUEUED and new_job.args == ("a@b.c",)
     assert new_job.meta[attempts.RETRIED_FROM] == stuck.id
+    updated = page.inner_text("#updated")
+    page.wait_for_function(f"() => document.querySelector('#updated').textContent !== {json.dumps(updated)}")
+    expect(message).to_contain_text(f"retried as {new_id}")  # the confirmation outlives the next refresh
+    expect(row).to_contain_text(f"retried as {new_id[:12]}")
+    row.get_by_role("button", name="Retry again…").click()  # a second retry must be asked for, as such
+    expect(page.locator("#action-dialog-title")).to_have_text("Retry again?")
+    page.keyboard.press("Escape")
+    page.click("#action-dismiss")
+    expect(message).to_be_hidden()
+    page.reload()  # the page learns from the API which runs were retried
+    expect(page.locator("tr[data-severity='medium']")).to_contain_text(f"retried as {new_id[:12]}")
+    assert Queue("b-stuck-retry", connection=connection).job_ids == [new_id]  # one copy, not one per click
 
 
 def test_trends_page_draws_charts_of_the_recorded_data(page, server, connection, make_user):
@@ -231,14 +291,21 @@ def test_streams_outlive_token_expiry_when_cut_the_page_polls_then_recovers(brow
         stop_worker(server)
 
 
-def test_every_page_is_offline_labelled_live_and_fits_375_px(page, server, connection, make_user):
-    make_user("mod", Role.MODERATOR)
+def test_every_page_is_offline_labelled_live_and_fits_375_px(page, server, connection, redis_url, make_user):
+    make_user("adm", Role.ADMIN)
     queue = Queue("b-every", connection=connection)
     queue.enqueue_many([Queue.prepare_data("workers.tasks.noop") for _ in range(12_345)])
     job = queue.enqueue("workers.tasks.send_email", "a@b.c")
-    make_active_job(connection, "b-every", 95)  # a stuck run: 1 h 35 min
+    queue.enqueue_in(timedelta(minutes=4, seconds=20), "workers.tasks.noop")
+    make_active_job(connection, "b-every", 95, func=LONG_FUNCTION)  # a stuck run: 1 h 35 min
     for outcome in ("ok", "ok", "ok", "fail"):
         history.record_attempt(connection, "b-every", outcome, 1500, "j", "f")
+    # a job whose first attempt failed and whose second completed: the error is history, not the outcome
+    recovered = Queue("b-recovered", connection=connection).enqueue(
+        "workers.tasks.flaky", key="b-recovered-runs", failures=1, retry=attempts.retry_for(2, None)
+    )
+    run_worker(redis_url, "b-recovered")
+    assert recovered.get_status() == JobStatus.FINISHED
     outside: list[str] = []
     page.route(
         "**/*",
@@ -248,30 +315,51 @@ def test_every_page_is_offline_labelled_live_and_fits_375_px(page, server, conne
             else (outside.append(route.request.url), route.abort())
         ),
     )
-    sign_in(page, server, "mod")
+    sign_in(page, server, "adm")
     expect(count_cell(page, "b-every", "waiting")).to_have_text("12,346")  # thousands separated
     expect(page.locator('tr[data-queue="b-every"]')).to_contain_text("75.00 %")
     page.set_viewport_size({"width": 375, "height": 800})
     unlabelled = """() => [...document.querySelectorAll('input, select, textarea')].filter((field) =>
         !(field.labels && field.labels.length) && !field.getAttribute('aria-label')).map((field) => field.outerHTML)"""
-    for path in (
-        "/admin/",
-        "/admin/queues/b-every",
-        f"/admin/queues/b-every/jobs/{job.id}",
-        "/admin/alerts",
-        "/admin/trends",
+    for path, name in (
+        ("/admin/", "overview"),
+        ("/admin/queues/b-every", "queue"),
+        (f"/admin/queues/b-every/jobs/{job.id}", "job"),
+        (f"/admin/queues/b-recovered/jobs/{recovered.id}", "job-recovered"),
+        ("/admin/alerts", "alerts"),
+        ("/admin/trends", "trends"),
+        ("/admin/queues/no-such-queue", "error-404"),
     ):
-        page.goto(server + path)
+        response = page.goto(server + path)
         page.wait_for_load_state("networkidle")
         wide = """() => [...document.querySelectorAll('body *')]
             .filter((node) => node.getBoundingClientRect().right > 376)
             .map((node) => node.tagName + '#' + node.id + '.' + node.className)"""
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 375, (path, page.evaluate(wide)[:8])
+        assert page.evaluate(CELLS_OUT_OF_REACH) == [], path  # every column of every table, as card rows
         assert page.evaluate(unlabelled) == [], path
         assert page.locator("[aria-live]").count() >= 1, path
         assert page.locator("main h1, main h2").count() >= 1, path
-        if "/jobs/" in path:
-            screenshot(page, "job-375px")
+        assert page.locator("nav[aria-label=Main]").is_visible(), path
+        screenshot(page, f"375px-{name}")
+        if name == "error-404":
+            assert response.status == 404 and "Queue 'no-such-queue' does not exist" in page.inner_text("main")
+    expect(page.locator("#error-title")).to_contain_text("Not found")
     page.goto(f"{server}/admin/alerts")
     expect(page.locator("#alerts-body")).to_contain_text("1 h 35 min")  # durations in words
+    expect(page.get_by_role("button", name="Retry…")).to_be_in_viewport()
+    page.goto(f"{server}/admin/trends")
+    narrow = "() => [...document.querySelectorAll('img.chart')].map((img) => [img.currentSrc, img.naturalWidth])"
+    wait_for(lambda: all(width for _src, width in page.evaluate(narrow)), timeout=10)
+    assert all("size=narrow" in src and width == 360 for src, width in page.evaluate(narrow))  # drawn for phones
+    page.goto(f"{server}/admin/queues/b-recovered/jobs/{recovered.id}")
+    expect(page.locator("#job-error")).to_have_text(re.compile("^No error now. An earlier attempt failed"))
+    assert page.eval_on_selector("#job-error", "node => getComputedStyle(node).color") == "rgb(82, 96, 109)"  # muted
+    assert page.locator("details.history").count() == 1
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.goto(f"{server}/admin/queues/b-every")
+    page.click("[role=tab][data-state=delayed]")
+    expect(page.locator("#jobs-body time")).to_have_text(re.compile(r"^in [34] min$"))  # when it will run
+    expect(page.locator("#when-column")).to_have_text("Runs")
+    screenshot(page, "queue-delayed")
     assert outside == []  # every asset is served by the app: no CDN, works offline
