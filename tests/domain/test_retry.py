@@ -84,7 +84,8 @@ def test_defaults_come_from_rq_retry_fields_when_nothing_was_recorded(connection
     new = Job.fetch(retry_job(connection, "rt-rq", original.id, {}), connection=connection)
     assert new.retries_left == 2 and new.retry_intervals == [3, 7]
     assert attempts.BACKOFF not in new.meta
-    more = Job.fetch(retry_job(connection, "rt-rq", original.id, {"attempts": 5}), connection=connection)
+    again = {"attempts": 5, "force": True}  # a second retry of the same job is asked for as such
+    more = Job.fetch(retry_job(connection, "rt-rq", original.id, again), connection=connection)
     assert more.retries_left == 4 and more.retry_intervals == [3, 7]  # RQ repeats the last interval
 
 
