@@ -56,7 +56,9 @@ def clear(queueName: str) -> Any:  # noqa: N803
     tags=["jobs"],
 )
 def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
-    """A new job with the same function and arguments, overrides merged, new priority/attempts/backoff."""
+    """A new job with the same function: `dataOverrides` merged over its keyword arguments, `argsOverrides`
+    replacing its positional ones, new priority/attempts/backoff. A job already retried → 409 `already_retried`
+    naming the copy, unless `force` is true."""
     body: RetryBody = request.context.json  # type: ignore[attr-defined]
     new_id = retry_job(get_redis(), queueName, jobId, body.options(), thresholds())
     return jsonify({"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}), 201
