@@ -41,10 +41,13 @@
     if (h < 24) return `${h} h ${String(m % 60).padStart(2, '0')} min`;
     return `${Math.floor(h / 24)} d ${h % 24} h`;
   }
-  function relative(iso) { // "in 4 min" / "4 min ago", the exact time in the title
-    if (!iso) return '—';
+  const relativeText = (iso) => {
     const ms = Date.parse(iso) - Date.now();
-    return el('time', { datetime: iso, title: when(iso), text: ms >= 0 ? `in ${roughly(ms)}` : `${roughly(-ms)} ago` });
+    return ms >= 0 ? `in ${roughly(ms)}` : `${roughly(-ms)} ago`;
+  };
+  function relative(iso) { // "in 4 min" / "4 min ago", the exact time in the title; kept current by common()
+    if (!iso) return '—';
+    return el('time', { class: 'relative', datetime: iso, title: when(iso), text: relativeText(iso) });
   }
   const FAILED_STATES = ['failed', 'stopped', 'canceled'];
 
@@ -628,6 +631,7 @@
   }
 
   function common() {
+    setInterval(() => $$('time.relative').forEach((node) => { node.textContent = relativeText(node.getAttribute('datetime')); }), 15000);
     const dismiss = $('#action-dismiss');
     if (dismiss) dismiss.addEventListener('click', () => { $('#action-message').hidden = true; });
     const logout = $('#logout');
