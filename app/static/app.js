@@ -356,7 +356,7 @@
       const failed = FAILED_STATES.includes(job.state);
       const line = $('#job-error');
       if (failed) {
-        line.textContent = job.failedReason || `The job is ${job.state}; no error message was recorded.`;
+        line.textContent = job.failedReason || `The job ended ${job.state} without a recorded error message.`;
         line.className = 'error-text';
       } else {
         line.textContent = traces.length

@@ -143,6 +143,10 @@ def test_retry_with_overrides_opens_the_new_job_which_completes(page, server, co
     # the form shows the job's own arguments, so editing them never invents a keyword argument
     expect(page.locator("#retry-args")).to_have_value('["a@b.c"]')
     assert json.loads(page.input_value("#retry-kwargs")) == {"customParam": "old"}
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    screenshot(page, "375px-retry-form")
+    page.set_viewport_size({"width": 1280, "height": 860})
     page.fill("#retry-kwargs", "not json")
     page.click("#retry-form button[type=submit]")
     assert "JSON object" in page.inner_text('[data-field="dataOverrides"]')
