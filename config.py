@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 
@@ -147,3 +148,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 def defaults() -> dict[str, Any]:
     return {name: getattr(Config, name) for name in dir(Config) if name.isupper()}
+
+
+def instance_folder(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the embedded Redis, the development secret and the launcher's logs live: `RQMON_INSTANCE`, else
+    `instance/` under the current directory — never inside the installed package, so an editable install and
+    `pip install .` (and the `flask` commands next to a running demo) all use the same one."""
+    environ = os.environ if environ is None else environ
+    return Path(os.path.abspath(os.path.expanduser(environ.get("RQMON_INSTANCE") or "instance")))

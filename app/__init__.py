@@ -31,9 +31,12 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     if test_config:
         app.config.update(test_config)
     if not app.config["JWT_SECRET_KEY"]:
-        if app.config["ENV"] == "production" and not app.config["TESTING"]:
+        from app.cli import loaded_by_a_command  # noqa: PLC0415
+
+        if app.config["ENV"] != "production" or app.config["TESTING"]:
+            app.config["JWT_SECRET_KEY"] = _development_secret(Path(app.instance_path))
+        elif not loaded_by_a_command():  # `flask users …` only touches Redis: it signs no token
             raise RuntimeError("JWT_SECRET_KEY must be set in production (or set RQMON_ENV=development)")
-        app.config["JWT_SECRET_KEY"] = _development_secret(Path(app.instance_path))
     app.config["SECRET_KEY"] = app.config["JWT_SECRET_KEY"]
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = ensure_embedded_redis(Path(app.instance_path) / "redis")
@@ -70,7 +73,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from app.json_provider import OrjsonProvider
 
-    app = Flask(__name__, template_folder=_template_folder(), instance_relative_config=True)
+    app = Flask(
+        __name__,
+        template_folder=_template_folder(),
+        instance_path=str(config.instance_folder()),
+        instance_relative_config=True,
+    )
     app.json = OrjsonProvider(app)
     try:
         _load_config(app, test_config)

@@ -87,6 +87,15 @@ def seed_demo(password_stdin: bool) -> None:
             click.echo(f"login: {name} / {password} ({role})")
 
 
+def loaded_by_a_command() -> bool:
+    """Whether the app is being created by a `flask` command other than `run` (users, demo, monitor, shell…):
+    those never sign or check a token, so they work without JWT_SECRET_KEY in production."""
+    from flask.cli import ScriptInfo  # noqa: PLC0415
+
+    context = click.get_current_context(silent=True)
+    return context is not None and context.find_object(ScriptInfo) is not None and context.info_name != "run"
+
+
 def init_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)

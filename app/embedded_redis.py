@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,7 +65,10 @@ def start_redis_server(
         "--logfile",
         str(data_dir / "redis.log"),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    # Its output goes to its log, never to the caller's terminal or pipes (a `flask` command that starts it
+    # returns at once, and the server outlives it).
+    with open(data_dir / "redis.log", "ab") as output:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
     try:
         wait_until_ready(f"redis://127.0.0.1:{port}/0", process, timeout=ready_timeout)
     except BaseException:  # never leave a server behind that nobody will stop
@@ -121,15 +125,32 @@ def ensure_embedded_redis(data_dir: Path) -> str:
         return f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
 
 
-def stop_embedded_redis(data_dir: Path) -> bool:
+def stop_embedded_redis(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the embedded server under `data_dir` (it saves its data first) and wait until it has exited."""
     pid_file = data_dir / "redis.pid"
     if not pid_file.exists():
         return False
     try:
-        os.kill(int(pid_file.read_text()), 15)
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
     except (ProcessLookupError, ValueError):
         return False
     finally:
         pid_file.unlink(missing_ok=True)
         (data_dir / "redis.port").unlink(missing_ok=True)
+    _wait_for_exit(pid, timeout)
     return True
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:  # started by this process: reap it
+                return
+        except ChildProcessError:  # started by another process (a web process, a `flask` command)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
