@@ -11,6 +11,7 @@ import json
 import zlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from redis import Redis
@@ -57,26 +58,38 @@ class WorkerStatus(StrEnum):
     STALE = "stale"
 
 
-# One round trip: the registry (or one named worker), each hash with its TTL and execution index, the job each
-# runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
-# ARGV: worker key prefix, job key prefix, and optionally one worker key to read alone.
+# The hash fields read (HMGET keeps the reply to the values, in this order).
+# RQ's last_heartbeat is written with every MonitoredWorker beat (super().heartbeat() runs first), so it is the
+# one time read; state and current_job come first, at the positions the script below uses.
+FIELDS = (
+    *("state", "current_job", "birth", "last_heartbeat", "queues", "pid", "hostname", "version"),
+    *("successful_job_count", "failed_job_count", "total_working_time"),
+    *(HONOURS_PAUSE, RSS_MB, CPU_PERCENT, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
+)
+
+# One round trip: the registry (or one named worker), each hash's FIELDS with its TTL and execution index, the
+# job each runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
+# ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
 _READ_LUA = """
 local worker_keys
-if ARGV[3] then worker_keys = {ARGV[3]} else worker_keys = redis.call('SMEMBERS', KEYS[1]) end
+if ARGV[2] ~= '' then worker_keys = {ARGV[2]} else worker_keys = redis.call('SMEMBERS', KEYS[1]) end
+local fields = {unpack(ARGV, 3)}
 local out = {redis.call('EXISTS', KEYS[2])}
 for _, key in ipairs(worker_keys) do
-  local fields = redis.call('HGETALL', key)
-  local executions = redis.call('SMEMBERS', key .. ':executions')
-  local job_id = nil
-  for i = 1, #fields, 2 do
-    if fields[i] == 'current_job' and fields[i + 1] ~= '' then job_id = fields[i + 1] end
+  local values = redis.call('HMGET', key, unpack(fields))
+  local job_id = values[2]
+  if not job_id or job_id == '' then
+    job_id = nil
+    if values[1] == 'busy' then
+      local execution = redis.call('SRANDMEMBER', key .. ':executions')
+      if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
+    end
   end
-  if not job_id and executions[1] then job_id = string.match(executions[1], '^(.*):[^:]*$') end
   local job = {}
   if job_id then
-    job = redis.call('HMGET', ARGV[2] .. job_id, 'origin', 'started_at', 'data', 'description')
+    job = redis.call('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
   end
-  table.insert(out, {key, fields, redis.call('TTL', key), job_id or '', job})
+  table.insert(out, {key, values, redis.call('TTL', key), job_id or '', job})
 end
 return out
 """
@@ -98,22 +111,21 @@ def status_of(
     return WorkerStatus.BUSY if busy else WorkerStatus.IDLE
 
 
-# Delete one worker's registration if its heartbeats are still the ones seen as stale (a worker that came back
-# in between is kept). KEYS: hash, rq:workers. ARGV: last_heartbeat, rqmon_heartbeat_at, queues. Its executions
+# Delete one worker's registration if its heartbeat is still the one seen as stale (a worker that came back in
+# between is kept). KEYS: hash, rq:workers. ARGV: last_heartbeat, queues. Its executions
 # set stays until its runs are recovered: the stalled-job check finds a dead worker's runs there.
 _REMOVE_LUA = """
-local seen = redis.call('HMGET', KEYS[1], 'last_heartbeat', 'rqmon_heartbeat_at')
-if (seen[1] or '') ~= ARGV[1] or (seen[2] or '') ~= ARGV[2] then return 0 end
+if (redis.call('HGET', KEYS[1], 'last_heartbeat') or '') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
-for i = 3, #ARGV do redis.call('SREM', 'rq:workers:' .. ARGV[i], KEYS[1]) end
+for i = 2, #ARGV do redis.call('SREM', 'rq:workers:' .. ARGV[i], KEYS[1]) end
 return 1
 """
 
 
 def read_workers(connection: Redis, now: float, active_seconds: float, stale_seconds: float) -> list[dict[str, Any]]:
     """Every registered worker (API.md `<worker>`, the fields the registry holds), sorted by name."""
-    reply = connection.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, WORKER_PREFIX, JOB_PREFIX)
+    reply = connection.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, "", *FIELDS)
     suspended = bool(reply[0])
     found = [_worker(entry, suspended, now, active_seconds, stale_seconds) for entry in reply[1:]]
     return sorted(found, key=lambda worker: worker["worker_name"])
@@ -141,15 +153,7 @@ def remove_stale_worker(
         raise WorkerNotStale(f"Worker '{name}' is {worker['liveness']}, not stale; only stale workers are removed")
     fields = _fields(entry[1])
     key = WORKER_PREFIX + name
-    removed = connection.eval(
-        _REMOVE_LUA,
-        2,
-        key,
-        WORKERS_SET,
-        fields.get("last_heartbeat", ""),
-        fields.get(HEARTBEAT_AT, ""),
-        *worker["queues"],
-    )
+    removed = connection.eval(_REMOVE_LUA, 2, key, WORKERS_SET, fields.get("last_heartbeat", ""), *worker["queues"])
     if not removed:
         raise WorkerNotStale(f"Worker '{name}' sent a heartbeat while being removed; it is kept")
     job = worker["current_job"]
@@ -176,23 +180,25 @@ def cleanup_stale_workers(connection: Redis, now: float, active_seconds: float, 
 def _read_one(connection: Redis, name: str) -> tuple[list[Any], bool]:
     key = WORKER_PREFIX + name
     with connection.pipeline(transaction=False) as pipe:
-        pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, WORKER_PREFIX, JOB_PREFIX, key)
+        pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, key, *FIELDS)
         pipe.sismember(WORKERS_SET, key)
         reply, registered = pipe.execute()
-    if not reply[1][1] and not registered:
+    if not any(reply[1][1]) and not registered:
         raise WorkerNotFound(name)
     return reply[1], bool(reply[0])
 
 
-def _fields(flat: list[bytes]) -> dict[str, str]:
-    return {flat[i].decode(): flat[i + 1].decode(errors="replace") for i in range(0, len(flat), 2)}
+def _fields(values: list[bytes | None]) -> dict[str, str]:
+    return {
+        name: value.decode(errors="replace") for name, value in zip(FIELDS, values, strict=True) if value is not None
+    }
 
 
 def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
-    key, flat, ttl, job_id, job = entry
-    fields = _fields(flat)
+    key, values, ttl, job_id, job = entry
+    fields = _fields(values)
     monitored = HONOURS_PAUSE in fields
-    heartbeat = _latest_heartbeat(fields)
+    heartbeat = _rq_time(fields.get("last_heartbeat"))
     age = None if heartbeat is None else max(0.0, now - heartbeat)
     liveness = _liveness(monitored, age, ttl, active_seconds, stale_seconds)
     busy = bool(job_id) or fields.get("state") == "busy"
@@ -220,7 +226,7 @@ def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float
         "status": status.value,
         "liveness": liveness.value,
         "state": fields.get("state"),
-        "birth": _iso(birth),
+        "birth": _z(fields.get("birth")),
         "uptime_seconds": round(now - birth, 3) if birth is not None else None,
         "tasks_processed": processed,
         "tasks_successful": successful,
@@ -229,14 +235,13 @@ def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float
         "total_working_time": working,
         "avg_processing_time": round(working / processed, 3) if processed else None,
         "current_job": _current_job(job_id, job, now),
-        "last_heartbeat": _iso(heartbeat),
+        "last_heartbeat": _z(fields.get("last_heartbeat")),
         "seconds_since_heartbeat": None if age is None else round(age, 3),
         "memory_usage_mb": _float(fields.get(RSS_MB)),
         "cpu_percent": _float(fields.get(CPU_PERCENT)),
         "memory_limit_mb": _float(fields.get(MEMORY_LIMIT_MB)),
-        "capabilities": _capabilities(fields.get(CAPABILITIES)) if monitored else None,
+        "capabilities": dict(_capabilities(fields.get(CAPABILITIES))) if monitored else None,
         "rq_version": fields.get("version"),
-        "python_version": fields.get("python_version"),
         "control": allowed_actions(status, monitored, pool is not None),
     }
 
@@ -268,11 +273,6 @@ def _liveness(monitored: bool, age: float | None, ttl: int, active_seconds: floa
     return Liveness.STALE if age > stale else Liveness.INACTIVE
 
 
-def _latest_heartbeat(fields: dict[str, str]) -> float | None:
-    times = [t for t in (_float(fields.get(HEARTBEAT_AT)), _rq_time(fields.get("last_heartbeat"))) if t is not None]
-    return max(times) if times else None
-
-
 def _current_job(job_id: bytes, job: list[bytes | None], now: float) -> dict[str, Any] | None:
     if not job_id:
         return None
@@ -297,6 +297,7 @@ def _job_name(data: bytes | None, description: bytes | None) -> str | None:
     return description.decode(errors="replace").split("(", 1)[0] if description else None
 
 
+@lru_cache(maxsize=4096)  # the same few objects at every read
 def _capabilities(raw: str | None) -> dict[str, Any]:
     try:
         parsed = json.loads(raw) if raw else {}
@@ -305,6 +306,7 @@ def _capabilities(raw: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+@lru_cache(maxsize=16384)  # births never change, heartbeats every few seconds: most reads hit
 def _rq_time(raw: str | None) -> float | None:
     if not raw:
         return None
@@ -314,10 +316,15 @@ def _rq_time(raw: str | None) -> float | None:
         return None
 
 
+def _z(rq_time: str | None) -> str | None:
+    """RQ's times are already UTC ISO-8601 with a Z (microseconds); the API's have milliseconds."""
+    return rq_time[:23] + "Z" if rq_time and len(rq_time) >= 24 else rq_time
+
+
 def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _int(raw: str | None) -> int:

@@ -65,9 +65,9 @@ def read(connection: Redis) -> dict[str, dict]:
     ("monitored", "heartbeat_ago", "ttl", "liveness"),
     [
         (True, 5, 480, "active"),
-        (True, 60, 480, "active"),
+        (True, 59.9, 480, "active"),
         (True, 61, 480, "inactive"),
-        (True, 300, 480, "inactive"),
+        (True, 299.9, 480, "inactive"),
         (True, 301, 480, "stale"),
         (True, 1000, None, "stale"),  # immortal hash
         # a plain worker: its own cadence, worker_ttl (420) + 60 by default, as promised by the TTL it set
