@@ -15,7 +15,7 @@ from typing import Any
 import redis.exceptions
 from redis.client import Pipeline
 from redis.commands.core import Script
-from rq import Queue, Worker, worker_registration
+from rq import Queue, Retry, Worker, worker_registration
 from rq.exceptions import AbandonedJobError, DequeueTimeout
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
@@ -262,12 +262,15 @@ class MonitoredWorker(Worker):
 
     def handle_job_retry(self, job: Job, queue: Queue, retry: Any, *args: Any, **kwargs: Any) -> None:
         exhausted = bool(job.number_of_retries and job.number_of_retries >= retry.max)
+        backoff = 0 if exhausted else Retry.get_interval(job.number_of_retries or 0, retry.intervals)
         self._ending = (job, "fail" if exhausted else "retry", self._fresh_meta(job))
         self._note_error(job, "the job returned Retry")
         try:
             super().handle_job_retry(job, queue, retry, *args, **kwargs)
         finally:
             self._ending = None
+        if backoff > 0:
+            self._round_up_backoff(job, queue, backoff)
 
     def _fresh_meta(self, job: Job) -> dict[str, Any] | None:
         """The job may have saved meta while it ran: read it now, before RQ's pipeline holds the connection

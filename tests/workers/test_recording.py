@@ -169,3 +169,12 @@ def test_a_backoff_never_waits_less_than_its_delay(connection, redis_url):
         job.refresh()
         assert job.get_status() == JobStatus.FINISHED
         assert seconds(job.started_at) - first_ends[job.id] >= 1.0  # measured gap: attempt end -> next start
+
+
+def test_a_backoff_asked_by_a_returned_retry_never_waits_less_than_its_delay(connection, redis_url):
+    queue = Queue("w-ceil-returned", connection=connection)
+    job = queue.enqueue("tests.workers.job_functions.retry_once", "w-ceil-returned:runs", 1)
+    run_worker(redis_url, "w-ceil-returned")
+    job.refresh()
+    assert job.get_status() == JobStatus.SCHEDULED
+    assert connection.zscore(ScheduledJobRegistry(queue=queue).key, job.id) - seconds(job.ended_at) >= 1.0
