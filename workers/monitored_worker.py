@@ -353,6 +353,7 @@ class MonitoredWorker(Worker):
         self._sampler = ResourceSampler()
         self._paused = False  # kept in the process, so a pause outlives a Redis restart; written at every beat
         self._stopping = False
+        self._claimed = False  # a job is being started or run (set under the control lock)
         self._control_lock = threading.Lock()
         self._hset_if_exists = Script(self.connection, _HSET_IF_EXISTS_LUA)
 
@@ -438,7 +439,7 @@ class MonitoredWorker(Worker):
             return worker_control.Ack(True, before, self._status(), f"Worker {self.name} {done}")
 
     def _status(self) -> str:
-        busy = self.get_state() == "busy"
+        busy = self._claimed or self.get_state() == "busy"
         override = registry.WorkerStatus.STOPPING.value if self._stopping else None
         state = registry.status_of(
             state=self.get_state(), paused=self._paused, override=override, suspended=False, busy=busy
@@ -446,12 +447,19 @@ class MonitoredWorker(Worker):
         return state.value
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """A job popped just as a pause or stop was acknowledged goes back to the head of its queue, untouched."""
-        if self._paused or self._stopping:
+        """A job popped just as a pause or stop was acknowledged goes back to the head of its queue, untouched;
+        otherwise it is claimed under the control lock, so a pause answered from then on calls it the current job."""
+        with self._control_lock:
+            if not (self._paused or self._stopping):
+                self._claimed = True
+        if not self._claimed:
             with self.connection.pipeline() as pipe:
                 pipe.lrem(_intermediate_key(queue), 1, job.id)
                 pipe.lpush(queue.key, job.id)
                 pipe.execute()
             self.log.info("Worker %s: paused or stopping; job %s put back at the head", self.name, job.id)
             return
-        super().execute_job(job, queue)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self._claimed = False
