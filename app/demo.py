@@ -13,6 +13,7 @@ from redis import Redis
 from rq import Queue
 from rq.executions import Execution
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from app.domain import attempts, history, users
 from app.domain.priority import enqueue_prioritized
@@ -77,36 +78,53 @@ def enqueue_demo_jobs(connection: Redis, rng: random.Random | None = None) -> in
     return count + 5
 
 
+STUCK_EXAMPLE_MINUTES = (15, 45, 90, 150)  # one per severity band
+STUCK_EXAMPLE_WORKER = "demo-worker"
+
+
 def add_stuck_examples(connection: Redis) -> list[str]:
-    """Jobs that look like runs started long ago (one per severity band), for the stuck-alert views."""
+    """Jobs that look like runs started long ago (one per severity band), for the stuck-alert views.
+
+    Idempotent: the examples have fixed ids and replace those of an earlier start (and any left by earlier
+    versions, which used random ids), so every start shows the same four."""
     queue = Queue("reports", connection=connection)
+    earlier = [job for job in Job.fetch_many(StartedJobRegistry(queue=queue).get_job_ids(), connection) if job]
+    for job in earlier:
+        if job.worker_name == STUCK_EXAMPLE_WORKER and (job.meta or {}).get("demo"):
+            job.delete()
     ids = []
-    for minutes in (15, 45, 90, 150):
+    for minutes in STUCK_EXAMPLE_MINUTES:
         job = Job.create(
             "workers.tasks.sleep_for",
             args=(3600,),
             connection=connection,
+            id=f"demo-stuck-{minutes}m",
             origin=queue.name,
             description=f"demo: running for {minutes} min",
         )
         job.meta = {"demo": True, attempts.ATTEMPTS_STARTED: 1, attempts.ATTEMPTS_MADE: 0}
         job.started_at = datetime.now(UTC) - timedelta(minutes=minutes)
-        job.worker_name = "demo-worker"
+        job.worker_name = STUCK_EXAMPLE_WORKER
         with connection.pipeline() as pipe:
             job.set_status(JobStatus.STARTED, pipeline=pipe)
             job.save(pipeline=pipe)
             # A day-long heartbeat, so RQ's registry cleanup leaves these entries alone while the demo runs.
-            Execution.create(job, ttl=86400, pipeline=pipe, worker_name="demo-worker")
+            Execution.create(job, ttl=86400, pipeline=pipe, worker_name=STUCK_EXAMPLE_WORKER)
             pipe.execute()
         ids.append(job.id)
     return ids
+
+
+def _has_history(connection: Redis) -> bool:
+    return any(trend["total"] for trend in history.get_trends(connection, "30d", list(DEMO_QUEUES)))
 
 
 def seed_demo(connection: Redis, password: str) -> dict:
     for name in DEMO_QUEUES:
         remember_queue(connection, name)
     logins = ensure_demo_users(connection, password)
-    recorded = seed_history(connection)
+    # History already recorded (an earlier start, or real work) is not recorded twice.
+    recorded = 0 if _has_history(connection) else seed_history(connection)
     enqueued = enqueue_demo_jobs(connection, random.Random(7))
     stuck = add_stuck_examples(connection)
     return {"users": logins, "history": recorded, "jobs": enqueued, "stuck": len(stuck)}

@@ -156,3 +156,39 @@ def test_a_stop_during_a_long_job_waits_then_leaves_no_work_horse_behind(redis_u
     assert launcher.process.returncode == 0, printed
     left = processes_mentioning(str(instance))
     assert left == [], left
+
+
+def test_the_readmes_user_commands_work_next_to_the_running_demo(instance, launch):
+    """REDIS_URL and JWT_SECRET_KEY unset, as the README's reader has them: `flask --app app users …` finds the
+    demo's embedded Redis through the instance folder; stopping the demo then stops that Redis too."""
+    shell = {name: value for name, value in os.environ.items() if name not in {"REDIS_URL", "JWT_SECRET_KEY"}}
+    shell.pop("RQMON_ENV", None)
+    launcher = launch(shell, "--no-worker")
+    launcher.read_until("API:")
+    flask = [str(BIN / "flask"), "--app", "app", "users"]
+    env = {**shell, "RQMON_INSTANCE": str(instance)}
+
+    listed = subprocess.run([*flask, "list"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "admin\tsuper_admin" in listed.stdout and "viewer\tmoderator" in listed.stdout
+    created = subprocess.run(
+        [*flask, "create", "kim", "--role", "admin", "--password-stdin"],
+        input="password-kim\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    login = requests.post(
+        f"http://127.0.0.1:{launcher.port}/api/v1/auth/login",
+        json={"username": "kim", "password": "password-kim"},
+        timeout=5,
+    )
+    assert login.status_code == 200, login.text  # the demo sees the user the command created
+
+    launcher.process.send_signal(signal.SIGINT)
+    printed = launcher.rest()
+    assert launcher.process.returncode == 0, printed
+    assert processes_mentioning(str(instance)) == []  # the embedded redis-server (--dir under it) included

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import redis
+
 from app.domain import keys, users
+from app.domain.users import Role
+from app.embedded_redis import ensure_embedded_redis, stop_embedded_redis
 
 
 def test_create_with_password_from_stdin(runner, connection):
@@ -77,3 +81,55 @@ def test_the_real_command_line(redis_url, connection, tmp_path):
     assert created.returncode == 0, created.stderr
     assert "from-the-pipe-123" not in created.stdout + created.stderr
     assert users.authenticate(connection, "una", "from-the-pipe-123") is not None
+
+
+def _user_environment(**settings: str) -> dict[str, str]:
+    """A shell as the README's reader has it: no REDIS_URL, no JWT_SECRET_KEY, no RQMON_ENV (production)."""
+    unset = {"REDIS_URL", "JWT_SECRET_KEY", "RQMON_ENV", "RQMON_INSTANCE"}
+    return {**{name: value for name, value in os.environ.items() if name not in unset}, **settings}
+
+
+def _flask(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    flask = str(Path(sys.executable).parent / "flask")
+    return subprocess.run(
+        [flask, "--app", "app", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_user_commands_need_no_jwt_secret_in_production_but_serving_does(redis_url, connection, tmp_path):
+    env = _user_environment(REDIS_URL=redis_url, RQMON_INSTANCE=str(tmp_path / "instance"))
+    created = _flask(env, "users", "create", "ivy", "--role", "moderator", "--password-stdin", stdin="password-ivy\n")
+    assert created.returncode == 0, created.stderr
+    listed = _flask(env, "users", "list")
+    assert listed.returncode == 0 and "ivy\tmoderator" in listed.stdout, listed.stderr
+    assert not (tmp_path / "instance" / "jwt-secret").exists()  # no secret was generated for them
+
+    served = subprocess.run(  # what gunicorn does with 'app:create_app()'
+        [sys.executable, "-c", "from app import create_app; create_app()"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert served.returncode != 0 and "JWT_SECRET_KEY must be set" in served.stderr
+
+
+def test_user_commands_find_the_embedded_redis_the_demo_started(tmp_path):
+    """REDIS_URL unset: the command uses the Redis running under the instance folder, not a new empty one."""
+    instance = tmp_path / "instance"
+    url = ensure_embedded_redis(instance / "redis")  # what `rq-monitor` does at start
+    try:
+        users.create_user(redis.Redis.from_url(url), "demo-admin", "password-demo", Role.SUPER_ADMIN)
+        listed = _flask(_user_environment(RQMON_INSTANCE=str(instance)), "users", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "demo-admin\tsuper_admin" in listed.stdout
+        assert url.endswith(f":{(instance / 'redis' / 'redis.port').read_text().strip()}/0")  # still the same one
+    finally:
+        stop_embedded_redis(instance / "redis")

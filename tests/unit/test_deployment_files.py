@@ -3,8 +3,13 @@ test command."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
+
+import pytest
 
 import config
 from tests.helpers import ROOT
@@ -37,3 +42,31 @@ def test_ci_runs_the_readmes_test_command():
     assert "bash tests/run" in commands, commands[:3]
     assert "exec bash tests/run" in (ROOT / ".ci" / "run").read_text()
     assert any(command.endswith(".venv/bin/rq-monitor") and "pip install" in command for command in commands)
+
+
+def test_the_test_command_never_touches_the_products_venv():
+    """`bash tests/run` next to a running demo: its own gitignored .venv-test, never the README's .venv."""
+    lines = (ROOT / "tests" / "run").read_text().splitlines()
+    venvs = re.findall(r"\.venv[\w-]*", "\n".join(line for line in lines if not line.lstrip().startswith("#")))
+    assert venvs and set(venvs) == {".venv-test"}, venvs
+    assert ".venv-test/" in (ROOT / ".gitignore").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    assert ".venv/bin/rq-monitor" in readme
+
+
+@pytest.mark.parametrize("setting", [None, "~/rqmon-elsewhere"])
+def test_the_instance_folder_follows_the_environment_not_the_install(redis_url, tmp_path, setting):
+    """RQMON_INSTANCE, else ./instance: the same for an editable install, `pip install .` and the `flask` commands."""
+    env = {name: value for name, value in os.environ.items() if name != "RQMON_INSTANCE"}
+    env["HOME"] = str(tmp_path / "home")
+    if setting:
+        env["RQMON_INSTANCE"] = setting
+    code = (
+        "from app import create_app; "
+        f"print(create_app({{'TESTING': True, 'REDIS_URL': {redis_url!r}, 'JWT_SECRET_KEY': 'x' * 40}}).instance_path)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=True
+    )
+    expected = tmp_path / "home" / "rqmon-elsewhere" if setting else tmp_path / "instance"
+    assert shown.stdout.strip() == str(expected)
