@@ -88,7 +88,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from app.blueprints import auth, health, job_actions, jobs, live, openapi, pages
+    from app.auditing import init_audit
+    from app.blueprints import audit, auth, health, job_actions, jobs, live, openapi, pages, tokens
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt
@@ -101,6 +102,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     for blueprint in (auth.bp, health.bp, openapi.bp, jobs.bp, job_actions.bp, live.bp, pages.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(audit.bp)
+    init_audit(app)
 
     register_error_handlers(app)
     register_task(app, "stalled-jobs", _recover_stalled_jobs)

@@ -9,19 +9,21 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.auditing import AuditedGroup
 from app.domain import users
 from app.domain.errors import DomainError
 from app.domain.users import Role
 from app.extensions import get_redis
 from app.live_cli import monitor_cli
+from app.tokens_cli import tokens_cli
 
-users_cli = AppGroup("users", help="Manage the monitor's users.")
+users_cli = AuditedGroup("users", help="Manage the monitor's users.")
 ROLE_CHOICE = click.Choice([role.value for role in Role])
 
 
 def _fail(error: DomainError) -> None:
     detail = "".join(f"; {field}: {text}" for field, text in (error.details or {}).items())
-    raise click.ClickException(f"{error.message}{detail}")
+    raise click.ClickException(f"{error.message}{detail}") from error
 
 
 @users_cli.command("create")
@@ -98,5 +100,6 @@ def loaded_by_a_command() -> bool:
 
 def init_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(monitor_cli)

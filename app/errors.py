@@ -82,9 +82,13 @@ def _handle_http(exc: HTTPException) -> Response:
     return response
 
 
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a domain refusal (the command line's audit entries use it too)."""
+    return next((code for cls, code in _DOMAIN_STATUS if isinstance(exc, cls)), 400)
+
+
 def _handle_domain(exc: DomainError) -> Response:
-    status = next((code for cls, code in _DOMAIN_STATUS if isinstance(exc, cls)), 400)
-    return error_response(status, exc.code, exc.message, exc.details)
+    return error_response(domain_status(exc), exc.code, exc.message, exc.details)
 
 
 def _handle_redis(exc: redis.RedisError) -> Response:

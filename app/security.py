@@ -23,7 +23,7 @@ from flask_jwt_extended import (
 )
 from redis import Redis
 
-from app.domain import keys, users
+from app.domain import keys, tokens, users
 from app.domain.users import Role, User
 from app.errors import ApiError, error_response
 from app.extensions import get_redis, jwt
@@ -39,7 +39,7 @@ def role_required(minimum: Role) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
+            authenticate()
             if not current_role().includes(minimum):
                 raise ApiError(403, "forbidden", f"This action needs the {minimum.value} role or above")
             return view(*args, **kwargs)
@@ -48,6 +48,48 @@ def role_required(minimum: Role) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def authenticate() -> None:
+    """The request's credentials: an API token (`Authorization: Bearer rqm_…`), else a JWT (header or cookie)."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and tokens.looks_like_token(value.strip()):
+        _verify_api_token(value.strip())
+    else:
+        verify_jwt_in_request()
+
+
+def _verify_api_token(secret: str) -> None:
+    """One round trip (throttle, token, creator's role, last use). On success the request looks like one with an
+    access token: get_jwt() gives claims whose `sub` is `token:<name>`, so every view works unchanged; its `exp`
+    is at most an access token's lifetime away, so a live stream opened with it re-authenticates as often."""
+    allowed, window = parse_rate(current_app.config["LOGIN_LIMIT_PER_ADDRESS"])
+    failures_key = keys.token_failures(request.remote_addr or "unknown")
+    now = time.time()
+    check = tokens.verify_token(get_redis(), secret, failures_key, allowed, window, now)
+    if check.outcome == "throttled":
+        raise LoginThrottled(check.retry_after, "attempts with an API token")
+    if check.outcome == "expired":
+        raise ApiError(401, "token_expired", "The token has expired")
+    if check.token is None or check.role is None:
+        raise ApiError(401, "invalid_token", "The token is not valid")
+    expires = now + access_lifetime()
+    if check.token.expires_at is not None:
+        expires = min(expires, check.token.expires_at)
+    g._jwt_extended_jwt = {
+        "sub": f"token:{check.token.name}",
+        "role": check.role.value,
+        "type": "access",
+        "jti": f"api-token:{check.token.name}",
+        "iat": int(now),
+        "exp": int(expires),
+        "api_token": check.token.name,
+        "creator": check.token.creator,
+    }
+    g._jwt_extended_jwt_header = {}
+    g._jwt_extended_jwt_user = {"loaded_user": None}
+    g._jwt_extended_jwt_location = "headers"
+    g.current_user_role = check.role.value
 
 
 def current_role() -> Role:
@@ -97,9 +139,12 @@ def set_session_cookies(response: Response, tokens: dict[str, Any]) -> Response:
 
 def revoke_token(claims: dict[str, Any]) -> None:
     """End the token's session (every token of its login) until its refresh token would have expired anyway."""
+    connection = get_redis()
+    if claims.get("api_token"):  # logout with an API token revokes that token
+        tokens.revoke_token(connection, claims["api_token"])
+        return
     now = int(time.time())
     lifetime = max(1, int(claims.get("rexp", claims["exp"])) - now)
-    connection = get_redis()
     if claims.get("sid"):
         connection.set(keys.revoked_session(claims["sid"]), 1, ex=lifetime)
     else:  # a token made outside a login (tests, scripts): only itself
@@ -128,8 +173,8 @@ def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> b
 class LoginThrottled(ApiError):
     """429: too many failed logins; `retry_after` seconds until the window ends."""
 
-    def __init__(self, retry_after: int):
-        super().__init__(429, "rate_limited", f"Too many failed sign-ins; try again in {in_words(retry_after)}")
+    def __init__(self, retry_after: int, what: str = "sign-ins"):
+        super().__init__(429, "rate_limited", f"Too many failed {what}; try again in {in_words(retry_after)}")
         self.retry_after = retry_after
 
 
@@ -193,6 +238,7 @@ def authenticate_login(username: str, password: str) -> User:
     if user is None:
         _count_failure(connection, limits)
         raise ApiError(401, "invalid_credentials", BAD_CREDENTIALS)
+    g.signed_in_user = user  # for the audit entry of this login
     return user
 
 

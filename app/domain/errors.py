@@ -82,3 +82,10 @@ class WorkerNotStale(Conflict):
 
 class JobNotActive(Conflict):
     code = "job_not_active"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+
+    def __init__(self, name: str):
+        super().__init__(f"API token '{name}' does not exist")

@@ -111,3 +111,23 @@ def pool_control_channel(pool: str) -> str:
 def control_reply(request_id: str) -> str:
     """List holding the one reply to a control command; TTL CONTROL_REPLY_TTL_SECONDS, popped by the caller."""
     return f"{PREFIX}:control:reply:{request_id}"
+
+
+API_TOKENS = f"{PREFIX}:api-tokens"  # hash: token name -> sha256 of its secret; bounded by what super_admins create
+API_TOKEN_GRACE_SECONDS = 7 * 86400
+
+
+def api_token(digest: str) -> str:
+    """Hash of one API token (name, role, creator, times), keyed by the sha256 of its secret; TTL its expiry +
+    API_TOKEN_GRACE_SECONDS (none for a token without expiry), deleted when revoked."""
+    return f"{PREFIX}:api-token:{digest}"
+
+
+def token_failures(address: str) -> str:
+    """Failed API-token attempts from one address; TTL = the throttling window."""
+    return f"{PREFIX}:ratelimit:token@{address}"
+
+
+AUDIT = f"{PREFIX}:audit"  # stream of audit entries: XADD MAXLEN ~ AUDIT_CAP, XTRIM MINID past AUDIT_RETENTION_DAYS
+AUDIT_CAP = 100_000
+AUDIT_RETENTION_DAYS = 90

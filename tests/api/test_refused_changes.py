@@ -23,7 +23,7 @@ ACTIONS = [route for route in CHANGING if route[2] not in SESSION_PATHS]
 
 def everything(connection) -> dict:
     """Every key with its serialized value (rate-limit counters aside)."""
-    return every_value(connection, (b"rqmon:ratelimit", b"LIMITS"))
+    return every_value(connection, (b"rqmon:ratelimit", b"LIMITS", b"rqmon:audit"))  # the refusal is audited
 
 
 @pytest.fixture
