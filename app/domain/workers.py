@@ -195,54 +195,56 @@ def _fields(values: list[bytes | None]) -> dict[str, str]:
 
 
 def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
-    key, values, ttl, job_id, job = entry
-    fields = _fields(values)
-    monitored = HONOURS_PAUSE in fields
-    heartbeat = _rq_time(fields.get("last_heartbeat"))
+    key, raw, ttl, job_id, job = entry
+    (state, _current, birth_at, beat_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
+     rss, cpu, limit, pool, slot, capabilities, paused, override) = [
+        None if value is None else value.decode(errors="replace") for value in raw
+    ]  # fmt: skip
+    monitored = monitored_flag is not None
+    heartbeat = _rq_time(beat_at)
     age = None if heartbeat is None else max(0.0, now - heartbeat)
     liveness = _liveness(monitored, age, ttl, active_seconds, stale_seconds)
-    busy = bool(job_id) or fields.get("state") == "busy"
+    busy = bool(job_id) or state == "busy"
     status = status_of(
-        state=fields.get("state"),
-        paused=fields.get(PAUSED) == "1",
-        override=fields.get(STATE_OVERRIDE) or None,
+        state=state,
+        paused=paused == "1",
+        override=override or None,
         suspended=suspended,
         busy=busy,
         stale=liveness is Liveness.STALE,
     )
-    successful, failed = _int(fields.get("successful_job_count")), _int(fields.get("failed_job_count"))
-    processed = successful + failed
-    working = _float(fields.get("total_working_time")) or 0.0
-    birth = _rq_time(fields.get("birth"))
-    pool = fields.get(POOL) or None
+    ok_count, failed_count = _int(successful), _int(failed)
+    processed = ok_count + failed_count
+    working_time = _float(working) or 0.0
+    birth = _rq_time(birth_at)
     return {
         "worker_name": key.decode()[len(WORKER_PREFIX) :],
-        "hostname": fields.get("hostname"),
-        "pid": _int(fields.get("pid")) if "pid" in fields else None,
-        "queues": [name for name in fields.get("queues", "").split(",") if name],
-        "pool": pool,
-        "slot": _int(fields[SLOT]) if fields.get(SLOT) else None,
+        "hostname": hostname,
+        "pid": _int(pid) if pid is not None else None,
+        "queues": queues.split(",") if queues else [],
+        "pool": pool or None,
+        "slot": _int(slot) if slot else None,
         "monitored": monitored,
         "status": status.value,
         "liveness": liveness.value,
-        "state": fields.get("state"),
-        "birth": _z(fields.get("birth")),
+        "state": state,
+        "birth": _z(birth_at),
         "uptime_seconds": round(now - birth, 3) if birth is not None else None,
         "tasks_processed": processed,
-        "tasks_successful": successful,
-        "tasks_failed": failed,
-        "error_rate": round(100.0 * failed / processed, 2) if processed else 0.0,
-        "total_working_time": working,
-        "avg_processing_time": round(working / processed, 3) if processed else None,
-        "current_job": _current_job(job_id, job, now),
-        "last_heartbeat": _z(fields.get("last_heartbeat")),
+        "tasks_successful": ok_count,
+        "tasks_failed": failed_count,
+        "error_rate": round(100.0 * failed_count / processed, 2) if processed else 0.0,
+        "total_working_time": working_time,
+        "avg_processing_time": round(working_time / processed, 3) if processed else None,
+        "current_job": _current_job(job_id, job, now) if job_id else None,
+        "last_heartbeat": _z(beat_at),
         "seconds_since_heartbeat": None if age is None else round(age, 3),
-        "memory_usage_mb": _float(fields.get(RSS_MB)),
-        "cpu_percent": _float(fields.get(CPU_PERCENT)),
-        "memory_limit_mb": _float(fields.get(MEMORY_LIMIT_MB)),
-        "capabilities": dict(_capabilities(fields.get(CAPABILITIES))) if monitored else None,
-        "rq_version": fields.get("version"),
-        "control": allowed_actions(status, monitored, pool is not None),
+        "memory_usage_mb": _float(rss),
+        "cpu_percent": _float(cpu),
+        "memory_limit_mb": _float(limit),
+        "capabilities": dict(_capabilities(capabilities)) if monitored else None,
+        "rq_version": version,
+        "control": allowed_actions(status, monitored, bool(pool)),
     }
 
 
