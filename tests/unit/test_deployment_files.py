@@ -70,3 +70,15 @@ def test_the_instance_folder_follows_the_environment_not_the_install(redis_url, 
     )
     expected = tmp_path / "home" / "rqmon-elsewhere" if setting else tmp_path / "instance"
     assert shown.stdout.strip() == str(expected)
+
+
+def test_the_readme_links_only_to_files_shipped_in_the_repository():
+    readme = (ROOT / "README.md").read_text()
+    assert "../" not in readme
+    targets = [target for target in re.findall(r"\]\(([^)#]+)", readme) if "://" not in target]
+    assert "docs/API.md" in targets and "docs/SEMANTICS.md" in targets
+    for target in targets:
+        path = (ROOT / target).resolve()
+        assert path.is_relative_to(ROOT) and path.is_file(), target
+    contract = {path.name for path in (ROOT / "docs").glob("*.md")}
+    assert {"API.md", "SEMANTICS.md", "WORKERS.md", "SCHEDULES.md", "ALERTS.md"} <= contract
