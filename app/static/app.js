@@ -556,6 +556,9 @@
       render(...latest);
     }
     async function stop(alert, button) {
+      const text = [`Stop job ${alert.jobId} (${alert.jobName || 'unreadable function'}) of queue ${alert.queueName} now?`,
+        'Its work horse is killed: the run ends "stopped" among the failed jobs, from where it can be retried.'];
+      if (!await confirmAction('Stop this run?', text, 'Stop')) return;
       button.disabled = true;
       const url = ds.stopTemplate.replace('__QUEUE__', encodeURIComponent(alert.queueName)).replace('__JOB__', encodeURIComponent(alert.jobId));
       try {
@@ -578,7 +581,7 @@
         if (canAct) {
           const button = el('button', { type: 'button', text: copy ? 'Retry again…' : 'Retry…' });
           button.addEventListener('click', () => retry(alert, button));
-          const stopButton = el('button', { type: 'button', text: 'Stop', title: 'Stop this run now (it ends stopped, retryable)' });
+          const stopButton = el('button', { type: 'button', text: 'Stop…', title: 'Stop this run now (it ends stopped, retryable)' });
           stopButton.addEventListener('click', () => stop(alert, stopButton));
           actions.append(stopButton, button, el('a', { href: `${jobPage(alert.queueName, alert.jobId)}#retry-title`, text: 'Retry with overrides' }));
         } else actions.append(el('a', { href: jobPage(alert.queueName, alert.jobId), text: 'Open' }));
