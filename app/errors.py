@@ -70,15 +70,9 @@ def _handle_http(exc: HTTPException) -> Response:
         message = f"Method {request.method} is not allowed on {request.path}"
     elif status == 413:
         message = "The request body is larger than 64 KiB"
-    elif status == 429:
-        message = "Too many attempts; try again later"
     response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
     if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-    if status == 429:
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            response.headers["Retry-After"] = str(retry_after)
     return response
 
 

@@ -147,9 +147,6 @@ def queue_rate_reads(pipeline: Pipeline, now: float) -> None:
         pipeline.hgetall(keys.stats_bucket(MINUTE.name, minute))
 
 
-RATE_READ_COUNT = 7  # how many results queue_rate_reads adds to a pipeline
-
-
 @dataclass(frozen=True)
 class Rates:
     """successRate over the last 1000 finished jobs, processingRate (finished per minute over 5 minutes);

@@ -34,10 +34,6 @@ def add_prioritized(pipeline: Pipeline | Redis, queue_name: str, job_id: str, pr
     pipeline.zadd(queue_keys(queue_name).prioritized, {job_id: score(priority, sequence)})
 
 
-def remove_prioritized(pipeline: Pipeline | Redis, queue_name: str, job_id: str) -> None:
-    pipeline.zrem(queue_keys(queue_name).prioritized, job_id)
-
-
 def count_prioritized(connection: Redis, queue_name: str) -> int:
     return int(connection.zcard(queue_keys(queue_name).prioritized))
 
