@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.domain import history
+from app.domain import audit, history
 from app.domain.jobs import fetch_job
 from app.domain.names import check_queue_name
 from app.domain.queues import list_queue_names, require_queue
@@ -34,6 +34,7 @@ from app.domain.users import Role
 from app.errors import ApiError, validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import LoginBody, Success
+from app.schemas.audit import AuditQuery
 from app.schemas.jobs import Query
 from app.security import (
     LoginThrottled,
@@ -231,6 +232,20 @@ def trend_chart() -> Any:
     response.headers["Content-Security-Policy"] = SVG_POLICY  # pygal styles inline; no script is allowed
     response.headers["Cache-Control"] = "private, max-age=30"
     return response
+
+
+@bp.get("/audit")
+@page
+def audit_log() -> Any:
+    """The audit log (admins): filters by actor and action, older entries through `before`."""
+    if not Role(g.page_user["role"]).includes(Role.ADMIN):
+        raise ApiError(403, "forbidden", "The audit log needs the admin role or above")
+    try:  # an empty field of the filter form means no filter
+        query = AuditQuery.model_validate({key: value for key, value in request.args.items() if value})
+    except ValidationError as error:
+        raise validation_failed(error) from None
+    found = audit.list_entries(get_redis(), audit.Query(query.limit, query.actor, query.action, query.before))
+    return render("audit.html", query=query, **found)
 
 
 def _wants_html() -> bool:

@@ -7,6 +7,7 @@ over at most the cap, never more.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -53,7 +54,11 @@ def redact(value: Any, depth: int = 0) -> Any:
 
 
 def _params_json(params: dict[str, Any]) -> str:
-    text = orjson.dumps(redact(params), default=str).decode()
+    cleaned = redact(params)
+    try:
+        text = orjson.dumps(cleaned, default=str).decode()
+    except TypeError:  # integers past 64 bits, which a refused body may hold
+        text = json.dumps(cleaned, default=str)
     if len(text) > MAX_PARAMS_CHARS:
         return orjson.dumps({"truncated": True, "fields": sorted(params)[:50]}).decode()
     return text

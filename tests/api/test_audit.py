@@ -228,3 +228,12 @@ def test_params_are_redacted_and_bounded(connection):
         "ok": 1,
     }
     assert second["params"] == {"truncated": True, "fields": ["blob"]}
+
+
+def test_a_refused_body_of_any_shape_is_recorded(client, auth, connection):
+    """An integer past 64 bits (which orjson cannot write) in a refused body: the 400 stands, the entry is written."""
+    Queue("audit-big", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    response = client.post("/api/v1/admin/jobs/retry/audit-big/x", json={"priority": 2**70}, headers=auth("admin"))
+    assert response.status_code == 400
+    (entry,) = entries(client, auth, action="job.retry")
+    assert entry["params"] == {"priority": 2**70} and entry["status"] == 400
