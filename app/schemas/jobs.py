@@ -114,7 +114,8 @@ class StuckAlert(Open):
     severity: Literal["low", "medium", "high", "critical"]
     startedAt: str | None  # noqa: N815
     data: dict[str, Any] | None
-    attemptsMade: int  # noqa: N815
+    attemptsMade: int | None  # noqa: N815 - null when the job's hash cannot be read
+    unreadable: bool = Field(False, description="true: the job could not be read whole; unread fields are null")
 
 
 class SeverityCounts(Open):
@@ -147,6 +148,9 @@ class JobDetail(Open):
     jobId: str  # noqa: N815
     queueName: str  # noqa: N815
     state: str
+    jobName: str | None = None  # noqa: N815
+    data: dict[str, Any] | None = None
+    unreadable: bool = Field(False, description="true: the job could not be read whole; unread fields are null")
 
 
 class PauseResult(Open):
