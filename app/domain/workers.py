@@ -58,7 +58,7 @@ class WorkerStatus(StrEnum):
     STALE = "stale"
 
 
-# The hash fields read (HMGET keeps the reply to the values, in this order).
+# The hash fields read, in this order.
 # RQ's last_heartbeat is written with every MonitoredWorker beat (super().heartbeat() runs first), so it is the
 # one time read; state and current_job come first, at the positions the script below uses.
 FIELDS = (
@@ -67,29 +67,33 @@ FIELDS = (
     *(HONOURS_PAUSE, RSS_MB, CPU_PERCENT, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
 )
 
-# One round trip: the registry (or one named worker), each hash's FIELDS with its TTL and execution index, the
-# job each runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
+SEPARATOR = "\x1f"  # ASCII unit separator: in no RQ field, and JSON escapes it
+
+# One round trip: the registry (or one named worker), each hash's FIELDS joined by SEPARATOR (missing ones empty:
+# one string per worker is far cheaper to build and parse than 20), the TTL of plain workers' hashes, the job each
+# runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
 # ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
 _READ_LUA = """
 local worker_keys
 if ARGV[2] ~= '' then worker_keys = {ARGV[2]} else worker_keys = redis.call('SMEMBERS', KEYS[1]) end
 local fields = {unpack(ARGV, 3)}
+local count = #fields
 local out = {redis.call('EXISTS', KEYS[2])}
 for _, key in ipairs(worker_keys) do
   local values = redis.call('HMGET', key, unpack(fields))
+  for i = 1, count do if not values[i] then values[i] = '' end end
   local job_id = values[2]
-  if not job_id or job_id == '' then
-    job_id = nil
-    if values[1] == 'busy' then
-      local execution = redis.call('SRANDMEMBER', key .. ':executions')
-      if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
-    end
+  if job_id == '' and values[1] == 'busy' then
+    local execution = redis.call('SRANDMEMBER', key .. ':executions')
+    if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
   end
   local job = {}
-  if job_id then
+  if job_id ~= '' then
     job = redis.call('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
   end
-  table.insert(out, {key, values, redis.call('TTL', key), job_id or '', job})
+  local ttl = -3  -- not read: a MonitoredWorker's liveness does not depend on it
+  if values[12] == '' then ttl = redis.call('TTL', key) end
+  out[#out + 1] = {key, table.concat(values, '\\031'), ttl, job_id, job}
 end
 return out
 """
@@ -183,24 +187,21 @@ def _read_one(connection: Redis, name: str) -> tuple[list[Any], bool]:
         pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, key, *FIELDS)
         pipe.sismember(WORKERS_SET, key)
         reply, registered = pipe.execute()
-    if not any(reply[1][1]) and not registered:
+    if not reply[1][1].strip(SEPARATOR.encode()) and not registered:
         raise WorkerNotFound(name)
     return reply[1], bool(reply[0])
 
 
-def _fields(values: list[bytes | None]) -> dict[str, str]:
-    return {
-        name: value.decode(errors="replace") for name, value in zip(FIELDS, values, strict=True) if value is not None
-    }
+def _fields(joined: bytes) -> dict[str, str]:
+    return dict(zip(FIELDS, joined.decode(errors="replace").split(SEPARATOR), strict=True))
 
 
 def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
-    key, raw, ttl, job_id, job = entry
+    key, joined, ttl, job_id, job = entry
+    values = joined.decode(errors="replace").split(SEPARATOR)
     (state, _current, birth_at, beat_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
-     rss, cpu, limit, pool, slot, capabilities, paused, override) = [
-        None if value is None else value.decode(errors="replace") for value in raw
-    ]  # fmt: skip
-    monitored = monitored_flag is not None
+     rss, cpu, limit, pool, slot, capabilities, paused, override) = values  # fmt: skip
+    monitored = monitored_flag != ""
     heartbeat = _rq_time(beat_at)
     age = None if heartbeat is None else max(0.0, now - heartbeat)
     liveness = _liveness(monitored, age, ttl, active_seconds, stale_seconds)
@@ -219,15 +220,15 @@ def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float
     birth = _rq_time(birth_at)
     return {
         "worker_name": key.decode()[len(WORKER_PREFIX) :],
-        "hostname": hostname,
-        "pid": _int(pid) if pid is not None else None,
+        "hostname": hostname or None,
+        "pid": _int(pid) if pid else None,
         "queues": queues.split(",") if queues else [],
         "pool": pool or None,
         "slot": _int(slot) if slot else None,
         "monitored": monitored,
-        "status": status.value,
-        "liveness": liveness.value,
-        "state": state,
+        "status": status,  # str enums: plain strings to JSON and to comparisons
+        "liveness": liveness,
+        "state": state or None,
         "birth": _z(birth_at),
         "uptime_seconds": round(now - birth, 3) if birth is not None else None,
         "tasks_processed": processed,
@@ -243,8 +244,8 @@ def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float
         "cpu_percent": _float(cpu),
         "memory_limit_mb": _float(limit),
         "capabilities": dict(_capabilities(capabilities)) if monitored else None,
-        "rq_version": version,
-        "control": allowed_actions(status, monitored, bool(pool)),
+        "rq_version": version or None,
+        "control": list(_ACTIONS[status, monitored, bool(pool)]),
     }
 
 
@@ -258,6 +259,14 @@ def allowed_actions(status: WorkerStatus, monitored: bool, in_pool: bool) -> lis
         return ["stop"]
     actions = ["resume" if status is WorkerStatus.PAUSED else "pause", "stop"]
     return [*actions, "restart"] if in_pool else actions
+
+
+_ACTIONS = {
+    (status, monitored, in_pool): tuple(allowed_actions(status, monitored, in_pool))
+    for status in WorkerStatus
+    for monitored in (False, True)
+    for in_pool in (False, True)
+}
 
 
 def _liveness(monitored: bool, age: float | None, ttl: int, active_seconds: float, stale_seconds: float) -> Liveness:
