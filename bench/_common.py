@@ -57,13 +57,16 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def web_process(url: str, worker_connections: int = 1000, **settings: str) -> Iterator[tuple[int, subprocess.Popen]]:
-    """The product as deployed: gunicorn, ONE gevent worker (`app.launcher.start_web`), on a free port."""
+def web_process(
+    url: str, worker_connections: int = 1000, cwd: Path = ROOT, **settings: str
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """The product as deployed: gunicorn, ONE gevent worker (`app.launcher.start_web`), on a free port; `cwd`:
+    the source tree it serves (another revision's, extracted, for before/after runs)."""
     from app.launcher import start_web, wait_for_web  # noqa: PLC0415
 
     env = {**os.environ, "REDIS_URL": url, "JWT_SECRET_KEY": SECRET, "RQMON_ENV": "production", **settings}
     port = free_port()
-    process = start_web(env, port, worker_connections=worker_connections, cwd=ROOT, stdout=subprocess.DEVNULL)
+    process = start_web(env, port, worker_connections=worker_connections, cwd=cwd, stdout=subprocess.DEVNULL)
     try:
         wait_for_web(port, process)
         yield port, process
