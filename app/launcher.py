@@ -294,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{', '.join(exited)} exited on its own; stopping the rest.", flush=True)
                 status = 1
                 break
-    except RuntimeError:  # the web process died before answering: unless we were told to stop, say so
+    except RuntimeError as error:  # the web process died before answering: unless we were told to stop, say so
         if not stop.is_set():
-            raise
+            print(f"rq-monitor: {error}; its output is above.", file=sys.stderr, flush=True)
+            status = 1
     finally:
         stop.set()
         print("Stopping (Ctrl-C again to stop at once)…", flush=True)
