@@ -44,7 +44,7 @@ def action_name(endpoint: str, view_args: dict[str, Any] | None) -> str:
     return f"{noun}.{function.removesuffix(f'_{noun}')}"
 
 
-def _actor() -> tuple[str | None, str | None]:
+def _actor(params: dict[str, Any]) -> tuple[str | None, str | None]:
     """Who made the request, and with which role: the verified token's, else the name a login was tried with."""
     claims = g.get("_jwt_extended_jwt")
     if claims:
@@ -52,7 +52,7 @@ def _actor() -> tuple[str | None, str | None]:
     user = g.get("signed_in_user")
     if user is not None:
         return user.username, user.role.value
-    attempted = _body().get("username") or request.form.get("username")
+    attempted = params.get("username")
     return (str(attempted)[:64] if attempted else None), None
 
 
@@ -81,10 +81,11 @@ def _target(action: str, actor: str | None) -> str | None:
 def record_request(response: Response) -> Response:
     """after_request: one entry per state-changing request, written before the response goes out."""
     endpoint = request.endpoint
-    if request.method in SAFE_METHODS or not endpoint or endpoint in NOT_AUDITED or response.status_code == 413:
+    if request.method in SAFE_METHODS or not endpoint or endpoint in NOT_AUDITED:
         return response
     action = action_name(endpoint, request.view_args)
-    actor, role = _actor()
+    params = {} if response.status_code == 413 else _params()  # an oversized body is never read
+    actor, role = _actor(params)
     try:
         audit.record(
             get_redis(),
@@ -92,7 +93,7 @@ def record_request(response: Response) -> Response:
             role=role,
             action=action,
             target=_target(action, actor),
-            params=_params(),
+            params=params,
             status=response.status_code,
             address=request.remote_addr,
         )

@@ -237,3 +237,14 @@ def test_a_refused_body_of_any_shape_is_recorded(client, auth, connection):
     assert response.status_code == 400
     (entry,) = entries(client, auth, action="job.retry")
     assert entry["params"] == {"priority": 2**70} and entry["status"] == 400
+
+
+def test_an_oversized_body_is_recorded_without_being_read(client, auth, connection):
+    Queue("audit-huge", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    body = '{"pad": "' + "x" * 70_000 + '"}'
+    response = client.post(
+        "/api/v1/admin/jobs/retry/audit-huge/x", data=body, content_type="application/json", headers=auth("admin")
+    )
+    assert response.status_code == 413
+    (entry,) = entries(client, auth, action="job.retry")
+    assert entry["status"] == 413 and entry["params"] == {} and entry["actor"] is None

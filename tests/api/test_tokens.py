@@ -181,3 +181,12 @@ def test_logout_with_a_token_revokes_it(client, auth):
     secret = create(client, auth, "one-shot")["token"]
     assert client.post("/api/v1/auth/logout", headers=bearer(secret)).status_code == 200
     assert client.get("/api/v1/auth/me", headers=bearer(secret)).status_code == 401
+
+
+def test_the_document_describes_the_token_routes_and_the_throttle(client, auth):
+    document = client.get("/api/v1/openapi.json", headers=auth("moderator")).get_json()
+    paths = document["paths"]
+    assert {"post", "get"} <= set(paths[URL]) and "delete" in paths[f"{URL}/{{name}}"]
+    assert {"201", "409"} <= set(paths[URL]["post"]["responses"])
+    assert "token" in str(document["components"]["schemas"])
+    assert {"200", "400", "403"} <= set(paths["/api/v1/audit"]["get"]["responses"])
