@@ -50,6 +50,25 @@ def role_required(minimum: Role) -> Callable[[F], F]:
     return decorator
 
 
+def read_with_auth(read: Callable[[Any], Callable[[list[Any]], Any]]) -> Callable[[F], F]:
+    """Join a read-only view's Redis read to the auth lookup's round trip: `read(pipeline)` queues its commands and
+    returns the function that builds the view's data from their results (`joined_read()` in the view). The read
+    runs once the token's signature is verified, before its revocation and role are known, and is discarded when
+    they refuse the request: for GET views only."""
+
+    def decorator(view: F) -> F:
+        view.read_with_auth = read  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def joined_read() -> Any | None:
+    """The data of the view's read joined to the auth lookup (None when the lookup did not run it, e.g. an API
+    token: the view reads on its own then)."""
+    return g.pop("joined_read", None)
+
+
 def authenticate() -> None:
     """The request's credentials: an API token (`Authorization: Bearer rqm_…`), else a JWT (header or cookie)."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
@@ -157,12 +176,17 @@ def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> b
     markers = [keys.revoked_token(jwt_payload["jti"])]
     if jwt_payload.get("sid"):
         markers.append(keys.revoked_session(jwt_payload["sid"]))
+    view = current_app.view_functions.get(request.endpoint or "")
+    read = getattr(view, "read_with_auth", None) if request.method == "GET" else None
     with get_redis().pipeline(transaction=False) as pipe:
         pipe.exists(*markers)
         pipe.hget(keys.user(jwt_payload["sub"]), "role")
-        revoked, role = pipe.execute()
+        finish = read(pipe) if read is not None else None
+        revoked, role, *read_results = pipe.execute()
     if revoked or role is None:
         return True
+    if finish is not None:
+        g.joined_read = finish(read_results)
     g.current_user_role = role.decode()
     return False
 

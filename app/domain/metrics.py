@@ -8,6 +8,7 @@ and counts every state of each server-side, in the same pipeline as the success 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
@@ -90,9 +91,21 @@ def parse_queue_counts(flat: list[Any]) -> list[dict[str, Any]]:
 def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
-        queue_counts_reads(pipe, now)
-        history.queue_rate_reads(pipe, now)
-        flat, *rate_results = pipe.execute()
+        finish = metrics_reads(pipe, now)
+        return finish(pipe.execute())
+
+
+def metrics_reads(pipe: Any, now: float | None = None) -> Callable[[list[Any]], dict[str, Any]]:
+    """Queue the metrics document's reads on `pipe` (a caller may add them to a round trip of its own, as the
+    request's auth lookup does); the returned function builds the document from their results."""
+    now = time.time() if now is None else now
+    queue_counts_reads(pipe, now)
+    history.queue_rate_reads(pipe, now)
+    return lambda results: _metrics_document(results, now)
+
+
+def _metrics_document(results: list[Any], now: float) -> dict[str, Any]:
+    flat, *rate_results = results
     queues = parse_queue_counts(flat)
     rates = history.parse_rates(rate_results, now)
     for entry in queues:

@@ -1,0 +1,58 @@
+"""GET /metrics costs ONE Redis round trip, the token check included (the counts join the auth lookup), and a
+refused token still gets nothing."""
+
+from __future__ import annotations
+
+import pytest
+from redis.connection import AbstractConnection
+from rq import Queue
+
+from app.domain import keys
+from app.domain.metrics import get_metrics
+from tests.api.test_auth import assert_error
+
+API = "/api/v1/admin/jobs"
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Round trips redis-py makes (one per command or pipeline sent) while counting."""
+    counted = [0]
+    send = AbstractConnection.send_packed_command
+
+    def counting(connection, command, check_health=True):  # type: ignore[no-untyped-def]
+        counted[0] += 1
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return counted
+
+
+def test_metrics_in_one_round_trip_with_the_token_check(client, auth, connection, round_trips):
+    """Regression: the auth lookup and the counts were two round trips."""
+    for name in ("mc-a", "mc-b"):
+        Queue(name, connection=connection).enqueue("workers.tasks.noop")
+    headers = auth("moderator")
+    client.get(f"{API}/metrics", headers=headers)  # warm: the pooled connection is open
+    round_trips[0] = 0
+    document = client.get(f"{API}/metrics", headers=headers).get_json()
+    assert round_trips[0] == 1
+    expected = get_metrics(connection)
+    assert [(q["queueName"], q["waiting"]) for q in document["queues"]] == [("mc-a", 1), ("mc-b", 1)]
+    assert document["totals"] == expected["totals"]
+
+
+def test_a_revoked_or_deleted_user_gets_no_metrics(client, auth, connection, tokens):
+    headers = auth("moderator")
+    assert client.get(f"{API}/metrics", headers=headers).status_code == 200
+    connection.delete(keys.user("user-moderator"))
+    body = assert_error(client.get(f"{API}/metrics", headers=headers), 401, "token_revoked")
+    assert "queues" not in body
+
+
+def test_other_reads_do_not_join_the_auth_lookup(client, auth, round_trips):
+    headers = auth("moderator")
+    client.get("/api/v1/auth/me", headers=headers)
+    round_trips[0] = 0
+    assert client.get("/api/v1/auth/me", headers=headers).get_json()["role"] == "moderator"
+    assert round_trips[0] == 1
