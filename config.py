@@ -54,6 +54,11 @@ class Config:
     RQMON_SLOT: int | None = None
     RQMON_MEMORY_LIMIT_MB: float | None = None
     RQMON_WORKER_CAPABILITIES: dict[str, Any] = {}
+    # Periodic jobs (SCHEDULES.md): the module prefixes a schedule's function must be under, how late a firing
+    # may be before it counts as missed, and how old the active scheduler's heartbeat may be before it is down.
+    PERIODIC_ALLOWED_MODULES: tuple[str, ...] = ("workers.tasks",)
+    SCHEDULE_GRACE_SECONDS = 60.0
+    SCHEDULER_DOWN_SECONDS = 30.0
 
 
 def _bool(value: str) -> bool:
@@ -105,6 +110,14 @@ def _positive(value: str) -> float:
     return number
 
 
+def _module_prefixes(value: str) -> tuple[str, ...]:
+    """Comma-separated dotted module names (`workers.tasks,myapp.jobs`)."""
+    prefixes = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not prefixes or not all(part.replace("_", "a").replace(".", "a").isalnum() for part in prefixes):
+        raise ValueError("needs comma-separated module names, e.g. workers.tasks,myapp.jobs")
+    return prefixes
+
+
 # name -> parser; every setting a deployment may change.
 ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "ENV": str,
@@ -127,6 +140,9 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "RQMON_SLOT": int,
     "RQMON_MEMORY_LIMIT_MB": _positive,
     "RQMON_WORKER_CAPABILITIES": _capabilities,
+    "PERIODIC_ALLOWED_MODULES": _module_prefixes,
+    "SCHEDULE_GRACE_SECONDS": _positive,
+    "SCHEDULER_DOWN_SECONDS": _positive,
 }
 
 

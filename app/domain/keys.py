@@ -131,3 +131,36 @@ def token_failures(address: str) -> str:
 AUDIT = f"{PREFIX}:audit"  # stream of audit entries: XADD MAXLEN ~ AUDIT_CAP, XTRIM MINID past AUDIT_RETENTION_DAYS
 AUDIT_CAP = 100_000
 AUDIT_RETENTION_DAYS = 90
+
+
+# Periodic jobs (SCHEDULES.md). rq-scheduler's own keys (rq:scheduler:scheduled_jobs, rq:scheduler_lock) hold the
+# timing; these hold the definitions and what happened.
+SCHEDULES = f"{PREFIX}:schedules"  # hash: schedule name -> definition JSON; bounded by what admins create
+SCHEDULE_LAST_JOB = f"{PREFIX}:schedule-last-job"  # hash: schedule name -> id of its latest run's job
+SCHEDULE_MISSED = f"{PREFIX}:schedule-missed"  # hash: schedule name -> missed firings since creation
+SCHEDULE_OPEN_RUNS = f"{PREFIX}:schedule-open-runs"  # sorted set "<name>\x1f<job id>" by enqueue time; runs not yet
+# ended, removed when the scheduler records their end (or after SCHEDULE_OPEN_RUN_MAX_SECONDS)
+SCHEDULE_OPEN_RUN_MAX_SECONDS = 7 * 86400
+SCHEDULE_RUNS_CAP = 1000
+SCHEDULER_HEARTBEAT = f"{PREFIX}:scheduler"  # hash of the active scheduler (name, hostname, pid, time); TTL below
+SCHEDULER_HEARTBEAT_TTL_SECONDS = 3600
+
+
+def schedule_runs(name: str) -> str:
+    """Sorted set of one schedule's run ids scored by enqueue (or due) time; capped at SCHEDULE_RUNS_CAP, deleted
+    with the schedule."""
+    return f"{PREFIX}:schedule-runs:{name}"
+
+
+def schedule_run_data(name: str) -> str:
+    """Hash run id -> run JSON of one schedule; trimmed with schedule_runs(name), deleted with the schedule."""
+    return f"{PREFIX}:schedule-run-data:{name}"
+
+
+SCHEDULE_DAY_TTL_SECONDS = 2 * 86400
+
+
+def schedule_day_counts(day: str) -> str:
+    """Hash schedule name -> runs enqueued on one UTC day (YYYYMMDD); TTL SCHEDULE_DAY_TTL_SECONDS."""
+    return f"{PREFIX}:schedule-day:{day}"
+

@@ -1,0 +1,422 @@
+"""Runs of periodic jobs: firing (a NEW job from the schedule's template each time), the run history (the last
+SCHEDULE_RUNS_CAP runs of each schedule, kept after RQ expired the jobs) and the scheduler's status.
+
+A run record: {"runId", "jobId", "trigger", "dueAt", "enqueuedAt", "startedAt", "endedAt", "state",
+"durationMs", "failedReason"}; state is a job state (waiting, active, completed, failed, ...) or `skipped` /
+`missed` for firings that enqueued nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis, WatchError
+from redis.client import Pipeline
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq_scheduler import Scheduler
+
+from app.domain import attempts, keys
+from app.domain.jobs import STATE_OF_STATUS
+from app.domain.schedules import (
+    META_SCHEDULE,
+    META_TRIGGER,
+    due_times,
+    get_definition,
+    next_due,
+    utc_day,
+)
+from app.domain.timeutil import iso_from_timestamp, to_ms
+
+log = logging.getLogger(__name__)
+
+SKIPPED = "skipped"
+MISSED = "missed"
+UNFINISHED_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
+ENDED_STATUSES = {b"finished", b"failed", b"stopped", b"canceled"}
+MISSED_RECORDS_PER_FIRING = 20  # missed firings are all counted; this many are listed in the history
+_SEP = "\x1f"
+
+
+# --- recording ----------------------------------------------------------------------------------------
+
+
+def _record(pipe: Pipeline, name: str, run: dict[str, Any], score: float) -> None:
+    runs = keys.schedule_runs(name)
+    pipe.zadd(runs, {run["runId"]: score})
+    pipe.hset(keys.schedule_run_data(name), run["runId"], json.dumps(run))
+
+
+_TRIM_LUA = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+if #ids > 0 then
+  redis.call('ZREM', KEYS[1], unpack(ids))
+  redis.call('HDEL', KEYS[2], unpack(ids))
+end
+return #ids
+"""
+
+
+def _trim(pipe: Pipeline, name: str) -> None:
+    pipe.eval(_TRIM_LUA, 2, keys.schedule_runs(name), keys.schedule_run_data(name), keys.SCHEDULE_RUNS_CAP)
+
+
+def _new_run(run_id: str, trigger: str, due: float | None, now: float, state: str, job_id: str | None) -> dict:
+    return {
+        "runId": run_id,
+        "jobId": job_id,
+        "trigger": trigger,
+        "dueAt": iso_from_timestamp(due) if due is not None else None,
+        "enqueuedAt": iso_from_timestamp(now) if job_id else None,
+        "startedAt": None,
+        "endedAt": None,
+        "state": state,
+        "durationMs": None,
+        "failedReason": None,
+    }
+
+
+def _run_job(definition: dict[str, Any], queue: Queue, trigger: str) -> Job:
+    """A new job (fresh id) from the schedule's template; not stored yet."""
+    total = definition.get("attempts") or 1
+    meta: dict[str, Any] = {META_SCHEDULE: definition["name"], META_TRIGGER: trigger, attempts.ATTEMPTS: total}
+    if definition.get("backoff"):
+        meta[attempts.BACKOFF] = definition["backoff"]
+    return queue.create_job(
+        definition["func"],
+        args=tuple(definition["args"]),
+        kwargs=definition["kwargs"],
+        timeout=definition.get("timeout"),
+        description=definition.get("description") or None,
+        retry=attempts.retry_for(total, definition.get("backoff")),
+        meta=meta,
+    )
+
+
+def _enqueue_in(
+    connection: Redis, pipe: Pipeline, definition: dict[str, Any], trigger: str, due: float | None, now: float
+) -> dict[str, Any]:
+    """Queue a new run inside the caller's MULTI; returns its run record (also queued in the pipeline)."""
+    queue = Queue(definition["queue"], connection=connection)
+    job = _run_job(definition, queue, trigger)
+    queue.enqueue_job(job, pipeline=pipe)
+    name = definition["name"]
+    run = _new_run(job.id, trigger, due, now, "waiting", job.id)
+    _record(pipe, name, run, now)
+    pipe.hset(keys.SCHEDULE_LAST_JOB, name, job.id)
+    pipe.zadd(keys.SCHEDULE_OPEN_RUNS, {f"{name}{_SEP}{job.id}": now})
+    day = keys.schedule_day_counts(utc_day(now))
+    pipe.hincrby(day, name, 1)
+    pipe.expire(day, keys.SCHEDULE_DAY_TTL_SECONDS)
+    return run
+
+
+def run_now(connection: Redis, name: str) -> str:
+    """Enqueue one run at once (trigger `manual`); the schedule's next run is unchanged. Returns the job id."""
+    definition = get_definition(connection, name)
+    now = time.time()
+    with connection.pipeline() as pipe:
+        run = _enqueue_in(connection, pipe, definition, "manual", None, now)
+        _trim(pipe, name)
+        pipe.execute()
+    return str(run["jobId"])
+
+
+def _previous_run_unfinished(connection: Redis, name: str) -> bool:
+    job_id = connection.hget(keys.SCHEDULE_LAST_JOB, name)
+    if job_id is None:
+        return False
+    return connection.hget(Job.key_for(job_id.decode()), "status") in UNFINISHED_STATUSES
+
+
+def fire(connection: Redis, template: str, due: float, now: float, grace: float) -> list[dict[str, Any]]:
+    """Fire the schedule whose rq-scheduler job is `template`, due at `due`: at most one new run (a late one is
+    the one catch-up of every missed due time), the missed and skipped ones recorded, the next due time set.
+    Atomic with the due time it read: a second scheduler or a pause in between makes it a no-op."""
+    name_raw = connection.hget(Job.key_for(template), "meta")
+    with connection.pipeline() as pipe:
+        for _ in range(5):
+            try:
+                pipe.watch(Scheduler.scheduled_jobs_key, keys.SCHEDULES)
+                return _fire_watched(pipe, connection, template, due, now, grace)
+            except WatchError:
+                continue
+    log.warning("schedule %s (%s) not fired: it kept changing", template, name_raw)
+    return []
+
+
+def _fire_watched(pipe: Any, connection: Redis, template: str, due: float, now: float, grace: float) -> list:
+    score = pipe.zscore(Scheduler.scheduled_jobs_key, template)
+    if score is None or abs(float(score) - due) > 0.001:
+        return []  # fired, paused or rescheduled meanwhile
+    name = _schedule_of(pipe, template)
+    raw = pipe.hget(keys.SCHEDULES, name) if name else None
+    if name is None or raw is None:
+        pipe.multi()
+        pipe.zrem(Scheduler.scheduled_jobs_key, template)
+        pipe.execute()
+        return []
+    definition = json.loads(raw)
+    missed = due_times(definition, due, now - grace, limit=100_000) if now - due > grace else []
+    skip = definition.get("overlap", "skip") == "skip" and _previous_run_unfinished(connection, name)
+    pipe.multi()
+    runs = []
+    for at in missed[-MISSED_RECORDS_PER_FIRING:]:
+        runs.append(_new_run(f"missed-{int(at * 1000)}", "schedule", at, now, MISSED, None))
+        _record(pipe, name, runs[-1], at)
+    if missed:
+        pipe.hincrby(keys.SCHEDULE_MISSED, name, len(missed))
+    if skip:
+        skipped = _new_run(f"skipped-{int(now * 1000)}", "schedule", due, now, SKIPPED, None)
+        _record(pipe, name, skipped, now)
+        runs.append(skipped)
+    else:
+        runs.append(_enqueue_in(connection, pipe, definition, "schedule", due, now))
+    _trim(pipe, name)
+    pipe.zadd(Scheduler.scheduled_jobs_key, {template: next_due(definition, now, base=due)})
+    pipe.execute()
+    return runs
+
+
+def _schedule_of(pipe: Any, template: str) -> str | None:
+    from rq.serializers import resolve_serializer  # noqa: PLC0415
+
+    raw = pipe.hget(Job.key_for(template), "meta")
+    if not raw:
+        return None
+    try:
+        meta = resolve_serializer(None).loads(raw)
+    except Exception:  # noqa: BLE001 - a template that cannot be read is not ours to fire
+        return None
+    return meta.get(META_SCHEDULE) if isinstance(meta, dict) else None
+
+
+def is_schedule_template(job: Job) -> bool:
+    return META_SCHEDULE in (job.meta or {}) and job.id.startswith("rqmon-schedule-")
+
+
+# --- ends of runs -------------------------------------------------------------------------------------
+
+
+def _ended(job_id: str, fields: list[bytes | None]) -> dict[str, Any]:
+    """What a run's job says now: state, start, end, duration, failure reason (None fields when unknown)."""
+    status, started, ended = fields
+    if status is None:
+        return {"state": "expired"}
+    text = status.decode(errors="replace")
+    state = STATE_OF_STATUS.get(JobStatus(text), text) if text in JobStatus._value2member_map_ else text
+    start, end = _rq_time(started), _rq_time(ended)
+    update: dict[str, Any] = {
+        "state": state,
+        "startedAt": _iso(start),
+        "endedAt": _iso(end) if state != "active" else None,
+    }
+    if start is not None and end is not None and status in ENDED_STATUSES:
+        update["durationMs"] = int((end - start) * 1000)
+    return update
+
+
+def _rq_time(value: bytes | None) -> float | None:
+    if not value:
+        return None
+    from rq.utils import str_to_date  # noqa: PLC0415
+
+    moment = to_ms(str_to_date(value))
+    return moment / 1000 if moment is not None else None
+
+
+def _iso(seconds: float | None) -> str | None:
+    return iso_from_timestamp(seconds) if seconds is not None else None
+
+
+def _failure(connection: Redis, job_id: str) -> str | None:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except Exception:  # noqa: BLE001 - expired or unreadable: no reason to show
+        return None
+    result = job.latest_result()
+    rq_error = result.exc_string if result is not None else None
+    reason = attempts.read_attempts(job, rq_error=rq_error)["failedReason"]
+    lines = (rq_error or "").strip().splitlines()
+    return reason or (lines[-1] if lines else None)
+
+
+def record_ends(connection: Redis, batch: int = 500) -> int:
+    """Written by the active scheduler: runs whose job ended (or expired) get their final state; returns how
+    many. Reads of the history overlay the live state of runs not recorded yet, so this can run lazily."""
+    members = [m.decode() for m in connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1)]
+    if not members:
+        return 0
+    pairs = [member.split(_SEP, 1) for member in members]
+    with connection.pipeline(transaction=False) as pipe:
+        for _, job_id in pairs:
+            pipe.hmget(Job.key_for(job_id), "status", "started_at", "ended_at")
+        replies = pipe.execute()
+    done = 0
+    cutoff = time.time() - keys.SCHEDULE_OPEN_RUN_MAX_SECONDS
+    opened = dict(connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1, withscores=True))
+    with connection.pipeline(transaction=False) as pipe:
+        for member, (name, job_id), fields in zip(members, pairs, replies, strict=True):
+            status = fields[0]
+            old = opened.get(member.encode(), time.time()) < cutoff
+            if status is not None and status not in ENDED_STATUSES and not old:
+                continue
+            update = _ended(job_id, fields)
+            if status == b"failed":
+                update["failedReason"] = _failure(connection, job_id)
+            raw = connection.hget(keys.schedule_run_data(name), job_id)
+            if raw is not None:
+                pipe.hset(keys.schedule_run_data(name), job_id, json.dumps({**json.loads(raw), **update}))
+            pipe.zrem(keys.SCHEDULE_OPEN_RUNS, member)
+            done += 1
+        pipe.execute()
+    return done
+
+
+# --- reads --------------------------------------------------------------------------------------------
+
+
+def _overlay(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs not recorded as ended yet get their job's live state (read only)."""
+    open_runs = [run for run in runs if run.get("jobId") and run["state"] not in ("completed", "failed", "expired")]
+    if not open_runs:
+        return runs
+    with connection.pipeline(transaction=False) as pipe:
+        for run in open_runs:
+            pipe.hmget(Job.key_for(run["jobId"]), "status", "started_at", "ended_at")
+        replies = pipe.execute()
+    for run, fields in zip(open_runs, replies, strict=True):
+        if fields[0] is not None:
+            run.update(_ended(run["jobId"], fields))
+    return runs
+
+
+def _public(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: run.get(key)
+        for key in (
+            "jobId",
+            "trigger",
+            "dueAt",
+            "enqueuedAt",
+            "startedAt",
+            "endedAt",
+            "state",
+            "durationMs",
+            "failedReason",
+        )
+    }
+
+
+def list_runs(connection: Redis, name: str, limit: int = 10, status: str | None = None) -> dict[str, Any]:
+    """The schedule's runs, newest first, optionally only those in one state."""
+    get_definition(connection, name)
+    ids = connection.zrevrange(keys.schedule_runs(name), 0, -1 if status else limit - 1)
+    raw = connection.hmget(keys.schedule_run_data(name), ids) if ids else []
+    runs = _overlay(connection, [json.loads(item) for item in raw if item])
+    if status:
+        runs = [run for run in runs if run["state"] == status][:limit]
+    return {"success": True, "name": name, "runs": [_public(run) for run in runs]}
+
+
+def last_runs(connection: Redis, names: list[str], strip: int = 20) -> dict[str, dict[str, Any]]:
+    """Per schedule: its latest run (API `lastRun`) plus the states of its last `strip` runs, oldest first."""
+    if not names:
+        return {}
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.zrevrange(keys.schedule_runs(name), 0, strip - 1)
+        id_lists = pipe.execute()
+    with connection.pipeline(transaction=False) as pipe:
+        for name, ids in zip(names, id_lists, strict=True):
+            pipe.hmget(keys.schedule_run_data(name), ids) if ids else pipe.echo("")
+        data = pipe.execute()
+    result: dict[str, dict[str, Any]] = {}
+    for name, raws in zip(names, data, strict=True):
+        runs = [json.loads(raw) for raw in (raws or []) if raw]
+        if not runs:
+            continue
+        runs = _overlay(connection, runs[:1]) + runs[1:]
+        latest = runs[0]
+        result[name] = {
+            "jobId": latest["jobId"],
+            "trigger": latest["trigger"],
+            "enqueuedAt": latest["enqueuedAt"],
+            "state": latest["state"],
+            "durationMs": latest["durationMs"],
+            "recent": [run["state"] for run in reversed(runs)],
+        }
+    return result
+
+
+def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float) -> None:
+    """The active scheduler's heartbeat, shown by /periodic/status."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.SCHEDULER_HEARTBEAT, mapping={"name": name, "hostname": hostname, "pid": pid, "at": now})
+        pipe.expire(keys.SCHEDULER_HEARTBEAT, keys.SCHEDULER_HEARTBEAT_TTL_SECONDS)
+        pipe.execute()
+
+
+def scheduler_status(connection: Redis, down_after: float, grace: float, now: float | None = None) -> dict:
+    """Seed 004's status plus the two health rules: `scheduler_down` (no active scheduler's heartbeat within
+    `down_after` seconds while schedules are enabled) and `schedule_missed` (missed firings, or one overdue now)."""
+    from app.domain.schedules import list_schedules  # noqa: PLC0415
+
+    now = time.time() if now is None else now
+    beat = {k.decode(): v.decode() for k, v in connection.hgetall(keys.SCHEDULER_HEARTBEAT).items()}
+    alive = bool(beat) and now - float(beat["at"]) <= down_after
+    schedules = list_schedules(connection, 1, 1_000_000)["schedules"]
+    own = [s for s in schedules if s["source"] == "rq-scheduler"]
+    last = max(
+        (s["lastRun"] for s in own if s["lastRun"] and s["lastRun"]["enqueuedAt"]),
+        key=lambda run: run["enqueuedAt"],
+        default=None,
+    )
+    upcoming = sorted(s["nextRunAt"] for s in schedules if s["nextRunAt"])
+    alerts = []
+    if not alive and any(s["enabled"] for s in own):
+        alerts.append(
+            {
+                "rule": "scheduler_down",
+                "severity": "critical",
+                "message": "No scheduler is running: periodic jobs are not enqueued",
+            }
+        )
+    for s in own:
+        overdue = s["nextRunAt"] and _seconds(s["nextRunAt"]) < now - grace
+        if s["missedRuns"] or overdue:
+            alerts.append(
+                {
+                    "rule": "schedule_missed",
+                    "severity": "warning",
+                    "schedule": s["name"],
+                    "message": f"Schedule '{s['name']}' missed {s['missedRuns']} run(s)"
+                    + (" and is overdue now" if overdue else ""),
+                }
+            )
+    return {
+        "success": True,
+        "isMonitoringActive": alive,
+        "scheduler": {
+            "name": beat["name"],
+            "hostname": beat["hostname"],
+            "pid": int(beat["pid"]),
+            "lastHeartbeat": iso_from_timestamp(float(beat["at"])),
+        }
+        if beat
+        else None,
+        "lastRunTime": last["enqueuedAt"] if last else None,
+        "lastRunStatus": last["state"] if last else None,
+        "totalRunsToday": sum(s["runsToday"] for s in own),
+        "nextScheduledRun": upcoming[0] if upcoming else None,
+        "missedRuns": sum(s["missedRuns"] for s in own),
+        "alerts": alerts,
+    }
+
+
+def _seconds(iso: str) -> float:
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()

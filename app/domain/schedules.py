@@ -1,0 +1,364 @@
+"""Periodic jobs (SCHEDULES.md): definitions kept in one hash, timing kept by rq-scheduler.
+
+Each schedule is a definition (the template of its runs) plus an rq-scheduler "template job" whose score in
+rq-scheduler's sorted set is the next due time; workers/scheduler.py fires it by enqueuing a NEW job each time.
+Cron strings are 5-field and evaluated in UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from croniter import croniter
+from redis import Redis
+from rq.job import Job
+from rq_scheduler import Scheduler
+
+from app.domain import keys
+from app.domain.errors import Conflict, InvalidInput, NotFound
+from app.domain.names import is_queue_name
+from app.domain.timeutil import iso_from_timestamp
+
+MIN_INTERVAL_SECONDS = 10
+MAX_INTERVAL_SECONDS = 31_536_000
+NAME_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
+OVERLAP_POLICIES = ("skip", "allow")
+SOURCE_RQ_SCHEDULER = "rq-scheduler"
+SOURCE_RQ_CRON = "rq-cron"
+TEMPLATE_PREFIX = "rqmon-schedule-"
+# job.meta keys of a run: the schedule it came from and what made it run ("schedule" or "manual").
+META_SCHEDULE = "rqmon_schedule"
+META_TRIGGER = "rqmon_schedule_trigger"
+TRIGGERS = ("schedule", "manual")
+_FUNC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, name: str):
+        super().__init__(f"Schedule '{name}' does not exist")
+
+
+class ScheduleExists(Conflict):
+    code = "schedule_exists"
+
+
+class ScheduleReadOnly(Conflict):
+    code = "schedule_read_only"
+
+
+# --- validation ---------------------------------------------------------------------------------------
+
+
+def cron_error(expression: str) -> str | None:
+    """Why a cron string cannot be used, or None: five fields (minute hour day month weekday), UTC."""
+    if len(expression.split()) != 5:
+        return "must have 5 fields: minute hour day-of-month month day-of-week"
+    if not croniter.is_valid(expression):
+        return "is not a valid cron expression"
+    return None
+
+
+def func_error(func: str, allowed: Iterable[str]) -> str | None:
+    """Why `func` may not be scheduled, or None: a dotted path under one of the allowed module prefixes."""
+    if not _FUNC.fullmatch(func):
+        return "must be a dotted path to a function, e.g. workers.tasks.noop"
+    prefixes = tuple(allowed)
+    if not any(func.startswith(prefix + ".") for prefix in prefixes):
+        return f"must be a function under {', '.join(prefixes)}"
+    return None
+
+
+def check_definition(definition: dict[str, Any], allowed: Iterable[str]) -> None:
+    """What the schema cannot know: the allowed modules (configuration) and the queue name rules."""
+    details: dict[str, str] = {}
+    if error := func_error(definition["func"], allowed):
+        details["func"] = error
+    if not is_queue_name(definition["queue"]):
+        details["queue"] = "is not a valid queue name"
+    if definition.get("cron") and (error := cron_error(definition["cron"])):
+        details["cron"] = error
+    if details:
+        raise InvalidInput("The schedule is not valid", details)
+
+
+# --- timing -------------------------------------------------------------------------------------------
+
+
+def next_due(definition: dict[str, Any], after: float, base: float | None = None) -> float:
+    """The first due time strictly after `after`: cron in UTC; an interval counts from `base` (its previous due
+    time), so the cadence does not drift."""
+    if definition.get("cron"):
+        return float(croniter(definition["cron"], datetime.fromtimestamp(after, UTC)).get_next(float))
+    interval = int(definition["intervalSeconds"])
+    if base is None:
+        return after + interval
+    steps = max(1, int((after - base) // interval) + 1)
+    return base + steps * interval
+
+
+def due_times(definition: dict[str, Any], start: float, until: float, limit: int) -> list[float]:
+    """Due times from `start` (included) up to `until` (included), at most `limit`."""
+    times: list[float] = []
+    moment = start
+    while moment <= until and len(times) < limit:
+        times.append(moment)
+        moment = next_due(definition, moment, base=moment)
+    return times
+
+
+def preview(definition: dict[str, Any], count: int = 5, now: float | None = None) -> list[str]:
+    """The next `count` run times (ISO, UTC) of a definition, for the form before saving."""
+    moment = time.time() if now is None else now
+    runs: list[str] = []
+    for _ in range(count):
+        moment = next_due(definition, moment, base=moment if runs else None)
+        runs.append(iso_from_timestamp(moment))
+    return runs
+
+
+def describe(definition: dict[str, Any]) -> str:
+    """The schedule in words: "every 5 minutes", "cron */5 * * * * (UTC)"."""
+    if definition.get("cron"):
+        return f"cron {definition['cron']} (UTC)"
+    seconds = int(definition["intervalSeconds"])
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+    return f"every {seconds} seconds"
+
+
+# --- definitions --------------------------------------------------------------------------------------
+
+
+def template_id(name: str) -> str:
+    """rq-scheduler's job id of a schedule (RQ ids allow fewer characters than schedule names)."""
+    return TEMPLATE_PREFIX + hashlib.sha1(name.encode()).hexdigest()[:24]
+
+
+def get_definition(connection: Redis, name: str) -> dict[str, Any]:
+    raw = connection.hget(keys.SCHEDULES, name)
+    if raw is None:
+        if name in rq_cron_names(connection):
+            raise ScheduleReadOnly(f"Schedule '{name}' comes from `rq cron` and cannot be changed here")
+        raise ScheduleNotFound(name)
+    return json.loads(raw)
+
+
+def _place_template(connection: Redis, definition: dict[str, Any], now: float) -> None:
+    """(Re)create the schedule's rq-scheduler job; enabled schedules get their next due time in its sorted set."""
+    scheduler = Scheduler(connection=connection)
+    job_id = template_id(definition["name"])
+    scheduler.cancel(job_id)
+    meta = {META_SCHEDULE: definition["name"]}
+    options: dict[str, Any] = {
+        "args": definition["args"],
+        "kwargs": definition["kwargs"],
+        "id": job_id,
+        "queue_name": definition["queue"],
+        "timeout": definition.get("timeout"),
+        "meta": meta,
+        "description": definition.get("description") or None,
+    }
+    due = next_due(definition, now)
+    if definition.get("cron"):
+        scheduler.cron(definition["cron"], definition["func"], **options)
+    else:
+        scheduler.schedule(
+            datetime.fromtimestamp(due, UTC).replace(tzinfo=None),
+            definition["func"],
+            interval=definition["intervalSeconds"],
+            **options,
+        )
+    if definition["enabled"]:
+        connection.zadd(Scheduler.scheduled_jobs_key, {job_id: due})
+    else:
+        scheduler.cancel(job_id)
+
+
+def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str | None = None) -> dict[str, Any]:
+    """Create (replace=None) or replace the schedule named `replace`; the name may change on replace."""
+    name = definition["name"]
+    if replace is not None:
+        get_definition(connection, replace)
+    if (replace != name) and (connection.hexists(keys.SCHEDULES, name) or name in rq_cron_names(connection)):
+        raise ScheduleExists(f"A schedule named '{name}' already exists")
+    definition = {**definition, "updatedAt": iso_from_timestamp(time.time())}
+    if replace is not None and replace != name:
+        delete_schedule(connection, replace)
+    connection.hset(keys.SCHEDULES, name, json.dumps(definition))
+    _place_template(connection, definition, time.time())
+    return get_schedule(connection, name)
+
+
+def delete_schedule(connection: Redis, name: str) -> None:
+    get_definition(connection, name)
+    job_id = template_id(name)
+    with connection.pipeline() as pipe:
+        pipe.zrem(Scheduler.scheduled_jobs_key, job_id)
+        pipe.delete(Job.key_for(job_id))
+        pipe.hdel(keys.SCHEDULES, name)
+        pipe.hdel(keys.SCHEDULE_LAST_JOB, name)
+        pipe.hdel(keys.SCHEDULE_MISSED, name)
+        pipe.delete(keys.schedule_runs(name), keys.schedule_run_data(name))
+        pipe.execute()
+
+
+def set_enabled(connection: Redis, name: str, enabled: bool) -> dict[str, Any]:
+    """Pause (remove from rq-scheduler's set: no firing, nothing missed) or resume from the next due time."""
+    definition = get_definition(connection, name)
+    if definition["enabled"] != enabled:
+        definition["enabled"] = enabled
+        connection.hset(keys.SCHEDULES, name, json.dumps(definition))
+        if enabled:
+            connection.zadd(Scheduler.scheduled_jobs_key, {template_id(name): next_due(definition, time.time())})
+        else:
+            connection.zrem(Scheduler.scheduled_jobs_key, template_id(name))
+    return get_schedule(connection, name)
+
+
+# --- reads --------------------------------------------------------------------------------------------
+
+
+def utc_day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
+
+
+def _summaries(connection: Redis, definitions: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Definitions with their live facts, in one pipeline."""
+    from app.domain.schedule_runs import last_runs  # noqa: PLC0415 - runs build on definitions
+
+    names = [d["name"] for d in definitions]
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.zscore(Scheduler.scheduled_jobs_key, template_id(name))
+        pipe.hmget(keys.SCHEDULE_MISSED, names) if names else pipe.echo("")
+        pipe.hmget(keys.schedule_day_counts(utc_day(now)), names) if names else pipe.echo("")
+        replies = pipe.execute()
+    scores, missed, today = replies[: len(names)], replies[len(names)] or [], replies[len(names) + 1] or []
+    lasts = last_runs(connection, names)
+    result = []
+    for index, definition in enumerate(definitions):
+        score = scores[index]
+        result.append(
+            {
+                **_public(definition),
+                "schedule": describe(definition),
+                "nextRunAt": iso_from_timestamp(score) if score is not None and definition["enabled"] else None,
+                "lastRun": lasts.get(definition["name"]),
+                "runsToday": int(today[index] or 0) if today else 0,
+                "missedRuns": int(missed[index] or 0) if missed else 0,
+                "source": SOURCE_RQ_SCHEDULER,
+                "editable": True,
+            }
+        )
+    return result
+
+
+FIELDS = (
+    "name",
+    "description",
+    "func",
+    "args",
+    "kwargs",
+    "queue",
+    "cron",
+    "intervalSeconds",
+    "enabled",
+    "overlap",
+    "timeout",
+    "attempts",
+    "backoff",
+)
+
+
+def _public(definition: dict[str, Any]) -> dict[str, Any]:
+    shown = {field: definition.get(field) for field in FIELDS}
+    if shown["cron"] is None:
+        del shown["cron"]
+    else:
+        del shown["intervalSeconds"]
+    return shown
+
+
+def get_schedule(connection: Redis, name: str) -> dict[str, Any]:
+    try:
+        return _summaries(connection, [get_definition(connection, name)], time.time())[0]
+    except ScheduleReadOnly:
+        return next(entry for entry in rq_cron_entries(connection) if entry["name"] == name)
+
+
+def list_schedules(connection: Redis, page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    """Every schedule sorted by name, rq-scheduler's editable ones and `rq cron`'s read-only ones, one page."""
+    names = sorted(name.decode() for name in connection.hkeys(keys.SCHEDULES))
+    cron_entries = {entry["name"]: entry for entry in rq_cron_entries(connection) if entry["name"] not in names}
+    every = sorted([*names, *cron_entries])
+    shown = every[(page - 1) * per_page : page * per_page]
+    own = [name for name in shown if name not in cron_entries]
+    raw = connection.hmget(keys.SCHEDULES, own) if own else []
+    summaries = {s["name"]: s for s in _summaries(connection, [json.loads(r) for r in raw if r], time.time())}
+    schedules = [
+        summaries.get(name) or cron_entries[name] for name in shown if name in summaries or name in cron_entries
+    ]
+    return {"success": True, "page": page, "perPage": per_page, "total": len(every), "schedules": schedules}
+
+
+def rq_cron_entries(connection: Redis) -> list[dict[str, Any]]:
+    """RQ's own `rq cron` jobs, read-only, from its cron scheduler registry (RQ >= 2.6); [] when none runs."""
+    try:
+        from rq.cron import CronScheduler  # noqa: PLC0415
+    except ImportError:
+        return []
+    entries: dict[str, dict[str, Any]] = {}
+    for scheduler in CronScheduler.all(connection, cleanup=False):
+        for cron_job in scheduler.get_jobs():
+            data = cron_job.to_dict()
+            entries[data["name"]] = {
+                "name": data["name"],
+                "description": None,
+                "func": data["func_name"],
+                "args": json.loads(data["args"]) if data.get("args") else [],
+                "kwargs": json.loads(data["kwargs"]) if data.get("kwargs") else {},
+                "queue": data["queue_name"],
+                "cron": data.get("cron"),
+                "intervalSeconds": data.get("interval"),
+                "enabled": True,
+                "overlap": "allow",
+                "timeout": data.get("job_timeout"),
+                "attempts": None,
+                "backoff": None,
+                "schedule": _describe_rq_cron(data),
+                "nextRunAt": _rq_time(data.get("next_enqueue_time")),
+                "lastRun": None,
+                "runsToday": 0,
+                "missedRuns": 0,
+                "source": SOURCE_RQ_CRON,
+                "editable": False,
+            }
+    return list(entries.values())
+
+
+def _describe_rq_cron(data: dict[str, Any]) -> str:
+    if not (data.get("cron") or data.get("interval")):
+        return ""
+    return describe({"cron": data.get("cron"), "intervalSeconds": data.get("interval")})
+
+
+def _rq_time(value: str | None) -> str | None:
+    if not value:
+        return None
+    from rq.utils import utcparse  # noqa: PLC0415
+
+    return iso_from_timestamp(utcparse(value).replace(tzinfo=UTC).timestamp())
+
+
+def rq_cron_names(connection: Redis) -> set[str]:
+    return {entry["name"] for entry in rq_cron_entries(connection)}
