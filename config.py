@@ -43,6 +43,11 @@ class Config:
     LIVE_PUBLISHER_ENABLED = True
     SSE_HEARTBEAT_SECONDS = 15.0
     SSE_RETRY_MS = 2000
+    # Webhooks of the alerts (comma list), their format (auto: Slack's shape for Slack's host), and whether
+    # GET /metrics needs no API token.
+    ALERT_WEBHOOK_URLS: tuple[str, ...] = ()
+    ALERT_WEBHOOK_FORMAT = "auto"
+    METRICS_PUBLIC = False
     # Worker liveness (WORKERS.md): how often a MonitoredWorker heartbeats, and how old its last heartbeat may be
     # for the worker to count as active, and beyond which it is stale.
     WORKER_HEARTBEAT_SECONDS = 10.0
@@ -61,8 +66,55 @@ class Config:
     SCHEDULER_DOWN_SECONDS = 30.0
 
 
+# Alert rules (ALERTS.md): rule -> (threshold, `for` seconds). ALERT_<RULE> and ALERT_<RULE>_FOR override them
+# (`off` disables a rule); the meaning of each threshold is in app/domain/alert_rules.py.
+ALERT_RULE_DEFAULTS: dict[str, tuple[float, float]] = {
+    "redis_unreachable": (0, 0),  # seconds without an answer (each web process, from memory)
+    "no_workers": (0, 60),  # waiting jobs in a queue that no active worker listens to
+    "workers_stale": (0, 0),  # stale workers
+    "queue_backlog": (100, 60),  # waiting + prioritized jobs in a queue
+    "slow_processing": (60, 0),  # mean processing seconds of a queue over 5 min
+    "high_error_rate": (15, 0),  # failed % of a queue's attempts over 5 min (at least 20 attempts)
+    "low_success_rate": (90, 0),  # success % of the last 1,000 finished jobs (below fires)
+    "stuck_jobs": (30, 0),  # minutes a run has lasted
+    "worker_memory": (80, 0),  # % of a worker's memory limit
+    "redis_memory": (80, 0),  # % of Redis's maxmemory
+    "scheduler_down": (60, 0),  # seconds since the scheduler's heartbeat, when schedules exist
+    "schedule_missed": (0, 0),  # missed firings of a schedule in the last 15 minutes
+}
+for _rule, (_threshold, _for) in ALERT_RULE_DEFAULTS.items():
+    setattr(Config, f"ALERT_{_rule.upper()}", _threshold)
+    setattr(Config, f"ALERT_{_rule.upper()}_FOR", _for)
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _alert_threshold(value: str) -> float | None:
+    """A finite number, or `off` (None: the rule is disabled)."""
+    if value.strip().lower() == "off":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected a number >= 0 or off")
+    return number
+
+
+def _webhook_urls(value: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not all(url.startswith(("http://", "https://")) for url in urls):
+        raise ValueError("needs comma-separated http:// or https:// URLs")
+    return urls
+
+
+def _webhook_format(value: str) -> str:
+    if value not in ("auto", "generic", "slack"):
+        raise ValueError("needs auto, generic or slack")
+    return value
 
 
 class ConfigError(ValueError):
@@ -143,7 +195,13 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "PERIODIC_ALLOWED_MODULES": _module_prefixes,
     "SCHEDULE_GRACE_SECONDS": _positive,
     "SCHEDULER_DOWN_SECONDS": _positive,
+    "ALERT_WEBHOOK_URLS": _webhook_urls,
+    "ALERT_WEBHOOK_FORMAT": _webhook_format,
+    "METRICS_PUBLIC": _bool,
 }
+for _rule in ALERT_RULE_DEFAULTS:
+    ENVIRONMENT_SETTINGS[f"ALERT_{_rule.upper()}"] = _alert_threshold
+    ENVIRONMENT_SETTINGS[f"ALERT_{_rule.upper()}_FOR"] = _alert_threshold
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

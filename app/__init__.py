@@ -89,7 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from app.auditing import init_audit
-    from app.blueprints import audit, auth, health, job_actions, jobs, live, openapi, pages, tokens
+    from app.blueprints import audit, auth, health, job_actions, jobs, live, openapi, pages, prometheus, tokens
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt
@@ -104,6 +104,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(prometheus.bp)
     init_audit(app)
 
     register_error_handlers(app)

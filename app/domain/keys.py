@@ -164,3 +164,19 @@ def schedule_day_counts(day: str) -> str:
     """Hash schedule name -> runs enqueued on one UTC day (YYYYMMDD); TTL SCHEDULE_DAY_TTL_SECONDS."""
     return f"{PREFIX}:schedule-day:{day}"
 
+
+# Monotonic counters of ended attempts (app/domain/counters.py): one hash, fields per queue; never expires, bounded
+# by the number of queues.
+COUNTERS = f"{PREFIX}:counters"
+
+# Alert rules (app/domain/alerts.py). Ids are "<rule>:<subject kind>:<subject name>": the hashes are bounded by the
+# rules times their subjects (queues, workers, schedules), and entries leave when their condition ends.
+ALERTS_FIRING = f"{PREFIX}:alerts:firing"  # hash: alert id -> alert JSON
+ALERTS_PENDING = f"{PREFIX}:alerts:pending"  # hash: alert id -> epoch seconds its condition was first seen true
+ALERTS_RECENT = f"{PREFIX}:alerts:recent"  # list of resolved alerts, newest first, LTRIM to ALERTS_RECENT_CAP
+ALERTS_RECENT_CAP = 100
+ALERTS_FACTS = f"{PREFIX}:alerts:facts"  # JSON of the last evaluation's facts (stuck runs per queue); short TTL
+ALERTS_FACTS_TTL_SECONDS = 60
+ALERTS_CHANNEL = f"{PREFIX}:live:alerts"  # pub/sub channel of the alerts feed (nothing stored)
+ALERTS_SNAPSHOT = f"{PREFIX}:live:snapshot:alerts"  # latest alerts feed document; short TTL (ticker)
+NOTIFICATIONS_QUEUE = f"{PREFIX}.notifications"  # the RQ queue of webhook deliveries (an RQ name, not a key)

@@ -13,7 +13,7 @@ from redis import Redis
 from redis.client import Pipeline
 from rq.job import Job
 
-from app.domain import attempts, history
+from app.domain import attempts, counters, history
 from app.domain.history import Outcome
 from app.domain.timeutil import iso, to_ms, utcnow
 
@@ -37,8 +37,9 @@ def record_end(
     duration_ms: int,
 ) -> None:
     """Queue the record of one ended attempt on `pipeline`: attempts made + 1, the failure (unless `ok`), the
-    history entry. `meta` must be the job's current meta; it becomes `job.meta`. A job RQ deleted earlier in the
-    same pipeline (result_ttl=0, failure_ttl=0) stays deleted; its attempt still counts in the history."""
+    history entry and the monotonic counters (Prometheus). `meta` must be the job's current meta; it becomes
+    `job.meta`. A job RQ deleted earlier in the same pipeline (result_ttl=0, failure_ttl=0) stays deleted; its
+    attempt still counts in the history."""
     meta[attempts.ATTEMPTS_MADE] = int(meta.get(attempts.ATTEMPTS_MADE, 0)) + 1
     meta.setdefault(attempts.ATTEMPTS_STARTED, meta[attempts.ATTEMPTS_MADE])
     if error and outcome != "ok":
@@ -48,6 +49,7 @@ def record_end(
     job.meta = meta
     attempts.save_meta_if_exists(pipeline, job)
     history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, _job_name(job))
+    counters.record_counters(pipeline, job.origin, outcome, duration_ms)
 
 
 def record_abandoned_attempt(

@@ -9,6 +9,8 @@ from werkzeug.routing import Rule
 from tests.conftest import login, make_app
 
 PUBLIC_PATHS = {"/api/v1/auth/login", "/healthz", "/readyz", "/admin/login"}
+# Prometheus scrapes with an API token only and is refused in plain text (tests/api/test_prometheus.py).
+SCRAPE_PATHS = {"/metrics"}
 # Any signed-in user may end or renew their own session.
 SESSION_PATHS = {"/api/v1/auth/logout", "/api/v1/auth/refresh", "/admin/logout"}
 SAMPLE_ARGUMENTS = {
@@ -38,7 +40,7 @@ def _build(rule: Rule) -> str:
 
 
 ROUTES = _routes()
-GUARDED = [r for r in ROUTES if r[2] not in PUBLIC_PATHS and r[0] != "static"]
+GUARDED = [r for r in ROUTES if r[2] not in PUBLIC_PATHS | SCRAPE_PATHS and r[0] != "static"]
 
 
 def _call(client, method: str, path: str, headers: dict[str, str] | None = None):
@@ -76,6 +78,15 @@ def test_roles_per_route(client, auth, endpoint, method, path):
         assert as_moderator.status_code == 403, (endpoint, as_moderator.status_code)
         assert as_moderator.get_json()["error"]["code"] == "forbidden"
         assert as_admin.status_code not in (401, 403), (endpoint, as_admin.status_code)
+
+
+@pytest.mark.parametrize("path", sorted(SCRAPE_PATHS))
+def test_scrape_routes_need_an_api_token_not_a_session(client, auth, path):
+    assert {p for _, _, p in ROUTES} >= SCRAPE_PATHS
+    for headers in ({}, auth("super_admin")):
+        refused = _call(client, "GET", path, headers)
+        assert refused.status_code == 401
+        assert refused.content_type.startswith("text/plain")
 
 
 @pytest.mark.parametrize("path", sorted(PUBLIC_PATHS - {"/admin/login"}))

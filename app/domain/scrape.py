@@ -1,0 +1,107 @@
+"""Everything the Prometheus export shows, as plain data, in two round trips whatever the number of queues and
+workers: one pipeline (every queue's counts, the canceled registries and the oldest waiting job of each queue, the
+monotonic counters, the firing alerts and the last evaluation's stuck runs), then the worker registry.
+
+Stuck runs come from the alert engine's last evaluation (keys.ALERTS_FACTS, written every tick): counting them
+here would cost one more round trip and write the run index on a read.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+
+from app.domain import counters, keys, metrics
+from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
+from app.domain.workers import read_workers
+
+# Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
+# KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.
+_EXTRAS_LUA = (
+    LIVE_COUNT_LUA
+    + """
+local seen, names = {}, {}
+local prefix_length = string.len(ARGV[1])
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
+local out = {}
+for name in pairs(seen) do
+  local head = redis.call('LINDEX', ARGV[1] .. name, 0)
+  local enqueued = ''
+  if head then enqueued = redis.call('HGET', ARGV[4] .. head, 'enqueued_at') or '' end
+  table.insert(out, {name, live_count(ARGV[3] .. name, ARGV[2]), enqueued})
+end
+return out
+"""
+)
+
+
+def _rq_time(raw: bytes) -> float | None:
+    text = raw.decode(errors="replace").rstrip("Z")
+    for layout in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def _schedules_present() -> bool:
+    return importlib.util.find_spec("app.domain.schedules") is not None and hasattr(keys, "SCHEDULES")
+
+
+def _schedules(connection: Redis) -> list[dict[str, Any]]:
+    """Every schedule (next run, last run) when the periodic-jobs module is installed; its own round trips."""
+    from app.domain import schedules  # noqa: PLC0415 - optional part
+
+    found: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        listed = schedules.list_schedules(connection, page, 200)
+        found += listed["schedules"]
+        if page * 200 >= listed["total"]:
+            return found
+        page += 1
+
+
+def read_scrape(connection: Redis, now: float | None, active_seconds: float, stale_seconds: float) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    extras_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES]
+    with connection.pipeline(transaction=False) as pipe:
+        metrics.queue_counts_reads(pipe, now)
+        pipe.eval(_EXTRAS_LUA, 2, *extras_keys, QUEUE_KEY_PREFIX, repr(now), QueueKeys("").canceled, "rq:job:")
+        counters.counters_reads(pipe)
+        pipe.hvals(keys.ALERTS_FIRING)
+        pipe.get(keys.ALERTS_FACTS)
+        has_schedules = _schedules_present()
+        if has_schedules:
+            pipe.hlen(keys.SCHEDULES)
+        flat, extras, counter_fields, firing, facts, *schedule_count = pipe.execute()
+    queues = {entry["queueName"]: entry for entry in metrics.parse_queue_counts(flat)}
+    for name, canceled, enqueued in extras:
+        entry = queues.get(name.decode())
+        if entry is None:
+            continue
+        entry["canceled"] = int(canceled)
+        enqueued_at = _rq_time(enqueued) if enqueued else None
+        entry["latencySeconds"] = max(0.0, now - enqueued_at) if enqueued_at is not None else 0.0
+    workers = read_workers(connection, now, active_seconds, stale_seconds)
+    for entry in queues.values():
+        entry["activeWorkers"] = sum(
+            1 for worker in workers if worker["liveness"] == "active" and entry["queueName"] in worker["queues"]
+        )
+    return {
+        "queues": list(queues.values()),
+        "counters": counters.parse_counters(counter_fields),
+        "workers": workers,
+        "alerts": [json.loads(raw) for raw in firing],
+        "stuck": (json.loads(facts) if facts else {}).get("stuck", {}),
+        "schedules": _schedules(connection) if has_schedules and schedule_count and schedule_count[0] else [],
+    }

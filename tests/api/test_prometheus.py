@@ -1,0 +1,133 @@
+"""GET /metrics: the exposition parses with prometheus_client's own parser, every family is one of the contract's,
+the counters come from what real workers recorded and never decrease; auth and Redis down answer in plain text."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue, Retry
+
+from app.domain import counters, keys, tokens
+from app.domain.users import Role
+from app.prometheus import FAMILIES
+from tests.conftest import make_app
+from tests.helpers import run_worker
+
+ALWAYS_SAMPLED = set(FAMILIES) - {
+    "rqmon_schedule_next_run_timestamp_seconds",
+    "rqmon_schedule_last_run_timestamp_seconds",
+    "rqmon_alerts_firing",
+}
+
+
+@pytest.fixture
+def api_token(connection, make_user) -> str:
+    creator = make_user("prom-admin", Role.SUPER_ADMIN)
+    secret, _ = tokens.create_token(connection, "scraper", Role.MODERATOR, creator, Role.SUPER_ADMIN)
+    return secret
+
+
+def scrape(client, secret: str) -> dict[str, dict]:
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 200, answer.data
+    assert answer.content_type.startswith("text/plain")
+    families = {family.name: family for family in text_string_to_metric_families(answer.get_data(as_text=True))}
+    return families
+
+
+def samples(family, name: str | None = None) -> dict[tuple, float]:
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for sample in family.samples
+        if name is None or sample.name == name
+    }
+
+
+def test_families_and_counters_from_real_workers(client, connection, api_token):
+    queue = Queue("prom-q", connection=connection)
+    for n in range(3):
+        queue.enqueue("workers.tasks.add", n, 1)
+    queue.enqueue("workers.tasks.fail")
+    queue.enqueue("workers.tasks.fail", retry=Retry(max=1))
+    run_worker(client.application.config["REDIS_URL"], "prom-q")
+    queue.enqueue("workers.tasks.add", 5, 5)  # one waiting job: rq_jobs queued, latency
+
+    families = scrape(client, api_token)
+    # prometheus_client's parser names counters without _total: map back to the exposed names.
+    exposed = {name + "_total" if family.type == "counter" else name for name, family in families.items()}
+    assert exposed <= set(FAMILIES)
+    assert exposed >= ALWAYS_SAMPLED
+    jobs = samples(families["rq_jobs"])
+    assert jobs[(("queue", "prom-q"), ("status", "queued"))] == 1
+    assert jobs[(("queue", "prom-q"), ("status", "finished"))] == 3
+    assert jobs[(("queue", "prom-q"), ("status", "failed"))] == 2
+    assert {dict(key)["status"] for key in jobs} == {
+        "queued", "started", "finished", "failed", "deferred", "scheduled", "canceled", "prioritized"
+    }  # fmt: skip
+    finished = samples(families["rqmon_jobs_finished"], "rqmon_jobs_finished_total")
+    assert finished[(("outcome", "completed"), ("queue", "prom-q"))] == 3
+    assert finished[(("outcome", "failed"), ("queue", "prom-q"))] == 2
+    assert finished[(("outcome", "retried"), ("queue", "prom-q"))] == 1
+    duration = families["rqmon_job_duration_seconds"]
+    count = samples(duration, "rqmon_job_duration_seconds_count")[(("queue", "prom-q"),)]
+    assert count == 6
+    buckets = samples(duration, "rqmon_job_duration_seconds_bucket")
+    assert buckets[(("le", "+Inf"), ("queue", "prom-q"))] == 6
+    assert samples(families["rqmon_queue_latency_seconds"])[(("queue", "prom-q"),)] >= 0
+    assert samples(families["rqmon_queue_paused"])[(("queue", "prom-q"),)] == 0
+    assert len(samples(families["rqmon_stuck_jobs"])) == 4  # one per severity band for the queue
+
+    # The windowed history can expire or be trimmed; the counters do not depend on it, and a new worker adds.
+    connection.delete(*connection.keys(keys.stats_bucket("*", 0).replace(":0", ":*")), keys.OUTCOMES)
+    run_worker(client.application.config["REDIS_URL"], "prom-q")
+    finished = samples(scrape(client, api_token)["rqmon_jobs_finished"], "rqmon_jobs_finished_total")
+    assert finished[(("outcome", "completed"), ("queue", "prom-q"))] == 4
+
+
+def test_workers_are_listed_with_rq_exporter_labels(client, connection, api_token):
+    Queue("prom-w", connection=connection).enqueue("workers.tasks.noop")
+    connection.hset("rq:worker:prom-worker", mapping={"queues": "prom-w,other", "state": "idle",
+                                                      "last_heartbeat": "2026-01-01T00:00:00.000000Z"})  # fmt: skip
+    connection.sadd("rq:workers", "rq:worker:prom-worker")
+    families = scrape(client, api_token)
+    assert samples(families["rq_workers"]) == {
+        (("name", "prom-worker"), ("queues", "prom-w,other"), ("state", "idle")): 1
+    }
+    assert samples(families["rqmon_worker_last_heartbeat_timestamp_seconds"])[(("name", "prom-worker"),)] > 0
+
+
+def test_bucket_index_edges():
+    assert counters.bucket_index(0) == 0
+    assert counters.bucket_index(10) == 0  # 0.01 s is inside the first bucket (le is inclusive)
+    assert counters.bucket_index(11) == 1
+    assert counters.bucket_index(10**9) == len(counters.DURATION_BUCKETS)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Bearer rqm_" + "x" * 43}],
+    ids=["none", "jwt-like", "unknown-api-token"],
+)
+def test_refused_in_plain_text(client, headers):
+    answer = client.get("/metrics", headers=headers)
+    assert answer.status_code == 401
+    assert answer.content_type.startswith("text/plain")
+    assert answer.get_data(as_text=True).startswith("401 ")
+
+
+def test_an_access_jwt_is_not_a_scrape_token(client, auth):
+    assert client.get("/metrics", headers=auth("admin")).status_code == 401
+
+
+def test_public_metrics_need_no_token(redis_url, tmp_path):
+    client = make_app(redis_url, tmp_path, METRICS_PUBLIC=True).test_client()
+    answer = client.get("/metrics")
+    assert answer.status_code == 200
+    assert "# TYPE rq_jobs gauge" in answer.get_data(as_text=True)
+
+
+def test_redis_down_is_503_in_plain_text(tmp_path):
+    client = make_app("redis://127.0.0.1:1/0", tmp_path, METRICS_PUBLIC=True).test_client()
+    answer = client.get("/metrics")
+    assert answer.status_code == 503
+    assert answer.content_type.startswith("text/plain")
