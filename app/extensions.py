@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from typing import Any
 
 import redis
@@ -11,7 +13,32 @@ from spectree import SecurityScheme, SpecTree
 from spectree.models import InType, SecureType, SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 
-jwt = JWTManager()
+
+class VerifiedTokenCache(JWTManager):
+    """JWTManager that remembers the claims of tokens it has verified (PyJWT parses a token four times per request
+    otherwise): the same encoded token, with the same CSRF value, gives the same claims until it expires. Bounded;
+    revocation is not cached (the blocklist lookup runs on every request)."""
+
+    CAPACITY = 4096
+
+    def __init__(self, app: Flask | None = None, add_context_processor: bool = False) -> None:
+        self._verified: OrderedDict[tuple[str, str | None], dict[str, Any]] = OrderedDict()
+        super().__init__(app, add_context_processor)
+
+    def _decode_jwt_from_config(self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False) -> dict:
+        key = (encoded_token, csrf_value)
+        claims = self._verified.get(key)
+        if claims is not None and not allow_expired and time.time() < claims["exp"]:
+            return dict(claims)
+        claims = super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        if not allow_expired and isinstance(claims.get("exp"), int | float):
+            self._verified[key] = claims
+            if len(self._verified) > self.CAPACITY:
+                self._verified.popitem(last=False)
+        return dict(claims)
+
+
+jwt = VerifiedTokenCache()
 
 
 def _raise_validation_error(request: Any, response: Any, error: Any, instance: Any, *rest: Any) -> None:

@@ -3,7 +3,12 @@ refused token still gets nothing."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
+import jwt as pyjwt
 import pytest
+from flask_jwt_extended import create_access_token
 from redis.connection import AbstractConnection
 from rq import Queue
 
@@ -56,3 +61,28 @@ def test_other_reads_do_not_join_the_auth_lookup(client, auth, round_trips):
     round_trips[0] = 0
     assert client.get("/api/v1/auth/me", headers=headers).get_json()["role"] == "moderator"
     assert round_trips[0] == 1
+
+
+def test_a_verified_token_is_parsed_once_and_still_expires(app, client, make_user, monkeypatch):
+    make_user("brief", "moderator")
+    with app.app_context():
+        token = create_access_token(
+            "brief", additional_claims={"role": "moderator"}, expires_delta=timedelta(seconds=2)
+        )
+    headers = {"Authorization": f"Bearer {token}"}
+    decodes = [0]
+    decode = pyjwt.decode
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        decodes[0] += 1
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(pyjwt, "decode", counting)
+    assert client.get(f"{API}/metrics", headers=headers).status_code == 200
+    first = decodes[0]
+    assert client.get(f"{API}/metrics", headers=headers).status_code == 200
+    assert first > 0 and decodes[0] == first  # the second request reused the verified claims
+    time.sleep(2.2)
+    assert_error(client.get(f"{API}/metrics", headers=headers), 401, "token_expired")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert_error(client.get(f"{API}/metrics", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
