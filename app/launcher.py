@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import random
 import secrets
@@ -203,6 +204,25 @@ def stop_children(children: list[Child], hurry: threading.Event, say: Callable[[
         stop_child(child, hurry, say)
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_launcher() -> dict[str, Any]:
+    """Linux: a child gets SIGTERM when the launcher dies, even by SIGKILL (it runs in a process group of its own,
+    so a kill of the launcher's group does not reach it). Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return {}
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+    launcher = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != launcher:  # the launcher died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return {"preexec_fn": set_parent_death_signal}
+
+
 def _running_jobs_of(url: str, worker_names: list[str]) -> Callable[[], int]:
     """Jobs the named workers are running: RQ's per-worker set of active executions."""
     connection = redis.Redis.from_url(url, socket_timeout=2)
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_demo:
         summary = seed_demo(redis.Redis.from_url(url), password)
 
-    own_group: dict[str, Any] = {"process_group": 0, "stdin": subprocess.DEVNULL}
+    own_group: dict[str, Any] = {"process_group": 0, "stdin": subprocess.DEVNULL, **_die_with_launcher()}
     children = [Child("web", start_web(env, port, **own_group), grace=10.0)]
     worker_log = instance / "worker.log"
     if not args.no_worker:  # the demo's failing jobs log tracebacks: keep them out of the terminal

@@ -192,3 +192,16 @@ def test_the_readmes_user_commands_work_next_to_the_running_demo(instance, launc
     printed = launcher.rest()
     assert launcher.process.returncode == 0, printed
     assert processes_mentioning(str(instance)) == []  # the embedded redis-server (--dir under it) included
+
+
+def test_children_stop_even_when_the_launchers_group_is_killed_outright(redis_url, connection, instance, launch):
+    """SIGKILL cannot be handled: the children, in process groups of their own, are told by the kernel that
+    their parent died, and stop as on Ctrl-C (the running job gets the grace, then its horse is killed)."""
+    launcher = launch({**os.environ, "REDIS_URL": redis_url}, "--no-demo", "--grace", "3")
+    launcher.read_until("API:")
+    job = Queue("reports", connection=connection).enqueue("workers.tasks.sleep_for", 3600, job_timeout=7200)
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED, timeout=30)
+
+    os.killpg(launcher.process.pid, signal.SIGKILL)
+    launcher.process.wait(timeout=10)
+    wait_for(lambda: processes_mentioning(str(instance)) == [], timeout=60, interval=0.5)
