@@ -104,6 +104,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(audit.bp)
+    from app.blueprints import periodic
+
+    app.register_blueprint(periodic.bp)
     app.register_blueprint(prometheus.bp)
     init_audit(app)
 

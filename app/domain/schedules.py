@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import time
+import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,8 @@ def template_id(name: str) -> str:
 
 
 def get_definition(connection: Redis, name: str) -> dict[str, Any]:
+    if not re.fullmatch(NAME_PATTERN, name):  # checked before it names anything in Redis
+        raise ScheduleNotFound(name)
     raw = connection.hget(keys.SCHEDULES, name)
     if raw is None:
         if name in rq_cron_names(connection):
@@ -170,7 +173,9 @@ def _place_template(connection: Redis, definition: dict[str, Any], now: float) -
     }
     due = next_due(definition, now)
     if definition.get("cron"):
-        scheduler.cron(definition["cron"], definition["func"], **options)
+        with warnings.catch_warnings():  # rq-scheduler's crontab warns about a default it passes; our time is set below
+            warnings.simplefilter("ignore", FutureWarning)
+            scheduler.cron(definition["cron"], definition["func"], **options)
     else:
         scheduler.schedule(
             datetime.fromtimestamp(due, UTC).replace(tzinfo=None),

@@ -1,0 +1,227 @@
+"""/api/v1/periodic against a real Redis (API.md § Periodic jobs): roles, validation with field errors, every
+action, runs newest first with a status filter, status, and RQ's own `rq cron` jobs listed read-only."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from rq import Queue
+from rq.cron import CronScheduler
+from rq.job import Job
+from rq_scheduler import Scheduler
+
+from app.domain import keys, schedules
+from workers import tasks
+
+
+def body(**fields) -> dict:
+    return {
+        "name": f"s-{uuid.uuid4().hex[:8]}",
+        "func": "workers.tasks.noop",
+        "queue": "periodic-q",
+        "intervalSeconds": 300,
+        **fields,
+    }
+
+
+@pytest.fixture
+def created(client, auth) -> dict:
+    response = client.post(
+        "/api/v1/periodic", json=body(cron="*/5 * * * *", intervalSeconds=None), headers=auth("admin")
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_create_lists_and_reads_a_schedule(client, auth, created):
+    assert created["schedule"] == "cron */5 * * * * (UTC)" and created["source"] == "rq-scheduler"
+    assert created["editable"] and created["enabled"] and created["overlap"] == "skip"
+    assert "intervalSeconds" not in created and created["nextRunAt"].endswith("Z")
+    assert int(created["nextRunAt"][14:16]) % 5 == 0
+    listed = client.get("/api/v1/periodic", headers=auth("moderator")).get_json()
+    assert listed["total"] == 1 and listed["page"] == 1 and listed["perPage"] == 50
+    assert listed["schedules"][0]["name"] == created["name"]
+    one = client.get(f"/api/v1/periodic/{created['name']}", headers=auth("moderator"))
+    assert one.status_code == 200 and one.get_json()["func"] == "workers.tasks.noop"
+
+
+def test_the_list_is_sorted_by_name_and_paginated(client, auth):
+    for name in ("c", "a", "b"):
+        assert client.post("/api/v1/periodic", json=body(name=name), headers=auth("admin")).status_code == 201
+    page = client.get("/api/v1/periodic?page=2&perPage=2", headers=auth("moderator")).get_json()
+    assert page["total"] == 3 and [s["name"] for s in page["schedules"]] == ["c"]
+    every = client.get("/api/v1/periodic", headers=auth("moderator")).get_json()
+    assert [s["name"] for s in every["schedules"]] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"func": "os.system", "args": ["rm -rf /"]}, "func"),
+        ({"func": "subprocess.run"}, "func"),
+        ({"func": "builtins.eval"}, "func"),
+        ({"func": "workers.tasksmodule.noop"}, "func"),  # a prefix, not a module under it
+        ({"func": "workers.pool.main"}, "func"),
+        ({"func": "noop"}, "func"),
+        ({"name": "bad name/with*chars"}, "name"),
+        ({"name": ""}, "name"),
+        ({"cron": "*/5 * * * *"}, "intervalSeconds"),  # both
+        ({"intervalSeconds": None}, "intervalSeconds"),  # neither
+        ({"cron": "0 */5 * * * *", "intervalSeconds": None}, "cron"),  # 6 fields
+        ({"cron": "61 * * * *", "intervalSeconds": None}, "cron"),
+        ({"intervalSeconds": 5}, "intervalSeconds"),
+        ({"intervalSeconds": 31_536_001}, "intervalSeconds"),
+        ({"queue": "bad queue"}, "queue"),
+        ({"args": {"a": 1}}, "args"),
+        ({"overlap": "sometimes"}, "overlap"),
+        ({"attempts": 0}, "attempts"),
+    ],
+)
+def test_bad_schedules_are_refused_with_field_errors(client, auth, connection, fields, field):
+    response = client.post("/api/v1/periodic", json=body(**fields), headers=auth("admin"))
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["error"]["details"]
+    assert connection.hlen(keys.SCHEDULES) == 0
+
+
+def test_allowed_modules_are_configurable(redis_url, tmp_path, make_user):
+    from tests.conftest import login, make_app  # noqa: PLC0415
+
+    app = make_app(redis_url, tmp_path, PERIODIC_ALLOWED_MODULES=("tests.workers",))
+    client = app.test_client()
+    token = login(client, make_user("admin-x", "admin"))["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/v1/periodic", json=body(), headers=headers).status_code == 400
+    ok = body(func="tests.workers.job_functions.noop")
+    assert client.post("/api/v1/periodic", json=ok, headers=headers).status_code == 201
+
+
+def test_a_taken_name_is_409(client, auth, created):
+    response = client.post("/api/v1/periodic", json=body(name=created["name"]), headers=auth("admin"))
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "schedule_exists"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", ""),
+        ("put", ""),
+        ("delete", ""),
+        ("post", "/pause"),
+        ("post", "/resume"),
+        ("post", "/run"),
+        ("get", "/runs"),
+    ],
+)
+def test_unknown_schedules_are_404(client, auth, method, path):
+    response = getattr(client, method)(f"/api/v1/periodic/nope{path}", headers=auth("admin"), json=body())
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "schedule_not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("post", "", body()),
+        ("put", "/x", body()),
+        ("delete", "/x", None),
+        ("post", "/x/pause", None),
+        ("post", "/x/resume", None),
+        ("post", "/x/run", None),
+    ],
+)
+def test_moderators_read_but_do_not_change(client, auth, method, path, json):
+    response = getattr(client, method)(f"/api/v1/periodic{path}", headers=auth("moderator"), json=json)
+    assert response.status_code == 403
+    assert client.get("/api/v1/periodic/status", headers=auth("moderator")).status_code == 200
+    assert client.get("/api/v1/periodic").status_code == 401
+
+
+def test_replace_keeps_the_history_and_may_rename(client, auth, connection, created):
+    name = created["name"]
+    client.post(f"/api/v1/periodic/{name}/run", headers=auth("admin"))
+    replaced = client.put(
+        f"/api/v1/periodic/{name}",
+        json={**body(name=None), "intervalSeconds": 60, "func": "workers.tasks.add", "args": [1, 2]},
+        headers=auth("admin"),
+    )
+    assert replaced.status_code == 200, replaced.get_json()
+    doc = replaced.get_json()
+    assert doc["name"] == name and doc["intervalSeconds"] == 60 and "cron" not in doc and doc["args"] == [1, 2]
+    assert doc["schedule"] == "every minute" and doc["lastRun"]["trigger"] == "manual"
+    renamed = client.put(f"/api/v1/periodic/{name}", json=body(name="renamed"), headers=auth("admin"))
+    assert renamed.status_code == 200 and renamed.get_json()["name"] == "renamed"
+    assert client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).status_code == 404
+    assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) is None
+
+
+def test_pause_resume_and_delete(client, auth, connection, created):
+    name = created["name"]
+    template = schedules.template_id(name)
+    paused = client.post(f"/api/v1/periodic/{name}/pause", headers=auth("admin")).get_json()
+    assert paused["enabled"] is False and paused["nextRunAt"] is None
+    assert connection.zscore(Scheduler.scheduled_jobs_key, template) is None
+    resumed = client.post(f"/api/v1/periodic/{name}/resume", headers=auth("admin")).get_json()
+    assert resumed["enabled"] is True and resumed["nextRunAt"] is not None
+    assert connection.zscore(Scheduler.scheduled_jobs_key, template) > time.time()
+    assert client.delete(f"/api/v1/periodic/{name}", headers=auth("admin")).get_json() == {"success": True}
+    assert not connection.exists(Job.key_for(template), keys.schedule_runs(name))
+    assert client.get("/api/v1/periodic", headers=auth("admin")).get_json()["total"] == 0
+
+
+def test_run_now_enqueues_a_new_job_and_keeps_the_next_run(client, auth, connection, created):
+    name = created["name"]
+    response = client.post(f"/api/v1/periodic/{name}/run", headers=auth("admin"))
+    assert response.status_code == 201
+    job = Job.fetch(response.get_json()["jobId"], connection=connection)
+    assert job.meta["rqmon_schedule"] == name and job.meta["rqmon_schedule_trigger"] == "manual"
+    assert job.func_name == "workers.tasks.noop" and job.origin == "periodic-q"
+    assert job.id in Queue("periodic-q", connection=connection).job_ids
+    after = client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).get_json()
+    assert after["nextRunAt"] == created["nextRunAt"] and after["runsToday"] == 1
+
+
+def test_runs_newest_first_with_a_status_filter(client, auth, connection, created):
+    name = created["name"]
+    ids = [client.post(f"/api/v1/periodic/{name}/run", headers=auth("admin")).get_json()["jobId"] for _ in range(3)]
+    Job.fetch(ids[0], connection=connection).set_status("failed")
+    runs = client.get(f"/api/v1/periodic/{name}/runs", headers=auth("moderator")).get_json()["runs"]
+    assert [run["jobId"] for run in runs] == ids[::-1]
+    failed = client.get(f"/api/v1/periodic/{name}/runs?status=failed", headers=auth("moderator")).get_json()["runs"]
+    assert [run["jobId"] for run in failed] == [ids[0]]
+    limited = client.get(f"/api/v1/periodic/{name}/runs?limit=1", headers=auth("moderator")).get_json()["runs"]
+    assert [run["jobId"] for run in limited] == [ids[2]]
+    assert client.get(f"/api/v1/periodic/{name}/runs?status=odd", headers=auth("moderator")).status_code == 400
+
+
+def test_status_without_a_scheduler_raises_scheduler_down(client, auth, created):
+    status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
+    assert status["isMonitoringActive"] is False and status["scheduler"] is None
+    assert status["nextScheduledRun"] == created["nextRunAt"] and status["missedRuns"] == 0
+    assert [alert["rule"] for alert in status["alerts"]] == ["scheduler_down"]
+
+
+def test_preview_shows_the_next_five_runs(client, auth):
+    response = client.get("/api/v1/periodic/preview?cron=0%209%20*%20*%201", headers=auth("moderator"))
+    doc = response.get_json()
+    assert response.status_code == 200 and len(doc["nextRuns"]) == 5
+    assert all(run.endswith("T09:00:00.000Z") for run in doc["nextRuns"])
+    interval = client.get("/api/v1/periodic/preview?intervalSeconds=300", headers=auth("moderator")).get_json()
+    assert interval["schedule"] == "every 5 minutes" and len(interval["nextRuns"]) == 5
+    bad = client.get("/api/v1/periodic/preview?cron=nope", headers=auth("moderator"))
+    assert bad.status_code == 400 and "cron" in bad.get_json()["error"]["details"]
+
+
+def test_rq_cron_jobs_are_listed_read_only(client, auth, connection):
+    cron = CronScheduler(connection, name="cron-test")
+    cron.register(tasks.noop, "cron-q", cron="0 * * * *", name="hourly-noop")
+    cron.register_birth()
+    listed = client.get("/api/v1/periodic", headers=auth("moderator")).get_json()["schedules"]
+    assert [(s["name"], s["source"], s["editable"]) for s in listed] == [("hourly-noop", "rq-cron", False)]
+    assert listed[0]["func"] == "workers.tasks.noop" and listed[0]["cron"] == "0 * * * *"
+    for method, path in [("put", ""), ("delete", ""), ("post", "/pause"), ("post", "/run")]:
+        response = getattr(client, method)(f"/api/v1/periodic/hourly-noop{path}", headers=auth("admin"), json=body())
+        assert response.status_code == 409, (method, path)
+    taken = client.post("/api/v1/periodic", json=body(name="hourly-noop"), headers=auth("admin"))
+    assert taken.status_code == 409
