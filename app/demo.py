@@ -15,7 +15,7 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from app.domain import attempts, history, users
+from app.domain import attempts, history, keys, schedules, users
 from app.domain.priority import enqueue_prioritized
 from app.domain.queues import remember_queue
 from app.domain.users import Role
@@ -115,6 +115,50 @@ def add_stuck_examples(connection: Redis) -> list[str]:
     return ids
 
 
+# Two schedules (SCHEDULES.md): one every minute, one that fails now and then.
+DEMO_SCHEDULES = (
+    {
+        "name": "demo.digest-every-minute",
+        "description": "Sends the digest e-mail",
+        "func": "workers.tasks.send_email",
+        "args": ["team@example.com"],
+        "kwargs": {"subject": "Digest"},
+        "queue": "emails",
+        "intervalSeconds": 60,
+    },
+    {
+        "name": "demo.report-sometimes-fails",
+        "description": "Builds a report; fails about one run in three",
+        "func": "workers.tasks.sometimes_fail",
+        "args": [0.35],
+        "kwargs": {},
+        "queue": "reports",
+        "cron": "*/2 * * * *",
+    },
+)
+
+
+def ensure_demo_schedules(connection: Redis) -> list[str]:
+    """Create the demo schedules that do not exist yet (a restart keeps them, and their history, as they are)."""
+    created = []
+    for demo in DEMO_SCHEDULES:
+        if connection.hexists(keys.SCHEDULES, demo["name"]):
+            continue
+        definition = {
+            "cron": None,
+            "intervalSeconds": None,
+            "enabled": True,
+            "overlap": "skip",
+            "timeout": None,
+            "attempts": 1,
+            "backoff": None,
+            **demo,
+        }
+        schedules.save_schedule(connection, definition)
+        created.append(demo["name"])
+    return created
+
+
 def _has_history(connection: Redis) -> bool:
     return any(trend["total"] for trend in history.get_trends(connection, "30d", list(DEMO_QUEUES)))
 
@@ -127,4 +171,5 @@ def seed_demo(connection: Redis, password: str) -> dict:
     recorded = 0 if _has_history(connection) else seed_history(connection)
     enqueued = enqueue_demo_jobs(connection, random.Random(7))
     stuck = add_stuck_examples(connection)
+    ensure_demo_schedules(connection)
     return {"users": logins, "history": recorded, "jobs": enqueued, "stuck": len(stuck)}

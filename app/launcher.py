@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--no-demo", action="store_true", help="no demo users, jobs or history")
     parser.add_argument("--no-worker", action="store_true", help="do not start the worker pool")
+    parser.add_argument("--no-scheduler", action="store_true", help="do not start the scheduler (periodic jobs)")
     parser.add_argument(
         "--grace", type=float, default=10.0, help="seconds running jobs get to finish on Ctrl-C (default 10)"
     )
@@ -293,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
             worker = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, **own_group)
         slots = [f"{name}.{slot}" for slot in range(1, DEMO_POOL_SIZE + 1)]
         children.append(Child("worker", worker, grace=args.grace, running_jobs=_running_jobs_of(url, slots)))
+    if not args.no_scheduler:  # rq-monitor-scheduler: the periodic jobs (SCHEDULES.md)
+        command = [sys.executable, "-m", "workers.scheduler", "--url", url, "--logging-level", "WARNING"]
+        with (instance / "scheduler.log").open("a") as log_file:
+            scheduler = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, **own_group)
+        children.append(Child("scheduler", scheduler, grace=5.0))
     if not args.no_demo:
         threading.Thread(target=_feed_demo_jobs, args=(url, stop), daemon=True).start()
 

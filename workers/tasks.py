@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -34,6 +35,13 @@ def flaky(key: str, failures: int) -> int:
     if run <= failures:
         raise RuntimeError(f"flaky failure {run} of {failures}")
     return run
+
+
+def sometimes_fail(probability: float) -> str:
+    """Fails with the given probability: the demo's schedule that fails now and then."""
+    if random.random() < probability:
+        raise RuntimeError("the report source did not answer (a demo failure)")
+    return "report built"
 
 
 def record(key: str, tag: str) -> str:

@@ -125,6 +125,12 @@ def test_rq_monitor_serves_the_demo_with_the_printed_login_and_stops_everything(
     before = completed_by_the_worker()
     wait_for(lambda: completed_by_the_worker() > before, timeout=30)  # the MonitoredWorker runs the demo's jobs
 
+    def periodic(path: str = "") -> dict:
+        return requests.get(f"{base}/api/v1/periodic{path}", headers=headers, timeout=5).json()
+
+    assert {"demo.digest-every-minute", "demo.report-sometimes-fails"} <= {s["name"] for s in periodic()["schedules"]}
+    wait_for(lambda: periodic("/status")["isMonitoringActive"], timeout=30)  # rq-monitor-scheduler is running
+
     launcher.process.send_signal(stop_signal)
     launcher.rest()
     assert launcher.process.returncode == 0

@@ -175,3 +175,17 @@ def test_run_history_is_capped_per_schedule(connection):
         schedule_runs.run_now(connection, name)
     assert connection.zcard(keys.schedule_runs(name)) == keys.SCHEDULE_RUNS_CAP
     assert connection.hlen(keys.schedule_run_data(name)) == keys.SCHEDULE_RUNS_CAP
+
+
+def test_the_demo_schedules_are_created_once_and_the_procfile_runs_the_scheduler(connection):
+    from app.demo import DEMO_SCHEDULES, ensure_demo_schedules  # noqa: PLC0415
+
+    names = [demo["name"] for demo in DEMO_SCHEDULES]
+    assert ensure_demo_schedules(connection) == names
+    job_id = schedule_runs.run_now(connection, names[0])
+    assert ensure_demo_schedules(connection) == []  # a restart keeps them and their history
+    assert runs(connection, names[0])[0]["jobId"] == job_id
+    listed = schedules.list_schedules(connection)["schedules"]
+    assert [s["schedule"] for s in listed] == ["every minute", "cron */2 * * * * (UTC)"]
+    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    assert procfile["scheduler"].split() == ["rq-monitor-scheduler", "--url", "$REDIS_URL"]
