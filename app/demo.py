@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis import Redis
 from rq import Queue
@@ -116,7 +117,7 @@ def add_stuck_examples(connection: Redis) -> list[str]:
 
 
 # Two schedules (SCHEDULES.md): one every minute, one that fails now and then.
-DEMO_SCHEDULES = (
+DEMO_SCHEDULES: tuple[dict[str, Any], ...] = (
     {
         "name": "demo.digest-every-minute",
         "description": "Sends the digest e-mail",
