@@ -3,7 +3,9 @@ round trips and p50 <= 10 ms in-process for 1,000 workers).
 
 A private redis-server; N workers registered by RQ itself (`Worker.register_birth`), half of them with the
 MonitoredWorker fields, a tenth busy with an RQ 3 execution of a real job. Round trips are counted at the client
-(one packed send = one round trip); each reader runs R times, p50 and p95 reported.
+(one packed send = one round trip); each reader runs R times, p50 and p95 reported. The budget is checked on
+the cold read (its parse cache emptied before each call, as if every hash had changed); "unchanged" is the usual
+case of a tick, when most hashes are as they were at the previous read.
 
     .venv/bin/python bench/workers_bench.py [--workers 1000] [--runs 50]
 """
@@ -98,18 +100,25 @@ def main() -> int:
     args = parser.parse_args()
     with private_redis() as (_url, connection):
         seed(connection, args.workers)
-        ours = measure(lambda: registry.read_workers(connection, time.time(), 60, 300), args.runs)
+
+        def cold() -> list:
+            registry._static.cache_clear()  # as if every hash had changed since the previous read
+            return registry.read_workers(connection, time.time(), 60, 300)
+
+        ours = measure(cold, args.runs)
+        warm = measure(lambda: registry.read_workers(connection, time.time(), 60, 300), args.runs)
         theirs = measure(lambda: Worker.all(connection=connection), max(5, args.runs // 10))
     print(f"{args.workers:,} registered workers (half MonitoredWorker, a tenth busy), {args.runs} runs\n")
     header = f"{'reader':<28} {'workers':>7} {'round trips':>11} {'min ms':>8} {'p50 ms':>8} {'p95 ms':>8}"
     print(header)
     print("-" * len(header))
-    for label, (timings, trips, found) in (("read_workers (product)", ours), ("rq Worker.all()", theirs)):
+    rows = (("read_workers, cold", ours), ("read_workers, unchanged", warm), ("rq Worker.all()", theirs))
+    for label, (timings, trips, found) in rows:
         p50, p95 = percentile(timings, 0.5), percentile(timings, 0.95)
         print(f"{label:<28} {found:>7} {trips:>11} {min(timings):8.2f} {p50:8.2f} {p95:8.2f}")
     p50, trips, found = percentile(ours[0], 0.5), ours[1], ours[2]
     ok = trips <= 2 and p50 <= 10.0 and found == args.workers
-    print(f"\nread_workers: {trips} round trip(s), p50 {p50:.2f} ms  {verdict(ok)} (<= 2 round trips, p50 <= 10 ms)")
+    print(f"\nread_workers, cold: {trips} round trip(s), p50 {p50:.2f} ms  {verdict(ok)} (<= 2, p50 <= 10 ms)")
     return 0 if ok else 1
 
 

@@ -12,7 +12,7 @@ import zlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 from rq.defaults import DEFAULT_WORKER_TTL
@@ -67,36 +67,54 @@ FIELDS = (
     *(HONOURS_PAUSE, RSS_MB, CPU_PERCENT, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
 )
 
-SEPARATOR = "\x1f"  # ASCII unit separator: in no RQ field, and JSON escapes it
+FIELD_SEPARATOR, RECORD_SEPARATOR = "\x1f", "\x1e"  # ASCII unit and record separators: in no RQ field
 
-# One round trip: the registry (or one named worker), each hash's FIELDS joined by SEPARATOR (missing ones empty:
-# one string per worker is far cheaper to build and parse than 20), the TTL of plain workers' hashes, the job each
-# runs (origin, start, data for its name) and RQ's suspension flag. KEYS: rq:workers, rq:suspended.
-# ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
+# One round trip: the registry (or one named worker) and RQ's suspension flag. The workers come back as ONE string,
+# a record per worker (key, TTL of a plain worker's hash, then its FIELDS, missing ones empty) - far cheaper for
+# Redis to build and for Python to parse than nested replies - and the jobs they run (position of the worker,
+# job id, origin, start, data for its name, description) as a flat list: a job's data may hold any byte.
+# KEYS: rq:workers, rq:suspended. ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
 _READ_LUA = """
 local worker_keys
 if ARGV[2] ~= '' then worker_keys = {ARGV[2]} else worker_keys = redis.call('SMEMBERS', KEYS[1]) end
 local fields = {unpack(ARGV, 3)}
 local count = #fields
-local out = {redis.call('EXISTS', KEYS[2])}
-for _, key in ipairs(worker_keys) do
+local records, jobs = {}, {}
+for i, key in ipairs(worker_keys) do
   local values = redis.call('HMGET', key, unpack(fields))
-  for i = 1, count do if not values[i] then values[i] = '' end end
+  for f = 1, count do if not values[f] then values[f] = '' end end
   local job_id = values[2]
   if job_id == '' and values[1] == 'busy' then
     local execution = redis.call('SRANDMEMBER', key .. ':executions')
     if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
   end
-  local job = {}
   if job_id ~= '' then
-    job = redis.call('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
+    local job = redis.call('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
+    jobs[#jobs + 1] = i
+    jobs[#jobs + 1] = job_id
+    for j = 1, 4 do jobs[#jobs + 1] = job[j] end
   end
   local ttl = -3  -- not read: a MonitoredWorker's liveness does not depend on it
   if values[12] == '' then ttl = redis.call('TTL', key) end
-  out[#out + 1] = {key, table.concat(values, '\\031'), ttl, job_id, job}
+  records[i] = key .. '\\031' .. ttl .. '\\031' .. table.concat(values, '\\031')
 end
-return out
+return {redis.call('EXISTS', KEYS[2]), table.concat(records, '\\030'), jobs}
 """
+
+Entry = tuple[str, int, str, str | None, list[Any]]  # key, TTL, FIELDS' values joined, job id, job fields
+
+
+def _entries(reply: list[Any]) -> list[Entry]:
+    _suspended, records, jobs = reply
+    if not records:
+        return []
+    running = {jobs[at] - 1: (jobs[at + 1].decode(), jobs[at + 2 : at + 6]) for at in range(0, len(jobs), 6)}
+    entries: list[Entry] = []
+    for position, record in enumerate(records.decode(errors="replace").split(RECORD_SEPARATOR)):
+        key, ttl, values = record.split(FIELD_SEPARATOR, 2)
+        job_id, job = running.get(position, (None, []))
+        entries.append((key, int(ttl), values, job_id, job))
+    return entries
 
 
 def status_of(
@@ -131,7 +149,7 @@ def read_workers(connection: Redis, now: float, active_seconds: float, stale_sec
     """Every registered worker (API.md `<worker>`, the fields the registry holds), sorted by name."""
     reply = connection.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, "", *FIELDS)
     suspended = bool(reply[0])
-    found = [_worker(entry, suspended, now, active_seconds, stale_seconds) for entry in reply[1:]]
+    found = [_worker(entry, suspended, now, active_seconds, stale_seconds) for entry in _entries(reply)]
     return sorted(found, key=lambda worker: worker["worker_name"])
 
 
@@ -155,7 +173,7 @@ def remove_stale_worker(
     worker = _worker(entry, suspended, now, active_seconds, stale_seconds)
     if worker["liveness"] != Liveness.STALE:
         raise WorkerNotStale(f"Worker '{name}' is {worker['liveness']}, not stale; only stale workers are removed")
-    fields = _fields(entry[1])
+    fields = dict(zip(FIELDS, entry[2].split(FIELD_SEPARATOR), strict=True))
     key = WORKER_PREFIX + name
     removed = connection.eval(_REMOVE_LUA, 2, key, WORKERS_SET, fields.get("last_heartbeat", ""), *worker["queues"])
     if not removed:
@@ -181,72 +199,94 @@ def cleanup_stale_workers(connection: Redis, now: float, active_seconds: float, 
     return removed
 
 
-def _read_one(connection: Redis, name: str) -> tuple[list[Any], bool]:
+def _read_one(connection: Redis, name: str) -> tuple[Entry, bool]:
     key = WORKER_PREFIX + name
     with connection.pipeline(transaction=False) as pipe:
         pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, key, *FIELDS)
         pipe.sismember(WORKERS_SET, key)
         reply, registered = pipe.execute()
-    if not reply[1][1].strip(SEPARATOR.encode()) and not registered:
+    entry = _entries(reply)[0]
+    if not entry[2].strip(FIELD_SEPARATOR) and not registered:
         raise WorkerNotFound(name)
-    return reply[1], bool(reply[0])
+    return entry, bool(reply[0])
 
 
-def _fields(joined: bytes) -> dict[str, str]:
-    return dict(zip(FIELDS, joined.decode(errors="replace").split(SEPARATOR), strict=True))
+class _Facts(NamedTuple):
+    """What a worker's hash says, parsed once per distinct hash content (see _static)."""
+
+    shown: dict[str, Any]  # the <worker> fields that do not depend on the time of the read
+    monitored: bool
+    state: str
+    paused: bool
+    override: str | None
+    in_pool: bool
+    birth: float | None
+    heartbeat: float | None
 
 
-def _worker(entry: list[Any], suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
-    key, joined, ttl, job_id, job = entry
-    values = joined.decode(errors="replace").split(SEPARATOR)
+@lru_cache(maxsize=8192)
+def _static(key: str, values: str) -> _Facts:
+    """Between two reads most hashes are unchanged (a MonitoredWorker beats every 10 s, an idle plain worker every
+    405 s): their parsing is kept, keyed by the hash's content, and only the time-dependent fields are computed."""
     (state, _current, birth_at, beat_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
-     rss, cpu, limit, pool, slot, capabilities, paused, override) = values  # fmt: skip
+     rss, cpu, limit, pool, slot, capabilities, paused, override) = values.split(FIELD_SEPARATOR)  # fmt: skip
     monitored = monitored_flag != ""
-    heartbeat = _rq_time(beat_at)
-    age = None if heartbeat is None else max(0.0, now - heartbeat)
-    liveness = _liveness(monitored, age, ttl, active_seconds, stale_seconds)
-    busy = bool(job_id) or state == "busy"
-    status = status_of(
-        state=state,
-        paused=paused == "1",
-        override=override or None,
-        suspended=suspended,
-        busy=busy,
-        stale=liveness is Liveness.STALE,
-    )
     ok_count, failed_count = _int(successful), _int(failed)
     processed = ok_count + failed_count
     working_time = _float(working) or 0.0
-    birth = _rq_time(birth_at)
-    return {
-        "worker_name": key.decode()[len(WORKER_PREFIX) :],
+    shown = {
+        "worker_name": key[len(WORKER_PREFIX) :],
         "hostname": hostname or None,
         "pid": _int(pid) if pid else None,
         "queues": queues.split(",") if queues else [],
         "pool": pool or None,
         "slot": _int(slot) if slot else None,
         "monitored": monitored,
-        "status": status,  # str enums: plain strings to JSON and to comparisons
-        "liveness": liveness,
         "state": state or None,
         "birth": _z(birth_at),
-        "uptime_seconds": round(now - birth, 3) if birth is not None else None,
         "tasks_processed": processed,
         "tasks_successful": ok_count,
         "tasks_failed": failed_count,
         "error_rate": round(100.0 * failed_count / processed, 2) if processed else 0.0,
         "total_working_time": working_time,
         "avg_processing_time": round(working_time / processed, 3) if processed else None,
-        "current_job": _current_job(job_id, job, now) if job_id else None,
         "last_heartbeat": _z(beat_at),
-        "seconds_since_heartbeat": None if age is None else round(age, 3),
         "memory_usage_mb": _float(rss),
         "cpu_percent": _float(cpu),
         "memory_limit_mb": _float(limit),
-        "capabilities": dict(_capabilities(capabilities)) if monitored else None,
+        "capabilities": _capabilities(capabilities) if monitored else None,
         "rq_version": version or None,
-        "control": list(_ACTIONS[status, monitored, bool(pool)]),
     }
+    facts = (monitored, state, paused == "1", override or None, bool(pool), _rq_time(birth_at), _rq_time(beat_at))
+    return _Facts(shown, *facts)
+
+
+def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
+    key, ttl, values, job_id, job = entry
+    facts = _static(key, values)
+    age = None if facts.heartbeat is None else max(0.0, now - facts.heartbeat)
+    liveness = _liveness(facts.monitored, age, ttl, active_seconds, stale_seconds)
+    status = status_of(
+        state=facts.state,
+        paused=facts.paused,
+        override=facts.override,
+        suspended=suspended,
+        busy=bool(job_id) or facts.state == "busy",
+        stale=liveness is Liveness.STALE,
+    )
+    worker = facts.shown.copy()  # the cached dict is never handed out, nor are its lists and objects
+    worker["queues"] = list(worker["queues"])
+    if worker["capabilities"] is not None:
+        worker["capabilities"] = dict(worker["capabilities"])
+    worker.update(
+        status=status,  # str enums: plain strings in JSON and in comparisons
+        liveness=liveness,
+        uptime_seconds=round(now - facts.birth, 3) if facts.birth is not None else None,
+        current_job=_current_job(job_id, job, now) if job_id else None,
+        seconds_since_heartbeat=None if age is None else round(age, 3),
+        control=list(_ACTIONS[status, facts.monitored, facts.in_pool]),
+    )
+    return worker
 
 
 def allowed_actions(status: WorkerStatus, monitored: bool, in_pool: bool) -> list[str]:
@@ -284,13 +324,11 @@ def _liveness(monitored: bool, age: float | None, ttl: int, active_seconds: floa
     return Liveness.STALE if age > stale else Liveness.INACTIVE
 
 
-def _current_job(job_id: bytes, job: list[bytes | None], now: float) -> dict[str, Any] | None:
-    if not job_id:
-        return None
+def _current_job(job_id: str, job: list[bytes | None], now: float) -> dict[str, Any]:
     origin, started_at, data, description = (list(job) + [None] * 4)[:4]
     started = _rq_time(started_at.decode()) if started_at else None
     return {
-        "job_id": job_id.decode(),
+        "job_id": job_id,
         "queue": origin.decode() if origin else None,
         "job_name": _job_name(data, description),
         "started_at": _iso(started),
