@@ -78,6 +78,12 @@ def _target(action: str, actor: str | None) -> str | None:
     return "/".join(str(value) for value in args.values()) or None
 
 
+def _redis_was_down(response: Response) -> bool:
+    if response.status_code != 503 or not response.is_json:
+        return False
+    return ((response.get_json(silent=True) or {}).get("error") or {}).get("code") == "redis_unavailable"
+
+
 def record_request(response: Response) -> Response:
     """after_request: one entry per state-changing request, written before the response goes out."""
     endpoint = request.endpoint
@@ -86,6 +92,9 @@ def record_request(response: Response) -> Response:
     action = action_name(endpoint, request.view_args)
     params = {} if response.status_code == 413 else _params()  # an oversized body is never read
     actor, role = _actor(params)
+    if _redis_was_down(response):  # another wait for the same timeout would only hold the answer back
+        log.error("audit entry not written for %s by %s: Redis unreachable", action, actor)
+        return response
     try:
         audit.record(
             get_redis(),

@@ -11,8 +11,13 @@ from rq.job import Job, JobStatus
 from app.domain import attempts, keys
 from app.domain import retry as retry_module
 from tests.api.test_auth import assert_error
-from tests.api.test_jobs_read import everything
-from tests.helpers import make_active_job, run_worker
+from tests.helpers import every_value, make_active_job, run_worker
+
+
+def everything(connection) -> dict:
+    """Every key with its serialized value, but the audit log (a refused action is audited): proves a refused
+    action changed nothing."""
+    return every_value(connection, (b"rqmon:revoked", b"rqmon:run-starts:", keys.AUDIT.encode()))
 
 API = "/api/v1/admin/jobs"
 

@@ -13,6 +13,13 @@ PUBLIC_PATHS = {"/api/v1/auth/login", "/healthz", "/readyz", "/admin/login"}
 SCRAPE_PATHS = {"/metrics"}
 # Any signed-in user may end or renew their own session.
 SESSION_PATHS = {"/api/v1/auth/logout", "/api/v1/auth/refresh", "/admin/logout"}
+# Routes whose minimum role is above the default (moderator reads, admin changes), from API.md.
+MINIMUM_ROLES = {
+    "/api/v1/audit": "admin",
+    "/api/v1/auth/tokens": "super_admin",
+    "/api/v1/auth/tokens/table-worker": "super_admin",
+}
+ROLES = ["moderator", "admin", "super_admin"]
 SAMPLE_ARGUMENTS = {
     "queueName": "table-queue",
     "jobId": "table-job",
@@ -69,6 +76,12 @@ def test_roles_per_route(client, auth, endpoint, method, path):
     if path == "/api/v1/auth/refresh":  # takes a refresh token, not an access token
         refresh_token = login(client, "user-moderator")["refresh_token"]
         assert _call(client, method, path, {"Authorization": f"Bearer {refresh_token}"}).status_code == 200
+        return
+    if path in MINIMUM_ROLES:
+        for role in ROLES:
+            allowed = ROLES.index(role) >= ROLES.index(MINIMUM_ROLES[path])
+            response = _call(client, method, path, auth(role))
+            assert (response.status_code not in (401, 403)) is allowed, (endpoint, role, response.status_code)
         return
     as_moderator = _call(client, method, path, auth("moderator"))
     as_admin = _call(client, method, path, auth("admin"))
