@@ -220,3 +220,14 @@ def test_cleanup_removes_every_stale_worker_and_no_other(connection):
     removed = registry.cleanup_stale_workers(connection, NOW, 60, 300)
     assert sorted(removed) == ["ghost", "old-1", "old-2"]
     assert set(read(connection)) == {"alive"}
+
+
+def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
+    register(connection, "w1", 3, queues="q1,q2", **{registry.CAPABILITIES: '{"gpu": true}', registry.PAUSED: "0"})
+    first = read(connection)["w1"]
+    first["queues"].append("mutated")
+    first["capabilities"]["gpu"] = "mutated"
+    again = read(connection)["w1"]
+    assert again["queues"] == ["q1", "q2"] and again["capabilities"] == {"gpu": True}
+    connection.hset(registry.WORKER_PREFIX + "w1", registry.PAUSED, "1")
+    assert read(connection)["w1"]["status"] == "paused"
