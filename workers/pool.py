@@ -41,6 +41,9 @@ STALL_CHECK_SECONDS = 1.0
 HARD_LIMIT_FACTOR = 1.5  # above this times the memory limit the work horse is killed
 MEMORY_KILL_REASON = "memory limit exceeded"
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
+QUICK_DEATH_SECONDS = 5.0  # a child that dies sooner than this after its start is respawned with a backoff
+MAX_BACKOFF_SECONDS = 5.0
 
 
 class PoolWorker(MonitoredWorker):
@@ -48,6 +51,7 @@ class PoolWorker(MonitoredWorker):
     and names the memory limit when its pool killed the work horse for it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _stop_with_parent()
         super().__init__(*args, **kwargs)
         self._pool_name = os.environ.get("RQMON_POOL", "")
         self._pool_slot = int(os.environ.get("RQMON_SLOT") or 0) or None
@@ -95,6 +99,15 @@ class PoolWorker(MonitoredWorker):
             job, event = self._ended
             self._ended = None
             self._event(pipeline, event, job)
+
+
+def _stop_with_parent() -> None:
+    """Linux: a child gets SIGTERM (RQ's warm shutdown) when its pool dies, even by SIGKILL, instead of running on
+    unsupervised."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() == 1:  # the pool died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def default_size() -> int:
@@ -179,6 +192,9 @@ class MonitoredPool(WorkerPool):
         self._callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = defaultdict(list)
         self._exiting: dict[int, str] = {}  # slot -> why we asked its child to exit (stop, restart, recycle)
         self._rss: dict[int, float] = {}
+        self._spawned_at: dict[int, float] = {}
+        self._quick_deaths: dict[int, int] = defaultdict(int)  # consecutive deaths soon after start, per slot
+        self._not_before: dict[int, float] = {}  # slot -> when it may be respawned (crash-loop backoff)
         self._deadline: float | None = None  # graceful shutdown: when running jobs are interrupted
         self._pubsub: Any = None
         self._last_stall_check = self._last_beat = float("-inf")
@@ -233,6 +249,7 @@ class MonitoredPool(WorkerPool):
             process.start()
         self.worker_dict[name] = WorkerData(name=name, pid=process.pid, process=process)  # type: ignore[arg-type]
         self.slots[slot] = pools.SLOT_RUNNING
+        self._spawned_at[slot] = time.monotonic()
         self.emit("workerReady", slot, pid=process.pid)
 
     def check_workers(self, respawn: bool = True) -> None:
@@ -240,7 +257,9 @@ class MonitoredPool(WorkerPool):
         if not respawn or self.status == self.Status.STOPPED:
             return
         for slot, state in self.slots.items():
-            if state != pools.SLOT_STOPPED and self.worker_name(slot) not in self.worker_dict:
+            if state == pools.SLOT_STOPPED or self.worker_name(slot) in self.worker_dict:
+                continue
+            if time.monotonic() >= self._not_before.get(slot, 0.0):
                 self.start_worker(slot, burst=self._burst, logging_level=self._logging_level)
                 self.restarts += 1
                 self.emit("workerRestarted", slot, restarts=self.restarts)
@@ -257,13 +276,23 @@ class MonitoredPool(WorkerPool):
         reason = self._exiting.pop(slot, None)
         exit_code = worker_data.process.exitcode
         self._kill_orphans()  # its work horse (and scheduler) must not go on running the job
-        self._recover(dead_workers=[worker_data.name])
+        self._recover_dead(worker_data.name)
         with contextlib.suppress(redis.RedisError):
             pools.retire_worker(self.connection, worker_data.name, self._queue_names)
         if self.slots.get(slot) != pools.SLOT_STOPPED:
             self.slots[slot] = pools.SLOT_STARTING
         if reason is None and exit_code != 0 and self.status != self.Status.STOPPED:
             self.emit("workerError", slot, exitCode=exit_code)
+        if time.monotonic() - self._spawned_at.get(slot, 0.0) < QUICK_DEATH_SECONDS and reason is None:
+            self._quick_deaths[slot] += 1  # Redis away, a broken import...: do not respawn five times a second
+            deaths = self._quick_deaths[slot]
+            backoff = 0.0 if deaths == 1 else min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** (deaths - 1))
+            self._not_before[slot] = time.monotonic() + backoff
+        else:
+            self._quick_deaths[slot] = 0
+            self._not_before.pop(slot, None)
+        if self.slots.get(slot) == pools.SLOT_STOPPED:
+            self._show_stopped(slot)
         self.emit("workerClosed", slot, exitCode=exit_code, reason=reason or "exited")
 
     def _kill_orphans(self) -> None:
@@ -291,6 +320,19 @@ class MonitoredPool(WorkerPool):
             self.emit("workerStalled", slot, run.job_id, stream=False, action=run.action, queue=run.queue)
         return recovered
 
+    def _recover_dead(self, name: str, attempts: int = 3) -> None:
+        """Its runs, before the slot starts again under the same name (after which the name no longer tells them
+        apart). A run whose meta changed between the two scripts is found again and moved on the next attempt."""
+        for _ in range(attempts):
+            self._recover(dead_workers=[name])
+            try:
+                left = stalled.find_stalled(self.connection, time.time(), self.stale_seconds, [name])
+            except redis.RedisError:
+                return
+            if not any(run.worker == name for run in left):
+                return
+        self.log.warning("Pool %s: runs of %s still active after %d attempts", self.name, name, attempts)
+
     def _ask_exit(self, slot: int, reason: str) -> None:
         """Warm stop of one child: it finishes its current job, then exits (RQ's SIGTERM)."""
         data = self.worker_dict.get(self.worker_name(slot))
@@ -313,10 +355,17 @@ class MonitoredPool(WorkerPool):
         self.start_workers(burst=burst, logging_level=logging_level)
         self._install_signal_handlers()
         try:
-            while not self._loop_once(burst):
+            while not self._safe_loop_once(burst):
                 time.sleep(LOOP_SECONDS)
         finally:
             self._close()
+
+    def _safe_loop_once(self, burst: bool) -> bool:
+        try:
+            return self._loop_once(burst)
+        except redis.RedisError as exc:  # Redis restarting: the children carry on, the pool looks again
+            self.log.warning("Pool %s: Redis unavailable (%s); looking again", self.name, exc)
+            return False
 
     def _loop_once(self, burst: bool) -> bool:
         """One look; True when the pool is done."""
@@ -372,6 +421,10 @@ class MonitoredPool(WorkerPool):
     def _close(self) -> None:
         if self.health_server is not None:
             self.health_server.shutdown()
+        for slot, state in self.slots.items():
+            if state == pools.SLOT_STOPPED:
+                with contextlib.suppress(redis.RedisError):
+                    pools.retire_worker(self.connection, self.worker_name(slot), self._queue_names)
         with contextlib.suppress(Exception):
             if self._pubsub is not None:
                 self._pubsub.close()
@@ -385,7 +438,13 @@ class MonitoredPool(WorkerPool):
         if not force and time.monotonic() - self._last_beat < self.heartbeat_seconds:
             return
         self._last_beat = time.monotonic()
-        self._check_memory()
+        try:
+            self._check_memory()
+            for slot, state in self.slots.items():
+                if state == pools.SLOT_STOPPED and self.worker_name(slot) not in self.worker_dict:
+                    self._show_stopped(slot)
+        except redis.RedisError as exc:
+            self.log.warning("Pool %s: memory check not done: %s", self.name, exc)
         health = self.health()
         if health["healthy"] != self._healthy:
             self._healthy = health["healthy"]
@@ -462,6 +521,19 @@ class MonitoredPool(WorkerPool):
         )
         if slot not in self._exiting:
             self._ask_exit(slot, "recycle")
+
+    def _show_stopped(self, slot: int) -> None:
+        """A slot stopped by control stays visible as a `stopped` worker of this pool (so that it can be started
+        again from the views): a registration the pool refreshes at its heartbeat, removed at `start`."""
+        with contextlib.suppress(redis.RedisError):
+            pools.show_stopped_slot(
+                self.connection,
+                self.worker_name(slot),
+                self.name,
+                slot,
+                self._queue_names,
+                pools.pool_ttl(self.heartbeat_seconds),
+            )
 
     def _executions(self, worker_name: str) -> list[bytes]:
         return list(self.connection.smembers(f"rq:worker:{worker_name}:executions"))
@@ -554,6 +626,8 @@ class MonitoredPool(WorkerPool):
                 return worker_control.Ack(False, before, before, f"{name} is already running", "already_running")
             self.slots[slot] = pools.SLOT_STARTING
             if name not in self.worker_dict:
+                pools.retire_worker(self.connection, name, self._queue_names)  # its `stopped` registration
+                self._not_before.pop(slot, None)
                 self.start_worker(slot, burst=self._burst, logging_level=self._logging_level)
             return worker_control.Ack(True, before, "idle", f"{name} started")
         return worker_control.Ack(False, before, before, f"A pool does not {command.action!r} its slots", "unsupported")

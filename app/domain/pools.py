@@ -10,7 +10,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from app.domain import keys
+from app.domain import keys, workers
 from app.domain.timeutil import iso_from_timestamp
 
 # seed 003's event names, in the order of a pool's life
@@ -137,6 +137,35 @@ def retire_worker(connection: Redis, name: str, queue_names: list[str]) -> None:
         pipe.hset(key, "death", time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()))
         pipe.expire(key, 60)
         pipe.delete(f"{key}:executions")
+        pipe.execute()
+
+
+def show_stopped_slot(
+    connection: Redis, worker_name: str, pool: str, slot: int, queue_names: list[str], ttl: int, host: str = ""
+) -> None:
+    """Register a slot stopped by control as a `stopped` worker of its pool (app.domain.workers shows it so, and
+    offers `start`), refreshed at every pool heartbeat and expiring `ttl` after the last; retire_worker removes it."""
+    key = f"rq:worker:{worker_name}"
+    beat = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    fields: dict[str | bytes, Any] = {
+        "last_heartbeat": beat,
+        "queues": ",".join(queue_names),
+        "hostname": host,
+        "state": "stopped",
+        workers.HEARTBEAT_AT: f"{time.time():.3f}",
+        workers.HONOURS_PAUSE: "1",
+        workers.POOL: pool,
+        workers.SLOT: str(slot),
+        workers.STATE_OVERRIDE: workers.WorkerStatus.STOPPED.value,
+    }
+    with connection.pipeline() as pipe:
+        pipe.hdel(key, "death", "pid", "current_job")
+        pipe.hsetnx(key, "birth", beat)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, ttl)
+        pipe.sadd("rq:workers", key)
+        for queue in queue_names:
+            pipe.sadd(f"rq:workers:{queue}", key)
         pipe.execute()
 
 

@@ -3,6 +3,7 @@ period, the memory limit, slot control and health. Slow by nature: few tests, ge
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,13 +15,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+import psutil
 import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
 from app.domain import attempts, keys, pools
+from app.domain.errors import WorkerNotFound
 from app.domain.stalled import INTERRUPTED_COUNTER, STALLED_COUNTER, STALLED_REASON
+from app.domain.worker_control import send_control
+from app.domain.workers import read_worker
 from app.embedded_redis import free_port
 from tests.helpers import ROOT, wait_for
 
@@ -28,7 +33,7 @@ PoolStarter = Callable[..., tuple[subprocess.Popen, str]]
 
 
 @pytest.fixture
-def start_pool(redis_url: str) -> Iterator[PoolStarter]:
+def start_pool(redis_url: str, tmp_path) -> Iterator[PoolStarter]:
     """Start `rq-monitor-pool` (as `python -m workers.pool`) with a 1 s heartbeat; killed at the end if still up."""
     started: list[subprocess.Popen] = []
 
@@ -37,22 +42,23 @@ def start_pool(redis_url: str) -> Iterator[PoolStarter]:
         command = [sys.executable, "-m", "workers.pool", "--url", redis_url, "--name", name]
         command += ["--workers", str(workers), "--logging-level", "WARNING", *options, *queues]
         env = {**os.environ, "WORKER_HEARTBEAT_SECONDS": "1"}
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        with (tmp_path / f"{name}.log").open("w") as log:  # never a pipe nobody reads: it would fill and block
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         started.append(process)
         return process, name
 
     yield start
     for process in started:
+        children = _children_of(process.pid)  # before the pool goes: then they belong to init
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-        for child in _children_of(process.pid):
-            os.kill(child, signal.SIGKILL)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 def _children_of(pid: int) -> list[int]:
-    import psutil  # noqa: PLC0415
-
     try:
         return [child.pid for child in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
@@ -94,12 +100,13 @@ def test_a_sigkilled_child_is_replaced_within_a_second_and_its_job_runs_once_mor
     os.kill(pid, signal.SIGKILL)
     killed_at = time.time()
     wait_for(lambda: job.get_status() != JobStatus.STARTED, timeout=10)
-    back_after = time.time() - killed_at
     wait_for(lambda: _events(connection, name, "workerRestarted"), timeout=10)
     restarted = _events(connection, name, "workerRestarted")[0]
+    (recovered,) = _events(connection, name, "workerStalled")
 
-    assert back_after < 2.0  # spec: back at the head within 2 s (measured from outside, polling)
-    assert _at(restarted) - killed_at < 1.0  # spec: replaced within 1 s
+    # The pool's own times (the test's polling lags on a loaded machine): the spec's 2 s and 1 s.
+    assert _at(recovered) - killed_at < 2.0 and recovered["details"]["action"] == "requeue"
+    assert _at(restarted) - killed_at < 1.0
     assert restarted["worker"] == worker  # the slot keeps its name
     wait_for(lambda: job.get_status() == JobStatus.FINISHED, timeout=30)
     assert connection.lrange("tp-kill:runs", 0, -1) == [b"run", b"run"]  # ran once more
@@ -192,13 +199,11 @@ def test_memory_limit_recycles_a_child_after_its_job_and_kills_the_horse_at_one_
     assert any(e["details"]["action"] == "killed" for e in _events(connection, name, "highMemoryUsage"))
 
 
-def _ask(connection: Redis, pool: str, action: str, slot: int) -> dict:
-    request_id = uuid.uuid4().hex
-    message = json.dumps({"id": request_id, "action": action, "slot": slot, "at": time.time()})
-    assert connection.publish(keys.pool_control_channel(pool), message) == 1
-    reply = connection.blpop([keys.control_reply(request_id)], timeout=5)
-    assert reply is not None
-    return json.loads(reply[1])
+def _status(connection: Redis, worker: str) -> str | None:
+    try:
+        return read_worker(connection, worker, time.time(), 60, 300)["status"]
+    except WorkerNotFound:
+        return None
 
 
 def test_slot_control_stop_start_and_restart_are_acknowledged(connection, start_pool):
@@ -206,21 +211,46 @@ def test_slot_control_stop_start_and_restart_are_acknowledged(connection, start_
     first = _child_pid(connection, f"{name}.1")
     wait_for(lambda: connection.pubsub_numsub(keys.pool_control_channel(name))[0][1] == 1, timeout=15)
     connection.publish(keys.pool_control_channel(name), b"\x00 not a command")  # ignored
+    wait_for(lambda: _status(connection, f"{name}.1") == "idle", timeout=15)
 
-    stopped = _ask(connection, name, "stop", 1)
-    assert stopped["acknowledged"] is True and stopped["status_before"] == "idle"
-    wait_for(lambda: not connection.sismember("rq:workers", f"rq:worker:{name}.1"), timeout=15)
-    time.sleep(1.5)  # not respawned
-    assert not connection.sismember("rq:workers", f"rq:worker:{name}.1")
+    stopped = send_control(connection, f"{name}.1", "stop")
+    assert stopped.acknowledged and stopped.status_before == "idle", stopped
+    wait_for(lambda: _status(connection, f"{name}.1") == "stopped", timeout=15)  # shown, and not respawned
+    time.sleep(1.5)
+    assert _status(connection, f"{name}.1") == "stopped"
     assert pools.get_pool(connection, name)["slots"]["1"]["state"] == pools.SLOT_STOPPED
+    assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
 
-    assert _ask(connection, name, "restart", 1)["error"] == "not_running"
-    started = _ask(connection, name, "start", 1)
-    assert started["acknowledged"] is True and started["status_before"] == "stopped"
+    assert send_control(connection, f"{name}.1", "restart").error == "not_running"
+    started = send_control(connection, f"{name}.1", "start")
+    assert started.acknowledged and started.status_before == "stopped", started
     wait_for(lambda: connection.hget(f"rq:worker:{name}.1", "pid") not in (None, str(first).encode()), timeout=15)
     second = _child_pid(connection, f"{name}.1")
+    wait_for(lambda: _status(connection, f"{name}.1") == "idle", timeout=15)
 
-    assert _ask(connection, name, "restart", 1)["acknowledged"] is True
+    assert send_control(connection, f"{name}.1", "restart").acknowledged
     wait_for(lambda: connection.hget(f"rq:worker:{name}.1", "pid") not in (None, str(second).encode()), timeout=15)
-    assert _ask(connection, name, "start", 2)["error"] == "already_running"
-    assert _ask(connection, name, "stop", 9)["error"] == "unknown_slot"
+    assert send_control(connection, f"{name}.2", "start").error == "already_running"
+
+
+def test_a_second_signal_ends_the_grace_period_and_jobs_without_a_timeout_get_the_max_job_duration(
+    connection, start_pool
+):
+    queue = Queue("tp-again", connection=connection)
+    pool, name = start_pool("tp-again", options=("--grace-period", "60", "--max-job-duration", "1"))
+    timed = queue.enqueue("workers.tasks.sleep_for", 20)
+    connection.hdel(timed.key, "timeout")  # a job enqueued without any timeout (RQ's Queue always sets one)
+    wait_for(lambda: timed.get_status() == JobStatus.FAILED, timeout=30)
+    timed.refresh()
+    assert "JobTimeoutException" in (attempts.read_attempts(timed)["failedReason"] or "") + (
+        timed.latest_result().exc_string or ""
+    )
+
+    job = queue.enqueue("workers.tasks.sleep_for", 30, job_timeout=120)
+    _running_on(connection, job)
+    pool.send_signal(signal.SIGTERM)
+    time.sleep(1.5)
+    assert pool.poll() is None and job.get_status() == JobStatus.STARTED  # waiting for its grace period
+    pool.send_signal(signal.SIGTERM)
+    assert pool.wait(timeout=15) == 0
+    assert job.get_status() == JobStatus.QUEUED and queue.get_job_ids() == [job.id]
