@@ -21,22 +21,10 @@ from app.domain import attempts
 from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
 from app.domain.queues import QueueKeys, live_count_reads, live_page_reads, queue_exists_reads, queue_keys
+from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS
 from app.domain.timeutil import iso, iso_from_timestamp
 
-BROWSABLE_STATES = ("waiting", "prioritized", "active", "completed", "failed", "delayed")
 MAX_PER_PAGE = 200
-
-# RQ status -> BullMQ word (SEMANTICS.md)
-STATE_OF_STATUS = {
-    JobStatus.QUEUED: "waiting",
-    JobStatus.STARTED: "active",
-    JobStatus.FINISHED: "completed",
-    JobStatus.FAILED: "failed",
-    JobStatus.SCHEDULED: "delayed",
-    JobStatus.DEFERRED: "waiting-children",
-    JobStatus.STOPPED: "stopped",
-    JobStatus.CANCELED: "canceled",
-}
 
 
 # Job data nested deeper is not shown (JSON encoders, pydantic and browsers all have depth limits of their own).

@@ -34,7 +34,7 @@ RETRYABLE_STATES = ("failed", "stopped", "canceled")
 STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
 
 
-def _check_retryable(job: Job, state: str, thresholds: tuple[int, ...], now: float) -> None:
+def _check_retryable(job: Job, state: str, thresholds: tuple[float, ...], now: float) -> None:
     if state in RETRYABLE_STATES:
         return
     started_ms = to_ms(job.started_at)
@@ -134,7 +134,7 @@ def retry_job(
     queue_name: str,
     job_id: str,
     options: dict[str, Any],
-    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
     now: float | None = None,
 ) -> str:
     """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, argsOverrides,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-DEFAULT_THRESHOLDS_MINUTES = (10, 30, 60, 120)
-SEVERITIES = ("low", "medium", "high", "critical")
+from app.domain.states import Severity
+from config import Config
+
+DEFAULT_THRESHOLDS_MINUTES: tuple[float, ...] = tuple(Config.STUCK_THRESHOLDS_MINUTES)
+SEVERITIES: tuple[str, ...] = tuple(severity.value for severity in Severity)
 
 
 def severity_for(running_ms: int, thresholds_minutes: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES) -> str | None:
