@@ -31,7 +31,7 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     if test_config:
         app.config.update(test_config)
     if not app.config["JWT_SECRET_KEY"]:
-        from app.cli import loaded_by_a_command  # noqa: PLC0415
+        from app.cli import loaded_by_a_command
 
         if app.config["ENV"] != "production" or app.config["TESTING"]:
             app.config["JWT_SECRET_KEY"] = _development_secret(Path(app.instance_path))
@@ -61,7 +61,7 @@ def _stop_on(error: config.ConfigError) -> NoReturn:
 
 def _recover_stalled_jobs(tick: Any) -> None:
     """Tick task: active jobs whose worker is gone go back to their queues (app.domain.stalled)."""
-    from app.domain.stalled import recover_stalled  # noqa: PLC0415
+    from app.domain.stalled import recover_stalled
 
     recover_stalled(tick.connection, tick.now, float(tick.config["WORKER_STALE_SECONDS"]))
 

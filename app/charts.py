@@ -38,7 +38,7 @@ LABEL_FORMAT = {"24h": "%H:%M", "7d": "%a %Hh", "30d": "%d %b"}
 
 
 def _labels(series: list[dict[str, Any]], period: str) -> list[str]:
-    from datetime import datetime  # noqa: PLC0415
+    from datetime import datetime
 
     fmt = LABEL_FORMAT[period]
     return [datetime.strptime(point["start"], "%Y-%m-%dT%H:%M:%S.%fZ").strftime(fmt) for point in series]

@@ -79,7 +79,7 @@ demo_cli = AppGroup("demo", help="Demo data for a first look.")
 @click.option("--password-stdin", is_flag=True, help="Read the demo users' password from standard input.")
 def seed_demo(password_stdin: bool) -> None:
     """Demo users (admin, viewer), jobs in every state and 30 days of history."""
-    from app.demo import seed_demo as seed  # noqa: PLC0415 - imports the worker's sample tasks
+    from app.demo import seed_demo as seed
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else secrets.token_urlsafe(9)
     summary = seed(get_redis(), password)
@@ -92,7 +92,7 @@ def seed_demo(password_stdin: bool) -> None:
 def loaded_by_a_command() -> bool:
     """Whether the app is being created by a `flask` command other than `run` (users, demo, monitor, shell…):
     those never sign or check a token, so they work without JWT_SECRET_KEY in production."""
-    from flask.cli import ScriptInfo  # noqa: PLC0415
+    from flask.cli import ScriptInfo
 
     context = click.get_current_context(silent=True)
     return context is not None and context.find_object(ScriptInfo) is not None and context.info_name != "run"

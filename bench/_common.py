@@ -62,7 +62,7 @@ def web_process(
 ) -> Iterator[tuple[int, subprocess.Popen]]:
     """The product as deployed: gunicorn, ONE gevent worker (`app.launcher.start_web`), on a free port; `cwd`:
     the source tree it serves (another revision's, extracted, for before/after runs)."""
-    from app.launcher import start_web, wait_for_web  # noqa: PLC0415
+    from app.launcher import start_web, wait_for_web
 
     env = {**os.environ, "REDIS_URL": url, "JWT_SECRET_KEY": SECRET, "RQMON_ENV": "production", **settings}
     port = free_port()

@@ -31,13 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import create_app  # noqa: E402
-from app.domain import history, jobs, metrics, stuck, users  # noqa: E402
-from app.domain.metrics import COUNTS  # noqa: E402
-from app.domain.queues import QueueKeys, list_queue_names  # noqa: E402
-from app.domain.users import Role  # noqa: E402
-from bench import seed as seeding  # noqa: E402
-from bench._common import SECRET, calls_delta, command_calls, percentile, private_redis, verdict, web_process  # noqa: E402
+from app import create_app
+from app.domain import history, jobs, metrics, stuck, users
+from app.domain.metrics import COUNTS
+from app.domain.queues import QueueKeys, list_queue_names
+from app.domain.users import Role
+from bench import seed as seeding
+from bench._common import SECRET, calls_delta, command_calls, percentile, private_redis, verdict, web_process
 
 BUDGETS_MS = {"metrics": 4, "page": 8, "stuck": 60, "trends": 10}
 PREFIX = "/api/v1/admin/jobs"
@@ -51,7 +51,7 @@ class RedisCounter:
         self.commands = 0
 
     def __enter__(self) -> RedisCounter:
-        from redis.connection import AbstractConnection  # noqa: PLC0415
+        from redis.connection import AbstractConnection
 
         self._cls = AbstractConnection
         self._originals = (

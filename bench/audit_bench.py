@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rq import Queue  # noqa: E402
+from rq import Queue
 
-from app import create_app  # noqa: E402
-from app.auditing import record_request  # noqa: E402
-from app.domain import audit, keys, users  # noqa: E402
-from app.domain.users import Role  # noqa: E402
-from bench._common import SECRET, private_redis  # noqa: E402
+from app import create_app
+from app.auditing import record_request
+from app.domain import audit, keys, users
+from app.domain.users import Role
+from bench._common import SECRET, private_redis
 
 BUDGET_MS = 0.5
 

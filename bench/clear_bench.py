@@ -25,12 +25,12 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rq import Queue  # noqa: E402
-from rq.job import JobStatus  # noqa: E402
-from rq.results import Result  # noqa: E402
+from rq import Queue
+from rq.job import JobStatus
+from rq.results import Result
 
-from app.domain.clear import CHUNK, clear_queue  # noqa: E402
-from bench._common import private_redis, verdict  # noqa: E402
+from app.domain.clear import CHUNK, clear_queue
+from bench._common import private_redis, verdict
 
 QUEUE = "clear-bench"
 BUDGET_SECONDS = 1.5

@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import create_app  # noqa: E402
-from app.domain import users  # noqa: E402
-from app.domain.users import Role  # noqa: E402
-from app.embedded_redis import free_port  # noqa: E402
-from bench import seed as seeding  # noqa: E402
-from bench._common import (  # noqa: E402
+from app import create_app
+from app.domain import users
+from app.domain.users import Role
+from app.embedded_redis import free_port
+from bench import seed as seeding
+from bench._common import (
     SECRET,
     calls_delta,
     command_calls,
@@ -46,7 +46,7 @@ from bench._common import (  # noqa: E402
     verdict,
     web_process,
 )
-from bench.api_bench import KeepAliveClient, in_process_cost  # noqa: E402
+from bench.api_bench import KeepAliveClient, in_process_cost
 
 RATIO_BUDGET = 10.0
 ROUND_TRIP_BUDGET = 2

@@ -29,11 +29,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rq import Queue  # noqa: E402
-from rq.executions import Execution  # noqa: E402
-from rq.job import JobStatus  # noqa: E402
+from rq import Queue
+from rq.executions import Execution
+from rq.job import JobStatus
 
-from app.domain import attempts, history  # noqa: E402
+from app.domain import attempts, history
 
 BATCH = 1000  # jobs per pipeline
 SHARES = (("waiting", 5), ("completed", 7), ("failed", 6), ("delayed", 2))  # out of 20
@@ -183,7 +183,7 @@ def seed(
 
 
 def print_summary(connection: redis.Redis, queues: int, jobs_per_queue: int, active: int, result: dict) -> None:
-    from app.domain.metrics import get_metrics  # noqa: PLC0415
+    from app.domain.metrics import get_metrics
 
     totals = get_metrics(connection)["totals"]
     timings = result["timings"]
@@ -211,7 +211,7 @@ def save_rdb(connection: redis.Redis, target: Path) -> None:
 
 
 def main() -> int:
-    from bench._common import private_redis  # noqa: PLC0415
+    from bench._common import private_redis
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 queues x 1,000 jobs, 1,000 active")

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.domain import users  # noqa: E402
-from app.domain.users import Role  # noqa: E402
-from bench import seed as seeding  # noqa: E402
-from bench._common import calls_delta, command_calls, percentile, private_redis, verdict, web_process  # noqa: E402
-from bench.api_bench import KeepAliveClient  # noqa: E402
-from bench.tick_bench import old_code  # noqa: E402
+from app.domain import users
+from app.domain.users import Role
+from bench import seed as seeding
+from bench._common import calls_delta, command_calls, percentile, private_redis, verdict, web_process
+from bench.api_bench import KeepAliveClient
+from bench.tick_bench import old_code
 
 BUDGET_MS = 20
 API = "/api/v1/admin/jobs"

@@ -37,21 +37,21 @@ BUDGET_UNWATCHED_MS, BUDGET_UNWATCHED_ROUND_TRIPS, BUDGET_WATCHED_MS = 20, 5, 10
 def measure(code: str, kind: str, url: str, ticks: int) -> dict[str, float]:
     """In a subprocess whose sys.path starts at `code`: `ticks` ticks of the publisher (kind before|after)."""
     sys.path.insert(0, code)
-    import redis  # noqa: PLC0415
-    from redis.connection import AbstractConnection  # noqa: PLC0415
+    import redis
+    from redis.connection import AbstractConnection
 
-    import app  # noqa: PLC0415
+    import app
 
     assert Path(app.__file__).resolve().is_relative_to(Path(code).resolve()), app.__file__
     connection = redis.Redis.from_url(url)
     thresholds = (10, 30, 60, 120)
     if kind == "before":
-        from app.live import Publisher  # type: ignore[import-not-found]  # noqa: PLC0415
+        from app.live import Publisher  # type: ignore[import-not-found]
 
         publisher = Publisher(connection, 2.0, thresholds)
     else:
-        from app.blueprints.live import JOBS_FEED, QUEUE_FEED  # noqa: PLC0415
-        from app.ticker import Ticker  # noqa: PLC0415
+        from app.blueprints.live import JOBS_FEED, QUEUE_FEED
+        from app.ticker import Ticker
 
         publisher = Ticker(connection, 2.0, [JOBS_FEED, QUEUE_FEED], [], {"STUCK_THRESHOLDS_MINUTES": thresholds})
     probe = redis.Redis.from_url(url)
@@ -166,9 +166,9 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from app.domain import keys  # noqa: PLC0415
-    from bench import seed as seeding  # noqa: PLC0415
-    from bench._common import private_redis, verdict  # noqa: PLC0415
+    from app.domain import keys
+    from bench import seed as seeding
+    from bench._common import private_redis, verdict
 
     label, before_code = old_code(args.before)
     try:

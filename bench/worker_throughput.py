@@ -22,10 +22,10 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rq import Queue  # noqa: E402
+from rq import Queue
 
-from app.domain import keys  # noqa: E402
-from bench._common import ROOT, private_redis, verdict  # noqa: E402
+from app.domain import keys
+from bench._common import ROOT, private_redis, verdict
 
 RQ = str(Path(sys.executable).parent / "rq")
 QUEUE = "throughput"

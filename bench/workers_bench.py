@@ -22,12 +22,12 @@ import redis.connection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rq import Queue, Worker  # noqa: E402
-from rq.executions import Execution  # noqa: E402
-from rq.job import JobStatus  # noqa: E402
+from rq import Queue, Worker
+from rq.executions import Execution
+from rq.job import JobStatus
 
-from app.domain import workers as registry  # noqa: E402
-from bench._common import percentile, private_redis, verdict  # noqa: E402
+from app.domain import workers as registry
+from bench._common import percentile, private_redis, verdict
 
 
 class RoundTrips:

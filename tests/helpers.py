@@ -88,9 +88,9 @@ def make_active_job(
 
 def start_gunicorn(redis_url: str, port: int, **settings: str) -> subprocess.Popen:
     """The product as deployed (gunicorn + gevent), configured through the environment."""
-    import os  # noqa: PLC0415
+    import os
 
-    from app.launcher import start_web, wait_for_web  # noqa: PLC0415
+    from app.launcher import start_web, wait_for_web
 
     env = {
         **os.environ,

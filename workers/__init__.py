@@ -16,7 +16,7 @@ __all__ = ["MonitoredWorker"]
 
 def __getattr__(name: str) -> Any:
     if name == "MonitoredWorker":
-        from workers.monitored_worker import MonitoredWorker  # noqa: PLC0415
+        from workers.monitored_worker import MonitoredWorker
 
         return MonitoredWorker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,7 +72,7 @@ return 1
 
 def _intermediate_key(queue: Queue) -> str:
     try:
-        from rq.intermediate_queue import IntermediateQueue  # noqa: PLC0415 - absent from older RQ
+        from rq.intermediate_queue import IntermediateQueue
     except ImportError:  # pragma: no cover
         return queue.key + ":intermediate"
     return IntermediateQueue.get_intermediate_queue_key(queue.key)

@@ -565,7 +565,7 @@ class MonitoredPool(WorkerPool):
         pool = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 health = pool.health()
                 body = json.dumps(health).encode()
                 self.send_response(200 if health["healthy"] else 503)
@@ -574,7 +574,7 @@ class MonitoredPool(WorkerPool):
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.health_server = ThreadingHTTPServer((host, port), Handler)
@@ -637,7 +637,7 @@ class MonitoredPool(WorkerPool):
 
 
 def _parse_run(argv: list[str]) -> Any:
-    import argparse  # noqa: PLC0415
+    import argparse
 
     parser = argparse.ArgumentParser(prog="rq-monitor-pool", description=__doc__)
     parser.add_argument("queues", nargs="+", metavar="QUEUE")
@@ -655,7 +655,7 @@ def _parse_run(argv: list[str]) -> Any:
 
 
 def _health_command(argv: list[str]) -> int:
-    import argparse  # noqa: PLC0415
+    import argparse
 
     parser = argparse.ArgumentParser(prog="rq-monitor-pool health", description="exit 0 when the pool is healthy")
     parser.add_argument("--url", "-u", default=os.environ.get("REDIS_URL") or "redis://localhost:6379/0")
@@ -670,9 +670,9 @@ def _health_command(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys  # noqa: PLC0415
+    import sys
 
-    import config  # noqa: PLC0415
+    import config
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["health"]:

@@ -135,7 +135,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import config  # noqa: PLC0415
+    import config
 
     args = _parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.logging_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -53,7 +53,7 @@ def record(key: str, tag: str) -> str:
     return tag
 
 
-def send_email(to: str, subject: str = "Hello", customParam: Any = None) -> dict[str, Any]:  # noqa: N803 - the seed's name
+def send_email(to: str, subject: str = "Hello", customParam: Any = None) -> dict[str, Any]:
     time.sleep(0.05)
     return {"to": to, "subject": subject, "customParam": customParam}
 

@@ -26,7 +26,7 @@ ERRORS = {"HTTP_400": ErrorBody, "HTTP_401": ErrorBody, "HTTP_403": ErrorBody, "
 @bp.patch("/queue/<queueName>/pause")
 @role_required(Role.ADMIN)
 @spec.validate(resp=Resp(HTTP_200=PauseResult, **ERRORS), tags=["queues"])
-def pause(queueName: str) -> Any:  # noqa: N803
+def pause(queueName: str) -> Any:
     """Stop MonitoredWorkers from starting this queue's jobs (running ones finish). Idempotent."""
     return jsonify(pause_queue(get_redis(), queueName))
 
@@ -34,7 +34,7 @@ def pause(queueName: str) -> Any:  # noqa: N803
 @bp.patch("/queue/<queueName>/resume")
 @role_required(Role.ADMIN)
 @spec.validate(resp=Resp(HTTP_200=PauseResult, **ERRORS), tags=["queues"])
-def resume(queueName: str) -> Any:  # noqa: N803
+def resume(queueName: str) -> Any:
     """Let processing continue in normal order. Idempotent."""
     return jsonify(resume_queue(get_redis(), queueName))
 
@@ -42,7 +42,7 @@ def resume(queueName: str) -> Any:  # noqa: N803
 @bp.delete("/queue/<queueName>/clear")
 @role_required(Role.ADMIN)
 @spec.validate(query=ClearQuery, resp=Resp(HTTP_200=ClearResult, **ERRORS), tags=["queues"])
-def clear(queueName: str) -> Any:  # noqa: N803
+def clear(queueName: str) -> Any:
     """Delete completed and/or failed jobs (entries and data); never waiting, active or delayed ones."""
     query: ClearQuery = request.context.query  # type: ignore[attr-defined]
     return jsonify(clear_queue(get_redis(), queueName, query.type))
@@ -55,7 +55,7 @@ def clear(queueName: str) -> Any:  # noqa: N803
     resp=Resp(HTTP_201=RetryResult, HTTP_409=ErrorBody, HTTP_413=ErrorBody, HTTP_415=ErrorBody, **ERRORS),
     tags=["jobs"],
 )
-def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
+def retry(queueName: str, jobId: str) -> Any:
     """A new job with the same function: `dataOverrides` merged over its keyword arguments, `argsOverrides`
     replacing its positional ones, new priority/attempts/backoff. A job already retried → 409 `already_retried`
     naming the copy, unless `force` is true."""
@@ -67,7 +67,7 @@ def retry(queueName: str, jobId: str) -> Any:  # noqa: N803
 @bp.post("/job/<queueName>/<jobId>/stop")
 @role_required(Role.ADMIN)
 @spec.validate(resp=Resp(HTTP_200=StopResult, HTTP_202=StopResult, HTTP_409=ErrorBody, **ERRORS), tags=["jobs"])
-def stop(queueName: str, jobId: str) -> Any:  # noqa: N803
+def stop(queueName: str, jobId: str) -> Any:
     """Stop a running job now (RQ's stop-job command): it ends `stopped` among the failed, retryable. 202 when it
     has not ended within 5 s; a job that is not active → 409."""
     stopped = stop_job(get_redis(), queueName, jobId)

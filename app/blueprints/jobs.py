@@ -94,7 +94,7 @@ def stuck_summary() -> Any:
 @bp.get("/queue/<queueName>/jobs")
 @role_required(Role.MODERATOR)
 @spec.validate(query=JobsQuery, resp=Resp(HTTP_200=JobPage, HTTP_400=ErrorBody, HTTP_404=ErrorBody), tags=["jobs"])
-def jobs_page(queueName: str) -> Any:  # noqa: N803 - the path parameter's name in API.md
+def jobs_page(queueName: str) -> Any:
     """One page of a queue's jobs in one state, paginated in Redis."""
     query: JobsQuery = request.context.query  # type: ignore[attr-defined]
     return jsonify(list_jobs(get_redis(), queueName, query.state, query.page, query.perPage))
@@ -103,6 +103,6 @@ def jobs_page(queueName: str) -> Any:  # noqa: N803 - the path parameter's name 
 @bp.get("/job/<queueName>/<jobId>")
 @role_required(Role.MODERATOR)
 @spec.validate(resp=Resp(HTTP_200=JobDetail, HTTP_404=ErrorBody), tags=["jobs"])
-def job_detail(queueName: str, jobId: str) -> Any:  # noqa: N803
+def job_detail(queueName: str, jobId: str) -> Any:
     """Everything about one job: data, options, attempts, timestamps, result, errors, retry links."""
     return jsonify(get_job_detail(get_redis(), queueName, jobId))

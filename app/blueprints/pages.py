@@ -166,14 +166,14 @@ def overview() -> Any:
 
 @bp.get("/queues/<queueName>")
 @page
-def queue(queueName: str) -> Any:  # noqa: N803
+def queue(queueName: str) -> Any:
     require_queue(get_redis(), queueName)
     return render("queue.html", queue_name=queueName)
 
 
 @bp.get("/queues/<queueName>/jobs/<jobId>")
 @page
-def job(queueName: str, jobId: str) -> Any:  # noqa: N803
+def job(queueName: str, jobId: str) -> Any:
     fetch_job(get_redis(), queueName, jobId)
     return render("job.html", queue_name=queueName, job_id=jobId)
 

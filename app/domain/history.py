@@ -255,7 +255,7 @@ def get_trends(
 ) -> list[dict[str, Any]]:
     """Per queue: jobs finished in the period back from now (and, with `with_series`, per bucket of the chart's
     series); sorted by queue name. One round trip: the totals are summed in Redis."""
-    from app.domain.timeutil import iso_from_timestamp  # noqa: PLC0415
+    from app.domain.timeutil import iso_from_timestamp
 
     now = time.time() if now is None else now
     window_keys = window_bucket_keys(period, now)

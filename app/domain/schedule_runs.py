@@ -183,14 +183,14 @@ def _fire_watched(pipe: Any, connection: Redis, template: str, due: float, now: 
 
 
 def _schedule_of(pipe: Any, template: str) -> str | None:
-    from rq.serializers import resolve_serializer  # noqa: PLC0415
+    from rq.serializers import resolve_serializer
 
     raw = pipe.hget(Job.key_for(template), "meta")
     if not raw:
         return None
     try:
         meta = resolve_serializer(None).loads(raw)
-    except Exception:  # noqa: BLE001 - a template that cannot be read is not ours to fire
+    except Exception:
         return None
     return meta.get(META_SCHEDULE) if isinstance(meta, dict) else None
 
@@ -223,7 +223,7 @@ def _ended(job_id: str, fields: list[bytes | None]) -> dict[str, Any]:
 def _rq_time(value: bytes | None) -> float | None:
     if not value:
         return None
-    from rq.utils import str_to_date  # noqa: PLC0415
+    from rq.utils import str_to_date
 
     moment = to_ms(str_to_date(value))
     return moment / 1000 if moment is not None else None
@@ -236,7 +236,7 @@ def _iso(seconds: float | None) -> str | None:
 def _failure(connection: Redis, job_id: str) -> str | None:
     try:
         job = Job.fetch(job_id, connection=connection)
-    except Exception:  # noqa: BLE001 - expired or unreadable: no reason to show
+    except Exception:
         return None
     result = job.latest_result()
     rq_error = result.exc_string if result is not None else None
@@ -364,7 +364,7 @@ def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float)
 def scheduler_status(connection: Redis, down_after: float, grace: float, now: float | None = None) -> dict:
     """Seed 004's status plus the two health rules: `scheduler_down` (no active scheduler's heartbeat within
     `down_after` seconds while schedules are enabled) and `schedule_missed` (missed firings, or one overdue now)."""
-    from app.domain.schedules import list_schedules  # noqa: PLC0415
+    from app.domain.schedules import list_schedules
 
     now = time.time() if now is None else now
     beat = {k.decode(): v.decode() for k, v in connection.hgetall(keys.SCHEDULER_HEARTBEAT).items()}

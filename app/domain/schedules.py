@@ -239,7 +239,7 @@ def utc_day(now: float) -> str:
 
 def _summaries(connection: Redis, definitions: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """Definitions with their live facts, in one pipeline."""
-    from app.domain.schedule_runs import last_runs  # noqa: PLC0415 - runs build on definitions
+    from app.domain.schedule_runs import last_runs
 
     names = [d["name"] for d in definitions]
     with connection.pipeline(transaction=False) as pipe:
@@ -319,7 +319,7 @@ def list_schedules(connection: Redis, page: int = 1, per_page: int = 50) -> dict
 def rq_cron_entries(connection: Redis) -> list[dict[str, Any]]:
     """RQ's own `rq cron` jobs, read-only, from its cron scheduler registry (RQ >= 2.6); [] when none runs."""
     try:
-        from rq.cron import CronScheduler  # noqa: PLC0415
+        from rq.cron import CronScheduler
     except ImportError:
         return []
     entries: dict[str, dict[str, Any]] = {}
@@ -360,7 +360,7 @@ def _describe_rq_cron(data: dict[str, Any]) -> str:
 def _rq_time(value: str | None) -> str | None:
     if not value:
         return None
-    from rq.utils import utcparse  # noqa: PLC0415
+    from rq.utils import utcparse
 
     return iso_from_timestamp(utcparse(value).replace(tzinfo=UTC).timestamp())
 

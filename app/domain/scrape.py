@@ -59,7 +59,7 @@ def _schedules_present() -> bool:
 
 def _schedules(connection: Redis) -> list[dict[str, Any]]:
     """Every schedule (next run, last run) when the periodic-jobs module is installed; its own round trips."""
-    from app.domain import schedules  # noqa: PLC0415 - optional part
+    from app.domain import schedules
 
     found: list[dict[str, Any]] = []
     page = 1

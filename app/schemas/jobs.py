@@ -32,7 +32,7 @@ class TrendsQuery(Query):
 class JobsQuery(Query):
     state: Literal["waiting", "prioritized", "active", "completed", "failed", "delayed"] = "waiting"
     page: int = Field(1, ge=1, le=1_000_000)
-    perPage: int = Field(25, ge=1, le=MAX_PER_PAGE)  # noqa: N815 - the API's name
+    perPage: int = Field(25, ge=1, le=MAX_PER_PAGE)
 
 
 class ClearQuery(Query):
@@ -54,13 +54,13 @@ class RetryBody(BaseModel):
     priority: StrictInt | None = Field(None, ge=0, le=MAX_PRIORITY)
     attempts: StrictInt | None = Field(None, ge=1, le=100)
     backoff: Backoff | None = None
-    dataOverrides: dict[str, Any] | None = Field(  # noqa: N815
+    dataOverrides: dict[str, Any] | None = Field(
         None, description="Keys merged over the original's keyword arguments."
     )
-    argsOverrides: list[Any] | None = Field(  # noqa: N815
+    argsOverrides: list[Any] | None = Field(
         None, description="The positional arguments of the new job, replacing the original's."
     )
-    removeOriginal: StrictBool = False  # noqa: N815
+    removeOriginal: StrictBool = False
     force: StrictBool = Field(
         False, description="Retry even when the job was already retried (409 already_retried otherwise)."
     )
@@ -80,11 +80,11 @@ class Counts(Open):
     failed: int
     delayed: int
     prioritized: int = 0
-    waitingChildren: int = 0  # noqa: N815
+    waitingChildren: int = 0
 
 
 class QueueMetrics(Counts):
-    queueName: str  # noqa: N815
+    queueName: str
     paused: bool
 
 
@@ -92,29 +92,29 @@ class Metrics(Open):
     timestamp: str
     queues: list[QueueMetrics]
     totals: Counts
-    successRate: float | None  # noqa: N815
-    processingRate: float  # noqa: N815
+    successRate: float | None
+    processingRate: float
 
 
 class Trend(Open):
-    queueName: str  # noqa: N815
+    queueName: str
     period: str
     successful: int
     failed: int
     total: int
-    successRate: float | None  # noqa: N815
-    avgProcessingTime: float | None  # noqa: N815
+    successRate: float | None
+    avgProcessingTime: float | None
 
 
 class StuckAlert(Open):
-    jobId: str  # noqa: N815
-    queueName: str  # noqa: N815
-    jobName: str | None  # noqa: N815
-    stuckDuration: int  # noqa: N815
+    jobId: str
+    queueName: str
+    jobName: str | None
+    stuckDuration: int
     severity: Literal["low", "medium", "high", "critical"]
-    startedAt: str | None  # noqa: N815
+    startedAt: str | None
     data: dict[str, Any] | None
-    attemptsMade: int | None  # noqa: N815 - null when the job's hash cannot be read
+    attemptsMade: int | None
     unreadable: bool = Field(False, description="true: the job could not be read whole; unread fields are null")
 
 
@@ -136,43 +136,43 @@ class StuckSummary(Open):
 
 
 class JobPage(Open):
-    queueName: str  # noqa: N815
+    queueName: str
     state: str
     page: int
-    perPage: int  # noqa: N815
+    perPage: int
     total: int
     jobs: list[dict[str, Any]]
 
 
 class JobDetail(Open):
-    jobId: str  # noqa: N815
-    queueName: str  # noqa: N815
+    jobId: str
+    queueName: str
     state: str
-    jobName: str | None = None  # noqa: N815
+    jobName: str | None = None
     data: dict[str, Any] | None = None
     unreadable: bool = Field(False, description="true: the job could not be read whole; unread fields are null")
 
 
 class PauseResult(Open):
     success: bool
-    queueName: str  # noqa: N815
+    queueName: str
     paused: bool
 
 
 class ClearResult(Open):
     success: bool
-    queueName: str  # noqa: N815
+    queueName: str
     type: str
     removed: dict[str, int]
 
 
 class RetryResult(Open):
     success: bool
-    newJobId: str  # noqa: N815
+    newJobId: str
     message: str
 
 
 class StopResult(Open):
     success: bool
-    jobId: str  # noqa: N815
+    jobId: str
     stopped: bool

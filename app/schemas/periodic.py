@@ -25,7 +25,7 @@ RUN_STATES = (
 
 class ListQuery(Query):
     page: int = Field(1, ge=1, le=1_000_000)
-    perPage: int = Field(50, ge=1, le=200)  # noqa: N815 - the API's name
+    perPage: int = Field(50, ge=1, le=200)
 
 
 class RunsQuery(Query):
@@ -38,7 +38,7 @@ class Timing(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     cron: str | None = Field(None, max_length=200, description="5-field cron string, evaluated in UTC")
-    intervalSeconds: StrictInt | None = Field(  # noqa: N815
+    intervalSeconds: StrictInt | None = Field(
         None, ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, validate_default=True
     )
 
@@ -62,7 +62,7 @@ class Timing(BaseModel):
 
 class PreviewQuery(Query, Timing):
     model_config = ConfigDict(extra="ignore")
-    intervalSeconds: int | None = Field(  # noqa: N815 - a query string: "300" is a number here
+    intervalSeconds: int | None = Field(
         None, ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, validate_default=True
     )
 
@@ -92,11 +92,11 @@ class ReplaceBody(ScheduleBody):
 
 
 class LastRun(Open):
-    jobId: str | None  # noqa: N815
+    jobId: str | None
     trigger: str
-    enqueuedAt: str | None  # noqa: N815
+    enqueuedAt: str | None
     state: str
-    durationMs: int | None  # noqa: N815
+    durationMs: int | None
     recent: list[str] = Field(default_factory=list, description="states of the last 20 runs, oldest first")
 
 
@@ -108,17 +108,17 @@ class Schedule(Open):
     kwargs: dict[str, Any] | None
     queue: str
     cron: str | None = None
-    intervalSeconds: int | None = None  # noqa: N815
+    intervalSeconds: int | None = None
     enabled: bool
     overlap: str
     timeout: int | None
     attempts: int | None
     backoff: dict[str, Any] | None
     schedule: str = Field(description="the schedule in words")
-    nextRunAt: str | None  # noqa: N815
-    lastRun: LastRun | None  # noqa: N815
-    runsToday: int  # noqa: N815
-    missedRuns: int  # noqa: N815
+    nextRunAt: str | None
+    lastRun: LastRun | None
+    runsToday: int
+    missedRuns: int
     source: Literal["rq-scheduler", "rq-cron"]
     editable: bool
 
@@ -126,21 +126,21 @@ class Schedule(Open):
 class SchedulePage(Open):
     success: bool
     page: int
-    perPage: int  # noqa: N815
+    perPage: int
     total: int
     schedules: list[Schedule]
 
 
 class Run(Open):
-    jobId: str | None  # noqa: N815
+    jobId: str | None
     trigger: str
-    dueAt: str | None  # noqa: N815
-    enqueuedAt: str | None  # noqa: N815
-    startedAt: str | None  # noqa: N815
-    endedAt: str | None  # noqa: N815
+    dueAt: str | None
+    enqueuedAt: str | None
+    startedAt: str | None
+    endedAt: str | None
     state: str
-    durationMs: int | None  # noqa: N815
-    failedReason: str | None  # noqa: N815
+    durationMs: int | None
+    failedReason: str | None
 
 
 class RunList(Open):
@@ -151,20 +151,20 @@ class RunList(Open):
 
 class RunNow(Open):
     success: bool
-    jobId: str  # noqa: N815
+    jobId: str
 
 
 class Preview(Open):
     success: bool
     schedule: str
-    nextRuns: list[str]  # noqa: N815
+    nextRuns: list[str]
 
 
 class SchedulerInfo(Open):
     name: str
     hostname: str
     pid: int
-    lastHeartbeat: str  # noqa: N815
+    lastHeartbeat: str
 
 
 class HealthAlert(Open):
@@ -176,11 +176,11 @@ class HealthAlert(Open):
 
 class SchedulerStatus(Open):
     success: bool
-    isMonitoringActive: bool  # noqa: N815
+    isMonitoringActive: bool
     scheduler: SchedulerInfo | None
-    lastRunTime: str | None  # noqa: N815
-    lastRunStatus: str | None  # noqa: N815
-    totalRunsToday: int  # noqa: N815
-    nextScheduledRun: str | None  # noqa: N815
-    missedRuns: int  # noqa: N815
+    lastRunTime: str | None
+    lastRunStatus: str | None
+    totalRunsToday: int
+    nextScheduledRun: str | None
+    missedRuns: int
     alerts: list[HealthAlert]

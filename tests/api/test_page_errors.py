@@ -66,7 +66,7 @@ def test_page_scripts_posting_json_get_json_errors(client, make_user):
 def test_redis_down_under_admin_is_a_503_page(client, make_user, monkeypatch):
     make_user("gil", Role.MODERATOR)
     sign_in(client, "gil")
-    import redis  # noqa: PLC0415
+    import redis
 
     def down(*args, **kwargs):
         raise redis.ConnectionError("Connection refused")

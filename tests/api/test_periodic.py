@@ -87,7 +87,7 @@ def test_bad_schedules_are_refused_with_field_errors(client, auth, connection, f
 
 
 def test_allowed_modules_are_configurable(redis_url, tmp_path, make_user):
-    from tests.conftest import login, make_app  # noqa: PLC0415
+    from tests.conftest import login, make_app
 
     app = make_app(redis_url, tmp_path, PERIODIC_ALLOWED_MODULES=("tests.workers",))
     client = app.test_client()

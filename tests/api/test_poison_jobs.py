@@ -111,7 +111,7 @@ def test_stuck_alerts_and_the_live_document_survive_poison_runs(client, moderato
 
 def test_the_live_wire_format_never_fails_on_job_data(connection):
     ids = poison(connection, "poison-wire")
-    from app.domain.jobs import list_jobs  # noqa: PLC0415
+    from app.domain.jobs import list_jobs
 
     document = list_jobs(connection, "poison-wire", "waiting")
     decoded = json.loads(json.loads(wire(document))["data"])

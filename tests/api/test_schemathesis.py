@@ -63,7 +63,7 @@ def fresh_token(fuzzed_app, make_user):
 
     def token() -> str:
         with fuzzed_app.test_request_context():
-            from app.extensions import get_redis  # noqa: PLC0415
+            from app.extensions import get_redis
 
             return issue_tokens(get_user(get_redis(), "fuzz-admin"))["access_token"]
 

@@ -97,7 +97,7 @@ def _rate_reads(connection: Redis) -> list:
 
 
 def test_an_abandoned_job_with_retries_left_is_recorded_as_a_retried_attempt(connection):
-    from tests.helpers import make_active_job  # noqa: PLC0415
+    from tests.helpers import make_active_job
 
     job = make_active_job(connection, "w-abandoned-retry", 30)
     job.retries_left, job.retry_intervals = 1, [0]

@@ -178,7 +178,7 @@ def test_run_history_is_capped_per_schedule(connection):
 
 
 def test_the_demo_schedules_are_created_once_and_the_procfile_runs_the_scheduler(connection):
-    from app.demo import DEMO_SCHEDULES, ensure_demo_schedules  # noqa: PLC0415
+    from app.demo import DEMO_SCHEDULES, ensure_demo_schedules
 
     names = [demo["name"] for demo in DEMO_SCHEDULES]
     assert ensure_demo_schedules(connection) == names

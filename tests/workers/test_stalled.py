@@ -171,8 +171,8 @@ def test_a_sigkilled_monitored_worker_loses_its_job_once_its_registration_is_sta
 
 
 def test_the_tickers_task_recovers_stalled_jobs_with_the_configured_threshold(connection, redis_url, tmp_path):
-    from app.ticker import make_ticker  # noqa: PLC0415
-    from tests.conftest import make_app  # noqa: PLC0415
+    from app.ticker import make_ticker
+    from tests.conftest import make_app
 
     job = _stalled_job(connection, "st-tick", minutes_running=3)
     _register_worker(connection, "test-worker", heartbeat_age=120)

@@ -266,7 +266,7 @@ def _reply_garbage(connection: Redis, message: dict) -> None:
 
 
 def _now() -> str:
-    from rq.utils import now, utcformat  # noqa: PLC0415
+    from rq.utils import now, utcformat
 
     return utcformat(now())
 
