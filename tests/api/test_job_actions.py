@@ -19,6 +19,7 @@ def everything(connection) -> dict:
     action changed nothing."""
     return every_value(connection, (b"rqmon:revoked", b"rqmon:run-starts:", keys.AUDIT.encode()))
 
+
 API = "/api/v1/admin/jobs"
 
 
