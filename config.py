@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,9 @@ class Config:
     # GET /metrics needs no API token.
     ALERT_WEBHOOK_URLS: tuple[str, ...] = ()
     ALERT_WEBHOOK_FORMAT = "auto"
+    ALERT_WEBHOOK_BACKOFF_SECONDS = 10.0  # first wait before a failed delivery is retried; doubled each time
+    # Per-queue thresholds, parsed from the TOML file named by ALERT_RULES_FILE: {rule: {queue: threshold|None}}.
+    ALERT_RULES_FILE: dict[str, dict[str, float | None]] = {}
     METRICS_PUBLIC = False
     # Worker liveness (WORKERS.md): how often a MonitoredWorker heartbeats, and how old its last heartbeat may be
     # for the worker to count as active, and beyond which it is stale.
@@ -109,6 +113,29 @@ def _webhook_urls(value: str) -> tuple[str, ...]:
     if not all(url.startswith(("http://", "https://")) for url in urls):
         raise ValueError("needs comma-separated http:// or https:// URLs")
     return urls
+
+
+def _rules_file(path: str) -> dict[str, dict[str, float | None]]:
+    """ALERT_RULES_FILE: per-queue thresholds, `[queue_backlog.queues]` then `emails = 500` or `emails = "off"`."""
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read it: {exc}") from None
+    found: dict[str, dict[str, float | None]] = {}
+    for rule, section in document.items():
+        if rule not in ALERT_RULE_DEFAULTS or not isinstance(section, dict) or set(section) - {"queues"}:
+            raise ValueError(f"[{rule}] is not a rule with a queues table (rules: {', '.join(ALERT_RULE_DEFAULTS)})")
+        queues = section.get("queues", {})
+        if not isinstance(queues, dict):
+            raise ValueError(f"[{rule}.queues] must be a table of queue = threshold")
+        found[rule] = {}
+        for queue, threshold in queues.items():
+            try:
+                found[rule][queue] = _alert_threshold(str(threshold))
+            except ValueError:
+                raise ValueError(f"{rule}.queues.{queue} = {threshold!r}: expected a number >= 0 or off") from None
+    return found
 
 
 def _webhook_format(value: str) -> str:
@@ -197,6 +224,8 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "SCHEDULER_DOWN_SECONDS": _positive,
     "ALERT_WEBHOOK_URLS": _webhook_urls,
     "ALERT_WEBHOOK_FORMAT": _webhook_format,
+    "ALERT_WEBHOOK_BACKOFF_SECONDS": _positive,
+    "ALERT_RULES_FILE": _rules_file,
     "METRICS_PUBLIC": _bool,
 }
 for _rule in ALERT_RULE_DEFAULTS:

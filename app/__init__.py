@@ -89,7 +89,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from app.auditing import init_audit
-    from app.blueprints import audit, auth, health, job_actions, jobs, live, openapi, pages, prometheus, tokens
+    from app.blueprints import (
+        alerts,
+        audit,
+        auth,
+        health,
+        job_actions,
+        jobs,
+        live,
+        openapi,
+        pages,
+        prometheus,
+        tokens,
+    )
     from app.cli import init_cli
     from app.errors import register_error_handlers
     from app.extensions import init_redis, jwt
@@ -108,6 +120,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(periodic.bp)
     app.register_blueprint(prometheus.bp)
+    app.register_blueprint(alerts.bp)
     init_audit(app)
 
     register_error_handlers(app)

@@ -43,6 +43,9 @@ return out
 )
 
 
+STUCK_FACTS_MAX_AGE_SECONDS = 60
+
+
 def _rq_time(raw: bytes) -> float | None:
     text = raw.decode(errors="replace").rstrip("Z")
     for layout in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
@@ -51,6 +54,12 @@ def _rq_time(raw: bytes) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def _recent_stuck(facts: bytes | None, now: float) -> dict[str, dict[str, int]]:
+    """The stuck runs per queue of the last evaluation, unless it is too old to be current (no ticker running)."""
+    evaluated = json.loads(facts) if facts else {}
+    return evaluated.get("stuck", {}) if now - float(evaluated.get("at", 0)) <= STUCK_FACTS_MAX_AGE_SECONDS else {}
 
 
 def _schedules_present() -> bool:
@@ -102,6 +111,6 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
         "counters": counters.parse_counters(counter_fields),
         "workers": workers,
         "alerts": [json.loads(raw) for raw in firing],
-        "stuck": (json.loads(facts) if facts else {}).get("stuck", {}),
+        "stuck": _recent_stuck(facts, now),
         "schedules": _schedules(connection) if has_schedules and schedule_count and schedule_count[0] else [],
     }

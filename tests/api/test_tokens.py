@@ -190,3 +190,13 @@ def test_the_document_describes_the_token_routes_and_the_throttle(client, auth):
     assert {"201", "409"} <= set(paths[URL]["post"]["responses"])
     assert "token" in str(document["components"]["schemas"])
     assert {"200", "400", "403"} <= set(paths["/api/v1/audit"]["get"]["responses"])
+
+
+def test_a_token_opens_a_live_stream(client, auth):
+    """get_jwt() works for a token-authenticated request: the stream's end is set from the token's claims."""
+    secret = create(client, auth, "streamer")["token"]
+    response = client.get("/api/v1/admin/jobs/live", headers=bearer(secret), buffered=False)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    chunks = (chunk.decode() if isinstance(chunk, bytes) else chunk for chunk in response.response)
+    assert next(chunks).startswith("retry:")
+    response.close()

@@ -1,0 +1,260 @@
+"""Alert state: the rules evaluated once per tick by the tick's publisher, `for` durations, firing and resolved
+alerts kept in Redis (current hash + capped history), and the health roll-up of ALERTS.md.
+
+An alert fires once its condition has held for the rule's `for` seconds (since = when it was first seen true), and
+resolves once its condition has been false at two evaluations in a row (false for one whole tick: no flapping).
+Every transition is returned to the caller, which queues its notifications (app/domain/notifications.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+
+from app.domain import history, keys
+from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
+from app.domain.severity import SEVERITIES
+from app.domain.stuck import longest_runs
+from app.domain.timeutil import iso_from_timestamp
+
+CLEARING = "clearing_since"  # internal field of a firing alert whose condition was false at the last evaluation
+
+
+@dataclass
+class Transitions:
+    fired: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+    health: str = "healthy"  # the status once they happened
+
+
+def public(alert: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in alert.items() if name != CLEARING}
+
+
+def _alert(condition: Condition, since: float) -> dict[str, Any]:
+    return {
+        "id": condition.id,
+        "rule": condition.rule,
+        "severity": condition.severity.value,
+        "subject": {"kind": condition.subject_kind, "name": condition.subject_name},
+        "value": condition.value,
+        "threshold": condition.threshold,
+        "since": iso_from_timestamp(since),
+        "message": condition.message,
+    }
+
+
+# --- the facts of one tick ----------------------------------------------------------------------------------
+
+
+def _window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dict[str, int]]:
+    """Per queue ok / fail / retry / ms over the 5 minutes before now (history's minute buckets; the oldest one
+    counts for its part inside the window, as the processing rate does)."""
+    oldest_weight = 1.0 - (now % history.MINUTE.seconds) / history.MINUTE.seconds
+    totals: dict[str, dict[str, float]] = {}
+    for index, fields in enumerate(minutes):
+        weight = oldest_weight if index == 0 else 1.0
+        for raw_field, value in fields.items():
+            queue, _, kind = raw_field.decode(errors="replace").rpartition(history.FIELD_SEPARATOR)
+            if queue and kind in ("ok", "fail", "retry", "ms"):
+                counts = totals.setdefault(queue, {})
+                counts[kind] = counts.get(kind, 0.0) + int(value) * weight
+    return {queue: {kind: round(value) for kind, value in counts.items()} for queue, counts in totals.items()}
+
+
+def _stuck(connection: Redis, queue_names: list[str], bands: tuple[float, ...], threshold: float | None, now: float):
+    """Per queue: runs in each severity band, and runs lasting at least the stuck_jobs threshold (one round trip)."""
+    cutoffs = tuple(bands) + ((threshold,) if threshold is not None else ())
+    _, counts = longest_runs(connection, queue_names, cutoffs, 0, now)
+    found: dict[str, dict[str, int]] = {}
+    for queue, runs in counts.items():
+        started = runs.started_before
+        per_band = {
+            severity: max(0, started[at] - (started[at + 1] if at + 1 < len(bands) else 0))
+            for at, severity in enumerate(SEVERITIES)
+        }
+        at_threshold = started[len(bands)] if threshold is not None else 0
+        if sum(per_band.values()) or at_threshold:
+            found[queue] = {**per_band, "atThreshold": at_threshold}
+    return found
+
+
+def _missed_recently(previous: dict[str, Any] | None, missed: dict[bytes, bytes], now: float) -> dict[str, Any]:
+    """{schedule: [missed count, when it last grew, how much within the window]} carried from tick to tick. The
+    first evaluation (nothing carried) takes the counts as they are; after it, a new schedule starts from 0."""
+    tracked: dict[str, Any] = {}
+    for raw_name, raw_count in missed.items():
+        name, count = raw_name.decode(errors="replace"), int(raw_count)
+        last_count, grew_at, recent = (previous or {}).get(name, [count if previous is None else 0, 0.0, 0])
+        if count > last_count:
+            recent = (recent if now - grew_at <= MISSED_WINDOW_SECONDS else 0) + count - last_count
+            grew_at = now
+        elif now - grew_at > MISSED_WINDOW_SECONDS:
+            recent = 0
+        tracked[name] = [count, grew_at, recent]
+    return tracked
+
+
+@dataclass
+class Inputs:
+    facts: Facts
+    firing: dict[str, dict[str, Any]]
+    pending: dict[str, float]
+    carried: dict[str, Any]  # what the next evaluation needs (missed-run tracking)
+
+
+def gather(
+    connection: Redis,
+    now: float,
+    metrics: dict[str, Any],
+    workers: list[dict[str, Any]],
+    stuck_bands: tuple[float, ...],
+    settings: Mapping[str, RuleSetting],
+) -> Inputs:
+    """The facts beyond the tick's shared documents and the alert state: one pipeline, plus the stuck count."""
+    current = int(now // history.MINUTE.seconds)
+    with connection.pipeline(transaction=False) as pipe:
+        for minute in range(current - 5, current + 1):
+            pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
+        pipe.info("memory")
+        pipe.hlen(keys.SCHEDULES)
+        pipe.hget(keys.SCHEDULER_HEARTBEAT, "at")
+        pipe.hgetall(keys.SCHEDULE_MISSED)
+        pipe.hgetall(keys.ALERTS_FIRING)
+        pipe.hgetall(keys.ALERTS_PENDING)
+        pipe.get(keys.ALERTS_FACTS)
+        *minutes, memory, schedule_count, beat, missed, firing, pending, facts = pipe.execute()
+    names = [queue["queueName"] for queue in metrics["queues"]]
+    threshold = settings["stuck_jobs"].threshold
+    stuck = _stuck(connection, names, stuck_bands, threshold, now) if names else {}
+    previous = json.loads(facts) if facts else {}
+    tracked = _missed_recently(previous.get("missed"), missed, now)
+    return Inputs(
+        Facts(
+            now=now,
+            queues=metrics["queues"],
+            success_rate=metrics.get("successRate"),
+            workers=workers,
+            stuck=stuck,
+            window=_window(minutes, now),
+            redis_used_bytes=int(memory.get("used_memory", 0)),
+            redis_max_bytes=int(memory.get("maxmemory", 0)),
+            schedules_exist=bool(schedule_count),
+            scheduler_heartbeat=float(beat) if beat else None,
+            missed_recently={name: entry[2] for name, entry in tracked.items() if entry[2]},
+        ),
+        {key.decode(): json.loads(value) for key, value in firing.items()},
+        {key.decode(): float(value) for key, value in pending.items()},
+        {"missed": tracked},
+    )
+
+
+# --- the state machine ----------------------------------------------------------------------------------------
+
+
+def step(inputs: Inputs, settings: Mapping[str, RuleSetting], now: float) -> tuple[Transitions, dict[str, Any]]:
+    """Pure: this evaluation's transitions and the new state {"firing", "pending"} from the old one."""
+    holding = {condition.id: condition for condition in conditions(inputs.facts, settings)}
+    firing: dict[str, dict[str, Any]] = {}
+    pending: dict[str, float] = {}
+    transitions = Transitions()
+    for alert_id, condition in holding.items():
+        if alert_id in inputs.firing:
+            firing[alert_id] = _alert(condition, 0) | {"since": inputs.firing[alert_id]["since"]}
+            continue
+        since = inputs.pending.get(alert_id, now)
+        if now - since >= settings[condition.rule].for_seconds:
+            firing[alert_id] = _alert(condition, since)
+            transitions.fired.append(firing[alert_id])
+        else:
+            pending[alert_id] = since
+    for alert_id, alert in inputs.firing.items():
+        if alert_id in holding:
+            continue
+        if CLEARING in alert or alert.get("rule") not in RULES_BY_NAME:
+            resolved = public(alert) | {"resolved_at": iso_from_timestamp(now)}
+            transitions.resolved.append(resolved)
+        else:
+            firing[alert_id] = alert | {CLEARING: now}
+    transitions.health = status_of(severity_counts(list(firing.values())))
+    return transitions, {"firing": firing, "pending": pending}
+
+
+def evaluate(
+    connection: Redis,
+    now: float,
+    metrics: dict[str, Any],
+    workers: list[dict[str, Any]],
+    stuck_bands: tuple[float, ...],
+    settings: Mapping[str, RuleSetting],
+) -> Transitions:
+    """One evaluation: gather, step, write the new state (one pipeline). Called by the tick's publisher only."""
+    inputs = gather(connection, now, metrics, workers, stuck_bands, settings)
+    transitions, state = step(inputs, settings, now)
+    facts = {"at": now, "stuck": inputs.facts.stuck, **inputs.carried}
+    with connection.pipeline(transaction=True) as pipe:
+        gone_firing = set(inputs.firing) - set(state["firing"])
+        gone_pending = set(inputs.pending) - set(state["pending"])
+        if gone_firing:
+            pipe.hdel(keys.ALERTS_FIRING, *gone_firing)
+        if gone_pending:
+            pipe.hdel(keys.ALERTS_PENDING, *gone_pending)
+        if state["firing"]:
+            pipe.hset(keys.ALERTS_FIRING, mapping={k: json.dumps(v) for k, v in state["firing"].items()})
+        if state["pending"]:
+            pipe.hset(keys.ALERTS_PENDING, mapping={k: repr(v) for k, v in state["pending"].items()})
+        if transitions.resolved:
+            pipe.lpush(keys.ALERTS_RECENT, *(json.dumps(alert) for alert in transitions.resolved))
+            pipe.ltrim(keys.ALERTS_RECENT, 0, keys.ALERTS_RECENT_CAP - 1)
+        pipe.set(keys.ALERTS_FACTS, json.dumps(facts), ex=keys.ALERTS_FACTS_TTL_SECONDS)
+        pipe.execute()
+    return transitions
+
+
+# --- reading --------------------------------------------------------------------------------------------------
+
+
+def _sorted(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(alerts, key=lambda alert: (alert["severity"] != "critical", alert["since"], alert["id"]))
+
+
+def get_alerts(connection: Redis) -> dict[str, Any]:
+    """GET /api/v1/alerts: firing (critical first, oldest first) and the last resolved ones, newest first."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hvals(keys.ALERTS_FIRING)
+        pipe.lrange(keys.ALERTS_RECENT, 0, keys.ALERTS_RECENT_CAP - 1)
+        firing, recent = pipe.execute()
+    return {
+        "firing": _sorted([public(json.loads(raw)) for raw in firing]),
+        "recent": [json.loads(raw) for raw in recent],
+    }
+
+
+def status_of(counts: Mapping[str, int]) -> str:
+    if counts.get("critical"):
+        return "critical"
+    return "degraded" if counts.get("warning") else "healthy"
+
+
+def severity_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"critical": 0, "warning": 0}
+    for alert in alerts:
+        counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
+    return counts
+
+
+def alerts_summary(connection: Redis, now: float | None = None) -> dict[str, Any]:
+    """The small document of the navigation's badge (the `alerts` live feed): status and counts."""
+    firing = [json.loads(raw) for raw in connection.hvals(keys.ALERTS_FIRING)]
+    counts = severity_counts(firing)
+    return {
+        "status": status_of(counts),
+        "firing": len(firing),
+        "alerts": counts,
+        "timestamp": iso_from_timestamp(time.time() if now is None else now),
+    }

@@ -1,0 +1,110 @@
+"""The health roll-up of GET /api/v1/health (ALERTS.md): the firing alerts' worst severity, Redis, workers, the
+scheduler and the last finished job, in two round trips (one pipeline, then the worker registry). When Redis
+does not answer, the web process answers from its own memory (`unreachable`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis import Redis
+
+from app.domain import keys
+from app.domain.alert_rules import RULES_BY_NAME
+from app.domain.alerts import public, severity_counts, status_of
+from app.domain.timeutil import iso_from_timestamp
+from app.domain.workers import read_workers
+
+MB = 1024 * 1024
+MESSAGES = {
+    "healthy": "All systems operational",
+    "degraded": "Warnings are firing",
+    "critical": "Critical alerts are firing",
+}
+
+
+def _last_run(entry: bytes | None) -> str | None:
+    """The end time of the newest finished job (history's outcomes list: "<ok>|<ms since epoch>|...")."""
+    if not entry:
+        return None
+    parts = entry.decode(errors="replace").split("|")
+    return iso_from_timestamp(int(parts[1]) / 1000) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def get_health(
+    connection: Redis, now: float, active_seconds: float, stale_seconds: float, scheduler_down_seconds: float
+) -> dict[str, Any]:
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.info()
+        pipe.hvals(keys.ALERTS_FIRING)
+        pipe.hget(keys.SCHEDULER_HEARTBEAT, "at")
+        pipe.lindex(keys.OUTCOMES, 0)
+        info, firing, beat, newest = pipe.execute()
+    workers = read_workers(connection, now, active_seconds, stale_seconds)
+    counts = severity_counts([json.loads(raw) for raw in firing])
+    status = status_of(counts)
+    max_memory = int(info.get("maxmemory", 0))
+    heartbeat = float(beat) if beat else None
+    return {
+        "success": True,
+        "status": status,
+        "message": MESSAGES[status],
+        "timestamp": iso_from_timestamp(now),
+        "redis": {
+            "connected": True,
+            "version": info.get("redis_version"),
+            "used_memory_mb": round(int(info.get("used_memory", 0)) / MB, 2),
+            "max_memory_mb": round(max_memory / MB, 2) if max_memory else None,
+            "connected_clients": int(info.get("connected_clients", 0)),
+        },
+        "workers": {
+            "total": len(workers),
+            "active": sum(1 for worker in workers if worker["liveness"] == "active"),
+            "stale": sum(1 for worker in workers if worker["liveness"] == "stale"),
+        },
+        "scheduler": {
+            "alive": heartbeat is not None and now - heartbeat <= scheduler_down_seconds,
+            "last_heartbeat": iso_from_timestamp(heartbeat) if heartbeat is not None else None,
+        },
+        "last_run": _last_run(newest),
+        "alerts": counts,
+    }
+
+
+def unreachable_alert(since: float, error: str) -> dict[str, Any]:
+    """The redis_unreachable alert, kept by each web process in memory (Redis cannot hold it)."""
+    rule = RULES_BY_NAME["redis_unreachable"]
+    return public(
+        {
+            "id": "redis_unreachable:system:redis",
+            "rule": rule.name,
+            "severity": rule.severity.value,
+            "subject": {"kind": "system", "name": "redis"},
+            "value": 1,
+            "threshold": 0,
+            "since": iso_from_timestamp(since),
+            "message": f"Redis does not answer: {error}",
+        }
+    )
+
+
+def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
+    """GET /api/v1/health while Redis does not answer: critical, from the web process's own memory."""
+    return {
+        "success": True,
+        "status": "critical",
+        "message": f"Redis does not answer: {error}",
+        "timestamp": iso_from_timestamp(now),
+        "redis": {
+            "connected": False,
+            "version": None,
+            "used_memory_mb": None,
+            "max_memory_mb": None,
+            "connected_clients": None,
+        },  # fmt: skip
+        "workers": {"total": None, "active": None, "stale": None},
+        "scheduler": {"alive": None, "last_heartbeat": None},
+        "last_run": None,
+        "alerts": {"critical": 1, "warning": 0},
+        "firing": [unreachable_alert(since, error)],
+    }

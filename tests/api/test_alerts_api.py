@@ -1,0 +1,100 @@
+"""/api/v1/health and /api/v1/alerts against a real Redis, with the rules evaluated by real ticks of the app's own
+ticker (no_workers and queue_backlog end to end: enqueued jobs, a real worker draining them)."""
+
+from __future__ import annotations
+
+import time
+
+from rq import Queue
+
+from app.ticker import make_ticker
+from tests.conftest import make_app
+from tests.helpers import run_worker
+
+
+def tick_app(redis_url, tmp_path, **overrides):
+    settings = {"ALERT_NO_WORKERS_FOR": 0, "ALERT_QUEUE_BACKLOG": 5, "ALERT_QUEUE_BACKLOG_FOR": 0} | overrides
+    return make_app(redis_url, tmp_path, **settings)
+
+
+class Ticks:
+    """The app's own ticker, run tick by tick (each call is a new tick, so it always wins the election)."""
+
+    def __init__(self, app):
+        self.ticker = make_ticker(app)
+        self.now = time.time()
+
+    def run(self) -> None:
+        self.now += self.ticker.tick_seconds
+        assert self.ticker.tick(self.now)
+
+
+def test_no_workers_and_backlog_fire_and_resolve_through_real_ticks(redis_url, tmp_path, auth, connection):
+    app = tick_app(redis_url, tmp_path)
+    client = app.test_client()
+    queue = Queue("e2e-alerts", connection=connection)
+    for n in range(8):
+        queue.enqueue("workers.tasks.add", n, 1)
+    ticks = Ticks(app)
+    ticks.run()
+    firing = client.get("/api/v1/alerts", headers=auth("moderator")).get_json()["firing"]
+    assert {(a["rule"], a["subject"]["name"]) for a in firing} == {
+        ("no_workers", "e2e-alerts"),
+        ("queue_backlog", "e2e-alerts"),
+    }
+    backlog = next(a for a in firing if a["rule"] == "queue_backlog")
+    assert (backlog["value"], backlog["threshold"], backlog["severity"]) == (8, 5, "warning")
+    assert firing[0]["rule"] == "no_workers"  # critical first
+    health = client.get("/api/v1/health", headers=auth("moderator")).get_json()
+    assert health["status"] == "critical"
+    assert health["alerts"] == {"critical": 1, "warning": 1}
+
+    run_worker(redis_url, "e2e-alerts")  # drains the queue
+    ticks.run()
+    assert len(client.get("/api/v1/alerts", headers=auth("moderator")).get_json()["firing"]) == 2  # one false tick
+    ticks.run()
+    answer = client.get("/api/v1/alerts", headers=auth("moderator")).get_json()
+    assert answer["firing"] == []
+    assert {a["rule"] for a in answer["recent"]} == {"no_workers", "queue_backlog"}
+    assert all(a["resolved_at"] for a in answer["recent"])
+    health = client.get("/api/v1/health", headers=auth("moderator")).get_json()
+    assert health["status"] == "healthy"
+    assert health["last_run"] is not None
+
+
+def test_health_document(client, auth):
+    health = client.get("/api/v1/health", headers=auth("moderator")).get_json()
+    assert health["success"] is True
+    assert health["status"] == "healthy"
+    assert health["redis"]["connected"] is True and health["redis"]["version"]
+    assert health["workers"] == {"total": 0, "active": 0, "stale": 0}
+    assert set(health["scheduler"]) == {"alive", "last_heartbeat"}
+    assert client.get("/api/v1/health").status_code == 401
+
+
+def test_health_is_critical_from_memory_when_redis_is_down(tmp_path, redis_url, auth):
+    down = make_app("redis://127.0.0.1:1/0", tmp_path).test_client()
+    first = down.get("/api/v1/health", headers=auth("moderator"))
+    assert first.status_code == 503
+    body = first.get_json()
+    assert body["status"] == "critical"
+    assert body["redis"]["connected"] is False
+    assert body["firing"][0]["rule"] == "redis_unreachable"
+    again = down.get("/api/v1/health", headers=auth("moderator")).get_json()
+    assert again["firing"][0]["since"] == body["firing"][0]["since"]  # remembered by the process
+
+
+def test_rules_in_force(redis_url, tmp_path, auth):
+    client = make_app(redis_url, tmp_path, ALERT_QUEUE_BACKLOG=250, ALERT_WORKER_MEMORY=None).test_client()
+    listed = {r["rule"]: r for r in client.get("/api/v1/alerts/rules", headers=auth("moderator")).get_json()["rules"]}
+    assert len(listed) == 12
+    assert (listed["queue_backlog"]["threshold"], listed["queue_backlog"]["for_seconds"]) == (250, 60)
+    assert listed["worker_memory"]["enabled"] is False
+    assert listed["no_workers"]["severity"] == "critical"
+
+
+def test_test_notification_needs_admin(client, auth):
+    assert client.post("/api/v1/alerts/test", headers=auth("moderator")).status_code == 403
+    answer = client.post("/api/v1/alerts/test", headers=auth("admin"))
+    assert answer.status_code == 200
+    assert answer.get_json() == {"success": True, "deliveries": []}

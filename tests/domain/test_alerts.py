@@ -1,0 +1,283 @@
+"""The rule engine against a real redis-server: every default rule of ALERTS.md fires from crafted tick documents
+(or data seeded the way the product writes it) and resolves once its condition has been false for a whole tick;
+`for` durations, no flapping, the capped history, per-queue thresholds, settings."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from redis import Redis
+
+import config
+from app.domain import alerts, history, keys
+from app.domain.alert_rules import RULES, settings_from
+from app.domain.queues import QueueKeys
+from tests.helpers import make_active_job
+
+BANDS = (10, 30, 60, 120)
+
+
+def settings(**overrides: Any):
+    """Every rule with `for` 0 unless overridden."""
+    values = config.defaults() | {f"ALERT_{rule.name.upper()}_FOR": 0 for rule in RULES}
+    return settings_from(values | overrides)
+
+
+def queue(name: str, waiting: int = 0, prioritized: int = 0) -> dict[str, Any]:
+    return {"queueName": name, "waiting": waiting, "prioritized": prioritized, "successRate": None}
+
+
+def worker(name: str, queues: list[str], liveness: str = "active", rss=None, limit=None, age=1.0) -> dict[str, Any]:
+    return {
+        "worker_name": name,
+        "queues": queues,
+        "liveness": liveness,
+        "memory_usage_mb": rss,
+        "memory_limit_mb": limit,
+        "seconds_since_heartbeat": age,
+    }
+
+
+class Documents:
+    """What the tick would have computed: the metrics document and the workers, changed by each case."""
+
+    def __init__(self) -> None:
+        self.queues: list[dict[str, Any]] = []
+        self.workers: list[dict[str, Any]] = []
+        self.success_rate: float | None = None
+
+    def evaluate(self, connection: Redis, now: float, rule_settings=None) -> alerts.Transitions:
+        metrics = {"queues": self.queues, "successRate": self.success_rate}
+        return alerts.evaluate(connection, now, metrics, self.workers, BANDS, rule_settings or settings())
+
+
+def firing_rules(connection: Redis) -> set[str]:
+    return {alert["rule"] for alert in alerts.get_alerts(connection)["firing"]}
+
+
+# Each case: (rule, subject, make it true, make it false); both get the connection, the documents and `now`.
+Case = tuple[str, str, Callable[..., None], Callable[..., None]]
+
+
+def _no_workers_on(c, d, now):
+    d.queues = [queue("q-idle", waiting=3)]
+    d.workers = [worker("w1", ["elsewhere"])]
+
+
+def _no_workers_off(c, d, now):
+    d.workers = [worker("w1", ["elsewhere", "q-idle"])]
+
+
+def _backlog_on(c, d, now):
+    d.queues = [queue("q-big", waiting=90, prioritized=20)]
+    d.workers = [worker("w1", ["q-big"])]
+
+
+def _backlog_off(c, d, now):
+    d.queues = [queue("q-big", waiting=90, prioritized=10)]
+
+
+def _stale_on(c, d, now):
+    d.workers = [worker("w-old", [], liveness="stale", age=900)]
+
+
+def _stale_off(c, d, now):
+    d.workers = [worker("w-old", [], liveness="active")]
+
+
+def _attempts(c, queue_name: str, outcome: str, count: int, ms: int, at: float) -> None:
+    for n in range(count):
+        history.record_attempt(c, queue_name, outcome, ms, f"job-{outcome}-{n}", "f", ended_at=at)  # type: ignore[arg-type]
+
+
+def _slow_on(c, d, now):
+    d.queues = [queue("q-slow")]
+    _attempts(c, "q-slow", "ok", 2, 90_000, now - 30)
+
+
+def _window_moves_on(c, d, now):
+    pass  # evaluated 10 minutes later: the 5-minute window no longer holds those attempts
+
+
+def _errors_on(c, d, now):
+    d.queues = [queue("q-err")]
+    _attempts(c, "q-err", "ok", 15, 10, now - 30)
+    _attempts(c, "q-err", "fail", 3, 10, now - 30)
+    _attempts(c, "q-err", "retry", 2, 10, now - 30)  # 5 of 20 attempts failed: 25 %
+
+
+def _success_on(c, d, now):
+    d.success_rate = 80.0
+
+
+def _success_off(c, d, now):
+    d.success_rate = 95.0
+
+
+def _stuck_on(c, d, now):
+    d.queues = [queue("q-stuck")]
+    make_active_job(c, "q-stuck", 45)
+
+
+def _stuck_off(c, d, now):
+    c.delete(QueueKeys("q-stuck").active)  # the run ended: it leaves RQ's started registry
+
+
+def _memory_on(c, d, now):
+    d.workers = [worker("w-fat", [], rss=450, limit=500)]
+
+
+def _memory_off(c, d, now):
+    d.workers = [worker("w-fat", [], rss=100, limit=500)]
+
+
+def _redis_memory_on(c, d, now):
+    used = int(c.info("memory")["used_memory"])
+    c.config_set("maxmemory", used * 3)  # about 33 % used: over the 10 % the case sets, far from refusing writes
+
+
+def _redis_memory_off(c, d, now):
+    c.config_set("maxmemory", 0)
+
+
+def _scheduler_on(c, d, now):
+    c.hset(keys.SCHEDULES, "nightly", json.dumps({"name": "nightly"}))
+    c.hset(keys.SCHEDULER_HEARTBEAT, mapping={"name": "s", "at": now - 300})
+
+
+def _scheduler_off(c, d, now):
+    c.hset(keys.SCHEDULER_HEARTBEAT, "at", now + 1)
+
+
+def _missed_on(c, d, now):
+    c.hincrby(keys.SCHEDULE_MISSED, "hourly", 2)
+
+
+CASES: list[Case] = [
+    ("no_workers", "queue:q-idle", _no_workers_on, _no_workers_off),
+    ("queue_backlog", "queue:q-big", _backlog_on, _backlog_off),
+    ("workers_stale", "worker:w-old", _stale_on, _stale_off),
+    ("slow_processing", "queue:q-slow", _slow_on, _window_moves_on),
+    ("high_error_rate", "queue:q-err", _errors_on, _window_moves_on),
+    ("low_success_rate", "system:all", _success_on, _success_off),
+    ("stuck_jobs", "queue:q-stuck", _stuck_on, _stuck_off),
+    ("worker_memory", "worker:w-fat", _memory_on, _memory_off),
+    ("redis_memory", "system:redis", _redis_memory_on, _redis_memory_off),
+    ("scheduler_down", "system:scheduler", _scheduler_on, _scheduler_off),
+    ("schedule_missed", "schedule:hourly", _missed_on, _window_moves_on),
+]
+
+
+def test_every_rule_but_redis_unreachable_has_a_case():
+    assert {case[0] for case in CASES} == {rule.name for rule in RULES} - {"redis_unreachable"}
+
+
+@pytest.mark.parametrize(("rule", "subject", "make_true", "make_false"), CASES, ids=[case[0] for case in CASES])
+def test_rule_fires_and_resolves(connection, rule, subject, make_true, make_false):
+    rule_settings = settings(ALERT_REDIS_MEMORY=10)
+    documents = Documents()
+    now = time.time()
+    if rule == "schedule_missed":  # the first evaluation learns the count; growth after it is a missed run
+        documents.evaluate(connection, now - 2, rule_settings)
+    try:
+        make_true(connection, documents, now)
+        fired = documents.evaluate(connection, now, rule_settings)
+        assert [alert["id"] for alert in fired.fired] == [f"{rule}:{subject}"]
+        alert = alerts.get_alerts(connection)["firing"][0]
+        assert alert["rule"] == rule and alert["value"] is not None and alert["message"]
+        assert alert["since"] and alert["threshold"] is not None
+        later = now + (600 if make_false is _window_moves_on else 2)
+        if rule == "schedule_missed":
+            later = now + 1000  # past the 15-minute window
+        make_false(connection, documents, later)
+        assert documents.evaluate(connection, later, rule_settings).resolved == []  # false for one tick: still firing
+        assert rule in firing_rules(connection)
+        resolved = documents.evaluate(connection, later + 2, rule_settings).resolved
+        assert [alert["id"] for alert in resolved] == [f"{rule}:{subject}"]
+        assert resolved[0]["resolved_at"]
+        assert firing_rules(connection) == set()
+        assert alerts.get_alerts(connection)["recent"][0]["id"] == f"{rule}:{subject}"
+    finally:
+        connection.config_set("maxmemory", 0)
+
+
+def test_for_duration_holds_before_firing(connection):
+    documents = Documents()
+    _backlog_on(connection, documents, 0)
+    rule_settings = settings(ALERT_QUEUE_BACKLOG_FOR=60)
+    now = time.time()
+    assert documents.evaluate(connection, now, rule_settings).fired == []
+    assert documents.evaluate(connection, now + 30, rule_settings).fired == []
+    assert connection.hexists(keys.ALERTS_PENDING, "queue_backlog:queue:q-big")
+    fired = documents.evaluate(connection, now + 60, rule_settings).fired
+    assert [alert["rule"] for alert in fired] == ["queue_backlog"]
+    assert fired[0]["since"] == alerts.iso_from_timestamp(now)  # since the condition was first seen
+    assert not connection.hexists(keys.ALERTS_PENDING, "queue_backlog:queue:q-big")
+
+
+def test_a_condition_that_stops_before_its_for_duration_never_fires(connection):
+    documents = Documents()
+    _backlog_on(connection, documents, 0)
+    rule_settings = settings(ALERT_QUEUE_BACKLOG_FOR=60)
+    now = time.time()
+    documents.evaluate(connection, now, rule_settings)
+    _backlog_off(connection, documents, 0)
+    documents.evaluate(connection, now + 30, rule_settings)
+    _backlog_on(connection, documents, 0)
+    assert documents.evaluate(connection, now + 61, rule_settings).fired == []  # the clock started again
+    assert [a["rule"] for a in documents.evaluate(connection, now + 121, rule_settings).fired] == ["queue_backlog"]
+
+
+def test_no_flapping_one_false_tick_keeps_the_alert(connection):
+    documents = Documents()
+    _backlog_on(connection, documents, 0)
+    now = time.time()
+    first = documents.evaluate(connection, now).fired[0]
+    _backlog_off(connection, documents, 0)
+    documents.evaluate(connection, now + 2)
+    _backlog_on(connection, documents, 0)
+    again = documents.evaluate(connection, now + 4)
+    assert again.fired == [] and again.resolved == []
+    assert alerts.get_alerts(connection)["firing"][0]["since"] == first["since"]
+    _backlog_off(connection, documents, 0)
+    assert documents.evaluate(connection, now + 6).resolved == []  # the earlier false tick does not count
+    assert len(documents.evaluate(connection, now + 8).resolved) == 1
+
+
+def test_stuck_jobs_is_critical_at_the_critical_band(connection):
+    documents = Documents()
+    documents.queues = [queue("q-crit")]
+    make_active_job(connection, "q-crit", 130)
+    alert = documents.evaluate(connection, time.time()).fired[0]
+    assert (alert["rule"], alert["severity"], alert["value"]) == ("stuck_jobs", "critical", 1)
+
+
+def test_disabled_rule_and_per_queue_threshold(connection):
+    documents = Documents()
+    documents.queues = [queue("q-a", waiting=150), queue("q-b", waiting=150)]
+    documents.workers = [worker("w", ["q-a", "q-b"])]
+    overrides = {"queue_backlog": {"q-a": 500.0, "q-b": None}}
+    fired = documents.evaluate(connection, time.time(), settings(ALERT_RULES_FILE=overrides)).fired
+    assert fired == []  # q-a under its own threshold, q-b's rule off
+    fired = documents.evaluate(connection, time.time(), settings(ALERT_QUEUE_BACKLOG=None)).fired
+    assert fired == []
+
+
+def test_history_is_capped(connection):
+    documents = Documents()
+    now = time.time()
+    for n in range(keys.ALERTS_RECENT_CAP + 5):
+        documents.queues = [queue(f"q{n}", waiting=200)]
+        documents.workers = [worker("w", [f"q{n}"])]
+        documents.evaluate(connection, now + 3 * n)  # q{n} fires, q{n-1} clears, q{n-2} resolves
+    assert connection.llen(keys.ALERTS_RECENT) == keys.ALERTS_RECENT_CAP
+
+
+def test_health_rolls_up_the_worst_severity():
+    assert alerts.status_of({"critical": 0, "warning": 0}) == "healthy"
+    assert alerts.status_of({"critical": 0, "warning": 2}) == "degraded"
+    assert alerts.status_of({"critical": 1, "warning": 2}) == "critical"
