@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.domain import audit, history
+from app.domain import audit, history, schedules
 from app.domain.jobs import fetch_job
 from app.domain.names import check_queue_name
 from app.domain.queues import list_queue_names, require_queue
@@ -246,6 +246,21 @@ def audit_log() -> Any:
         raise validation_failed(error) from None
     found = audit.list_entries(get_redis(), audit.Query(query.limit, query.actor, query.action, query.before))
     return render("audit.html", query=query, **found)
+
+
+@bp.get("/schedules")
+@page
+def schedules_list() -> Any:
+    """Every periodic job (SCHEDULES.md), driven by /api/v1/periodic."""
+    return render("schedules/list.html")
+
+
+@bp.get("/schedules/<name>")
+@page
+def schedule(name: str) -> Any:
+    """One schedule and its run history."""
+    schedules.get_schedule(get_redis(), name)  # 404 page for an unknown name
+    return render("schedules/detail.html", name=name)
 
 
 def _wants_html() -> bool:

@@ -125,10 +125,33 @@ def preview(definition: dict[str, Any], count: int = 5, now: float | None = None
     return runs
 
 
+_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _describe_cron(expression: str) -> str:
+    """Common cron shapes in words (UTC); any other shape as its cron string."""
+    minute, hour, day, month, weekday = expression.split()
+    if (day, month) != ("*", "*"):
+        return f"cron {expression} (UTC)"
+    every = re.fullmatch(r"(\*|\*/\d+)", minute)
+    if every and (hour, weekday) == ("*", "*"):
+        step = int(minute[2:]) if minute != "*" else 1
+        return "every minute" if step == 1 else f"every {step} minutes"
+    if minute.isdigit() and hour == "*" and weekday == "*":
+        return f"every hour at :{int(minute):02d}"
+    if minute.isdigit() and hour.isdigit():
+        at = f"{int(hour):02d}:{int(minute):02d} UTC"
+        if weekday == "*":
+            return f"every day at {at}"
+        if weekday.isdigit() and int(weekday) < len(_DAYS):
+            return f"every {_DAYS[int(weekday)]} at {at}"
+    return f"cron {expression} (UTC)"
+
+
 def describe(definition: dict[str, Any]) -> str:
-    """The schedule in words: "every 5 minutes", "cron */5 * * * * (UTC)"."""
+    """The schedule in words: "every 5 minutes", "every day at 09:00 UTC", else the cron string."""
     if definition.get("cron"):
-        return f"cron {definition['cron']} (UTC)"
+        return _describe_cron(definition["cron"])
     seconds = int(definition["intervalSeconds"])
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds % size == 0:

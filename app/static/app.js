@@ -646,6 +646,8 @@
     if (ds.role && ds.page !== 'login' && ds.page !== 'alerts') watchStuckBadge();
   }
 
+  // The helpers other page scripts build on (static/js/schedules.js).
+  window.RQMon = { $, $$, el, api, relative, relativeText, when, duration, num, notify, confirmAction, fill, status, jobPage, breakable };
   const pages = { overview: overviewPage, queue: queuePage_, job: jobPage_, alerts: alertsPage, trends: trendsPage, login: loginPage };
   common();
   (pages[ds.page] || (() => {}))();

@@ -186,6 +186,6 @@ def test_the_demo_schedules_are_created_once_and_the_procfile_runs_the_scheduler
     assert ensure_demo_schedules(connection) == []  # a restart keeps them and their history
     assert runs(connection, names[0])[0]["jobId"] == job_id
     listed = schedules.list_schedules(connection)["schedules"]
-    assert [s["schedule"] for s in listed] == ["every minute", "cron */2 * * * * (UTC)"]
+    assert [s["schedule"] for s in listed] == ["every minute", "every 2 minutes"]
     procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert procfile["scheduler"].split() == ["rq-monitor-scheduler", "--url", "$REDIS_URL"]
