@@ -71,7 +71,14 @@ spec = SpecTree(
     before=_raise_validation_error,
     security_schemes=[
         SecurityScheme(
-            name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT")
+            name="bearer",
+            data=SecuritySchemeData(
+                type=SecureType.HTTP,
+                scheme="bearer",
+                bearer_format="JWT",
+                description="An access token from /api/v1/auth/login, or an API token (rqm_…) from "
+                "/api/v1/auth/tokens, which acts with its own role.",
+            ),
         ),
         SecurityScheme(
             name="cookie",
