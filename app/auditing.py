@@ -16,7 +16,7 @@ from flask.cli import AppGroup, ScriptInfo
 
 from app.domain import audit
 from app.domain.errors import DomainError
-from app.errors import domain_status
+from app.errors import MAX_BODY_BYTES, domain_status
 from app.extensions import get_redis
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _actor(params: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _body() -> dict[str, Any]:
-    if request.is_json and (request.content_length or 0) <= 64 * 1024:
+    if request.is_json and (request.content_length or 0) <= MAX_BODY_BYTES:
         body = request.get_json(silent=True)  # cached by the body check; never re-read past the limit
         return body if isinstance(body, dict) else {}
     return {}
