@@ -225,3 +225,16 @@ def test_rq_cron_jobs_are_listed_read_only(client, auth, connection):
         assert response.status_code == 409, (method, path)
     taken = client.post("/api/v1/periodic", json=body(name="hourly-noop"), headers=auth("admin"))
     assert taken.status_code == 409
+
+
+def test_schedule_changes_are_audited(client, auth, connection, created):
+    from app.domain import audit  # noqa: PLC0415
+
+    name = created["name"]
+    client.post(f"/api/v1/periodic/{name}/pause", headers=auth("admin"))
+    client.post("/api/v1/periodic", json=body(func="os.system"), headers=auth("admin"))
+    entries = audit.list_entries(connection, audit.Query(limit=10))["entries"]
+    actions = [(entry["action"], entry["target"], entry["status"]) for entry in entries]
+    assert ("schedule.pause", name, 200) in actions
+    assert ("schedule.create", None, 201) in actions
+    assert ("schedule.create", None, 400) in actions  # refusals are recorded too

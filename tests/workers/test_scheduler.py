@@ -189,3 +189,46 @@ def test_the_demo_schedules_are_created_once_and_the_procfile_runs_the_scheduler
     assert [s["schedule"] for s in listed] == ["every minute", "every 2 minutes"]
     procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
     assert procfile["scheduler"].split() == ["rq-monitor-scheduler", "--url", "$REDIS_URL"]
+
+
+def test_a_function_the_worker_cannot_import_fails_each_run_with_the_reason(connection, redis_url, start_scheduler):
+    schedule = create(connection, "workers.tasks.no_such_function", overlap="allow")
+    name, queue = schedule["name"], schedule["queue"]
+    start_scheduler()
+    for expected in (1, 2):
+        make_due(connection, name)
+        wait_for(lambda n=expected: len(runs(connection, name)) == n, timeout=30)
+    run_worker(redis_url, queue)
+    wait_for(lambda: all(run["failedReason"] for run in runs(connection, name)), timeout=30)
+    assert all("no_such_function" in run["failedReason"] for run in runs(connection, name))
+    assert schedules.get_schedule(connection, name)["nextRunAt"] is not None  # the schedule goes on
+
+
+def test_the_scheduler_survives_a_redis_restart_and_keeps_the_cadence(tmp_path):
+    from app.embedded_redis import start_redis_server  # noqa: PLC0415
+
+    data_dir = tmp_path / "redis"
+    server = start_redis_server(data_dir, persist=True)
+    port = int((data_dir / "redis.port").read_text().strip())
+    url = f"redis://127.0.0.1:{port}/0"
+    connection = Redis.from_url(url)
+    name = create(connection, overlap="allow")["name"]
+    command = [sys.executable, "-m", "workers.scheduler", "--url", url, "--logging-level", "WARNING"]
+    scheduler = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        make_due(connection, name)
+        wait_for(lambda: len(runs(connection, name)) == 1, timeout=30)
+        connection.save()  # the data set survives the restart, as a production Redis's does
+        server.terminate()
+        server.wait(timeout=10)
+        time.sleep(2)
+        server = start_redis_server(data_dir, port=port, persist=True)
+        make_due(connection, name)
+        wait_for(lambda: len(runs(connection, name)) == 2, timeout=60)
+        assert scheduler.poll() is None
+        wait_for(lambda: heartbeat_pid(connection) == scheduler.pid, timeout=30)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=15)
+        server.terminate()
+        server.wait(timeout=10)
