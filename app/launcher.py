@@ -25,6 +25,7 @@ import redis
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 
 import config
+from app.domain import keys
 from app.embedded_redis import free_port, stop_embedded_redis
 
 DEMO_POOL_SIZE = 2  # rq-monitor-pool children running the demo's jobs
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"rq-monitor-{socket.gethostname().split('.')[0]}-{os.getpid()}"  # the pool's children: <name>.<slot>
         command = [sys.executable, "-m", "workers.pool", "--workers", str(DEMO_POOL_SIZE), "--name", name]
         command += ["--url", url, "--grace-period", str(args.grace), "--logging-level", "WARNING", *DEMO_QUEUES]
+        command.append(keys.NOTIFICATIONS_QUEUE)  # the alerts' webhook deliveries (ALERT_WEBHOOK_URLS)
         with worker_log.open("a") as log_file:
             worker = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, **own_group)
         slots = [f"{name}.{slot}" for slot in range(1, DEMO_POOL_SIZE + 1)]

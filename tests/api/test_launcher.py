@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from rq import Queue
 from rq.job import JobStatus
 
+from app.domain import keys
 from app.embedded_redis import free_port
 from tests.helpers import ROOT, wait_for
 
@@ -124,6 +126,15 @@ def test_rq_monitor_serves_the_demo_with_the_printed_login_and_stops_everything(
 
     before = completed_by_the_worker()
     wait_for(lambda: completed_by_the_worker() > before, timeout=30)  # the MonitoredWorker runs the demo's jobs
+
+    def firing() -> list[dict]:
+        return requests.get(f"{base}/api/v1/alerts", headers=headers, timeout=5).json()["firing"]
+
+    wait_for(firing, timeout=60)  # an alert fires within a minute (the demo's stuck runs: stuck_jobs)
+    assert "stuck_jobs" in {alert["rule"] for alert in firing()}
+    connection = redis.Redis.from_url(redis_url)
+    pool_queues = [connection.hget(key, "queues") or b"" for key in connection.smembers("rq:workers")]
+    assert any(keys.NOTIFICATIONS_QUEUE.encode() in queues.split(b",") for queues in pool_queues)  # deliveries run
 
     def periodic(path: str = "") -> dict:
         return requests.get(f"{base}/api/v1/periodic{path}", headers=headers, timeout=5).json()
