@@ -452,5 +452,14 @@ def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dic
         workerName=job.worker_name or None,
         retriedFrom=job.meta.get(attempts.RETRIED_FROM),
         retriedAs=job.meta.get(attempts.RETRIED_AS),
+        schedule=_schedule_of_run(job.meta),
     )
     return detail
+
+
+def _schedule_of_run(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The schedule a periodic run came from and what made it run (SCHEDULES.md), or None."""
+    from app.domain.schedules import META_SCHEDULE, META_TRIGGER  # noqa: PLC0415 - schedules read jobs' states
+
+    name = meta.get(META_SCHEDULE)
+    return {"name": name, "trigger": meta.get(META_TRIGGER)} if isinstance(name, str) else None

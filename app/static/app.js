@@ -384,6 +384,7 @@
         fact('Attempts', `${num(job.attemptsMade)} made · ${num(job.attemptsStarted)} started · ${num(job.opts && job.opts.attempts)} allowed`),
         fact('Worker', breakable(job.workerName)),
         fact('Retried from', links(job.retriedFrom)), fact('Retried as', links(job.retriedAs)),
+        ...(job.schedule ? [fact('Schedule', el('span', {}, el('a', { href: ds.schedulePage.replace('__NAME__', encodeURIComponent(job.schedule.name)), class: 'mono', text: job.schedule.name }), ` (${job.schedule.trigger === 'manual' ? 'run now' : 'on schedule'})`))] : []),
       ].flat());
       $('#job-data').textContent = job.dataError ? job.dataError : pretty(job.data);
       $('#job-opts').textContent = pretty(job.opts);

@@ -178,6 +178,8 @@ def test_run_now_enqueues_a_new_job_and_keeps_the_next_run(client, auth, connect
     assert job.meta["rqmon_schedule"] == name and job.meta["rqmon_schedule_trigger"] == "manual"
     assert job.func_name == "workers.tasks.noop" and job.origin == "periodic-q"
     assert job.id in Queue("periodic-q", connection=connection).job_ids
+    detail = client.get(f"/api/v1/admin/jobs/job/periodic-q/{job.id}", headers=auth("moderator")).get_json()
+    assert detail["schedule"] == {"name": name, "trigger": "manual"}  # the job page links back
     after = client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).get_json()
     assert after["nextRunAt"] == created["nextRunAt"] and after["runsToday"] == 1
 

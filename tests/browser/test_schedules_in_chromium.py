@@ -120,6 +120,8 @@ def test_schedules_list_form_actions_and_history(page, server, connection, redis
     first_job.click()
     page.wait_for_url(re.compile(rf"/admin/queues/b-sched/jobs/{job_id}$"))
     expect(page.locator("main")).to_contain_text("failed")
+    page.click("dl.facts a:text('flaky-report')")  # and back: the job page links its schedule
+    page.wait_for_url(re.compile(r"/admin/schedules/flaky-report$"))
 
     page.goto(f"{server}/admin/schedules")
     expect(page.locator('tr[data-name="digest"]')).to_be_visible()
