@@ -128,18 +128,33 @@ local function started_before(index, b)  -- runs whose start is at or before cut
   return n
 end
 
--- The `limit` oldest runs of `group` (queue names) that started at or before the first cutoff.
+local function started_by(group, score)  -- runs of `group` whose indexed start is at or before `score`
+  local n = 0
+  for _, queue in ipairs(group) do n = n + redis.call('ZCOUNT', index_prefix .. queue, '(1', score) end
+  return n
+end
+
+-- The `limit` oldest runs of `group` (queue names) that started at or before the first cutoff, without reading
+-- more entries than it returns: the second of the limit-th oldest start is found by bisection on the index
+-- scores (ZCOUNTs only), then the runs of earlier seconds are taken at once, those of that second by exact start.
 local function select(group)
-  local scores = {}
-  for _, queue in ipairs(group) do
-    local index = index_prefix .. queue
-    local scored = redis.call('ZRANGEBYSCORE', index, '(1', cutoff_scores[1], 'WITHSCORES', 'LIMIT', 0, limit)
-    for at = 2, #scored, 2 do table.insert(scores, tonumber(scored[at])) end
+  local cutoff = tonumber(cutoff_scores[1])
+  local bound = cutoff
+  if started_by(group, cutoff_scores[1]) > limit then
+    local low = cutoff
+    for _, queue in ipairs(group) do
+      local index = index_prefix .. queue
+      local first = redis.call('ZRANGEBYSCORE', index, '(1', cutoff_scores[1], 'WITHSCORES', 'LIMIT', 0, 1)
+      if first[2] then low = math.min(low, tonumber(first[2])) end
+    end
+    local high = cutoff  -- invariant: started_by(high) >= limit
+    while low < high do
+      local middle = math.floor((low + high) / 2)
+      if started_by(group, string.format('%.0f', middle)) >= limit then high = middle else low = middle + 1 end
+    end
+    bound = high
   end
-  if #scores == 0 then return end
-  table.sort(scores)
-  local last = math.min(limit, #scores)
-  local bound = string.format('%.0f', scores[last])
+  bound = string.format('%.0f', bound)
   local taken, ties = 0, {}
   for _, queue in ipairs(group) do
     local index = index_prefix .. queue

@@ -3,6 +3,7 @@ registries as runs start and end, bounded by a TTL, and the scan fallback for se
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -168,3 +169,19 @@ def test_redis_reads_the_fields_of_the_page_only(connection):
     assert hmget_calls(connection) - before == 5
     assert len(alerts) == 5 and summary["total"] == 60
     assert [alert["stuckDuration"] // 60_000 for alert in alerts] == [74, 73, 72, 71, 70]
+
+
+def test_any_limit_gives_the_longest_runs_in_order(connection, variant):
+    """The bisection on index seconds plus exact ties against a plain sort, many runs sharing seconds."""
+    rng = random.Random(7)
+    starts = {}
+    for index in range(60):
+        second = 10 + rng.randrange(8)  # 60 runs over 8 seconds: many ties
+        text = f"2026-01-22T10:00:{second:02d}.{rng.randrange(1_000_000):06d}Z"
+        starts[start_at(connection, f"st-bis-{index % 5}", text)] = text
+    now = datetime(2026, 1, 22, 10, 45, 0, tzinfo=UTC).timestamp()
+    expected = sorted(starts, key=lambda job_id: starts[job_id])
+    for limit in (1, 2, 7, 13, 30, 59, 60, 100):
+        alerts, summary = stuck.get_stuck_page(connection, limit=limit, now=now)
+        assert [alert["jobId"] for alert in alerts] == expected[:limit], limit
+        assert summary["total"] == 60
