@@ -12,6 +12,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.connection import AbstractConnection
 
 from app import create_app
 from app.domain import users
@@ -108,3 +109,17 @@ def auth(tokens: dict[str, str]):
         return {"Authorization": f"Bearer {tokens[role]}"}
 
     return headers
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Round trips redis-py makes (one per command or pipeline sent) while counting."""
+    counted = [0]
+    send = AbstractConnection.send_packed_command
+
+    def counting(connection, command, check_health=True):  # type: ignore[no-untyped-def]
+        counted[0] += 1
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return counted

@@ -12,7 +12,7 @@ from app.domain import history
 from app.domain.jobs import get_job_detail, list_jobs
 from app.domain.metrics import get_metrics, metrics_reads
 from app.domain.queues import list_queue_names
-from app.domain.stuck import get_stuck_page, get_stuck_summary
+from app.domain.stuck import get_stuck_page, get_stuck_summary, queue_names_read
 from app.domain.users import Role
 from app.errors import validation_failed
 from app.extensions import get_redis, spec
@@ -63,6 +63,7 @@ def trends() -> Any:
 
 @bp.get("/alerts/stuck")
 @role_required(Role.MODERATOR)
+@read_with_auth(queue_names_read)  # the queue list joins the token check: two round trips in all
 @spec.validate(
     query=StuckQuery,
     resp=Resp(HTTP_200=RootModel[list[StuckAlert]], HTTP_400=ErrorBody),
@@ -76,7 +77,7 @@ def stuck() -> Any:
         query = StuckQuery.model_validate(request.args.to_dict())
     except ValidationError as error:
         raise validation_failed(error) from None
-    alerts, summary = get_stuck_page(get_redis(), thresholds(), query.limit)
+    alerts, summary = get_stuck_page(get_redis(), thresholds(), query.limit, queue_names=joined_read())
     response = jsonify(alerts)
     response.headers["X-Total-Count"] = str(summary["total"])
     response.headers["X-Severity-Counts"] = ",".join(f"{k}={v}" for k, v in summary["bySeverity"].items())
@@ -85,10 +86,11 @@ def stuck() -> Any:
 
 @bp.get("/alerts/stuck/summary")
 @role_required(Role.MODERATOR)
+@read_with_auth(queue_names_read)
 @spec.validate(resp=Resp(HTTP_200=StuckSummary), tags=["jobs"], skip_validation=True)
 def stuck_summary() -> Any:
     """How many runs are stuck: in total, per severity, per queue (queues with a stuck run only)."""
-    return jsonify(get_stuck_summary(get_redis(), thresholds()))
+    return jsonify(get_stuck_summary(get_redis(), thresholds(), queue_names=joined_read()))
 
 
 @bp.get("/queue/<queueName>/jobs")

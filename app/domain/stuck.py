@@ -9,6 +9,7 @@ queue's live view: that script alone.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from redis.exceptions import ResponseError
 
 from app.domain import keys
 from app.domain.jobs import job_key, summarize_raw
-from app.domain.queues import QueueKeys, list_queue_names
+from app.domain.queues import QueueKeys, list_queue_names, parse_queue_names, queue_names_reads
 from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, SEVERITIES, severity_for
 
 DEFAULT_STUCK_LIMIT = 100
@@ -351,11 +352,12 @@ def get_stuck_page(
     limit: int = DEFAULT_STUCK_LIMIT,
     queue_name: str | None = None,
     now: float | None = None,
+    queue_names: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The `limit` longest-stuck alerts, longest first, and the summary of every stuck run; two round trips
-    (the queue list, one script), Redis's work bounded by the limit."""
+    (the queue list, unless given in `queue_names`; one script), Redis's work bounded by the limit."""
     now = time.time() if now is None else now
-    names = [queue_name] if queue_name else list_queue_names(connection)
+    names = [queue_name] if queue_name else queue_names if queue_names is not None else list_queue_names(connection)
     runs, counts = longest_runs(connection, names, thresholds, limit, now)
     alerts = []
     for run in runs[:limit]:
@@ -366,9 +368,18 @@ def get_stuck_page(
 
 
 def get_stuck_summary(
-    connection: Redis, thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES, now: float | None = None
+    connection: Redis,
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    now: float | None = None,
+    queue_names: list[str] | None = None,
 ) -> dict[str, Any]:
-    return get_stuck_page(connection, thresholds, 0, now=now)[1]
+    return get_stuck_page(connection, thresholds, 0, now=now, queue_names=queue_names)[1]
+
+
+def queue_names_read(pipe: Any) -> Callable[[list[Any]], list[str]]:
+    """The queue list's reads on `pipe` (to join another round trip, the auth lookup's), and their parser."""
+    queue_names_reads(pipe)
+    return lambda results: parse_queue_names(*results)
 
 
 def get_stuck_jobs(

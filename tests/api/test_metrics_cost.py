@@ -7,9 +7,7 @@ import time
 from datetime import timedelta
 
 import jwt as pyjwt
-import pytest
 from flask_jwt_extended import create_access_token
-from redis.connection import AbstractConnection
 from rq import Queue
 
 from app.domain import keys
@@ -17,20 +15,6 @@ from app.domain.metrics import get_metrics
 from tests.api.test_auth import assert_error
 
 API = "/api/v1/admin/jobs"
-
-
-@pytest.fixture
-def round_trips(monkeypatch):
-    """Round trips redis-py makes (one per command or pipeline sent) while counting."""
-    counted = [0]
-    send = AbstractConnection.send_packed_command
-
-    def counting(connection, command, check_health=True):  # type: ignore[no-untyped-def]
-        counted[0] += 1
-        return send(connection, command, check_health)
-
-    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
-    return counted
 
 
 def test_metrics_in_one_round_trip_with_the_token_check(client, auth, connection, round_trips):

@@ -87,3 +87,13 @@ def test_the_alerts_page_shows_the_configured_bands(redis_url, tmp_path, make_us
         assert text in html
     assert f'data-stuck-thresholds="{",".join(str(b) for b in bands)}"' in html
     assert 'id="stuck-counts"' in html
+
+
+def test_the_page_and_the_summary_cost_two_round_trips(client, auth, stuck_runs, round_trips):
+    """Regression: the token check, the queue list and the script were three round trips."""
+    headers = auth("moderator")
+    for path in (f"{API}/alerts/stuck", f"{API}/alerts/stuck/summary"):
+        client.get(path, headers=headers)  # warm
+        round_trips[0] = 0
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200 and round_trips[0] == 2, path
