@@ -57,6 +57,7 @@ class Config:
     WORKER_HEARTBEAT_SECONDS = 10.0
     WORKER_ACTIVE_SECONDS = 60.0
     WORKER_STALE_SECONDS = 300.0
+    QUEUE_MAX_SIZE = 1000  # a queue's max_size in /api/v1/workers/queue/status (its utilization)
     # Set by a pool in its children's environment (or by hand for one MonitoredWorker): pool name, slot, memory
     # limit and the capabilities JSON object shown in the views.
     RQMON_POOL: str | None = None
@@ -215,6 +216,7 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "WORKER_HEARTBEAT_SECONDS": _positive,
     "WORKER_ACTIVE_SECONDS": _positive,
     "WORKER_STALE_SECONDS": _positive,
+    "QUEUE_MAX_SIZE": int,
     "RQMON_POOL": str,
     "RQMON_SLOT": int,
     "RQMON_MEMORY_LIMIT_MB": _positive,
@@ -251,6 +253,22 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 def defaults() -> dict[str, Any]:
     return {name: getattr(Config, name) for name in dir(Config) if name.isupper()}
+
+
+WORKER_SETTINGS = (
+    "WORKER_HEARTBEAT_SECONDS",
+    "RQMON_POOL",
+    "RQMON_SLOT",
+    "RQMON_MEMORY_LIMIT_MB",
+    "RQMON_WORKER_CAPABILITIES",
+)
+
+
+def worker_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings a MonitoredWorker uses, and only those: a worker neither parses nor fails on the web's."""
+    environ = os.environ if environ is None else environ
+    found = from_env({name: environ[name] for name in WORKER_SETTINGS if name in environ})
+    return {name: found.get(name, getattr(Config, name)) for name in WORKER_SETTINGS}
 
 
 def instance_folder(environ: Mapping[str, str] | None = None) -> Path:

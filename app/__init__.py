@@ -120,6 +120,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(periodic.bp)
     app.register_blueprint(prometheus.bp)
+    from app.blueprints import workers
+
+    app.register_blueprint(workers.bp)
     app.register_blueprint(alerts.bp)
     init_audit(app)
 

@@ -137,6 +137,10 @@ AUDIT_RETENTION_DAYS = 90
 # timing; these hold the definitions and what happened.
 SCHEDULES = f"{PREFIX}:schedules"  # hash: schedule name -> definition JSON; bounded by what admins create
 SCHEDULE_LAST_JOB = f"{PREFIX}:schedule-last-job"  # hash: schedule name -> id of its latest run's job
+SCHEDULE_NAMES = f"{PREFIX}:schedule-names"  # sorted set of schedule names (score 0: by name), for pages of the list
+SCHEDULE_TEMPLATES = f"{PREFIX}:schedule-templates"  # hash: rq-scheduler template job id -> schedule name
+SCHEDULE_MISSED_AT = f"{PREFIX}:schedule-missed-at"  # hash: schedule name -> epoch seconds of its latest missed firing
+SCHEDULE_LATEST_RUN = f"{PREFIX}:schedule-latest-run"  # string "<name>\x1f<job id>": the latest run of any schedule
 SCHEDULE_MISSED = f"{PREFIX}:schedule-missed"  # hash: schedule name -> missed firings since creation
 SCHEDULE_OPEN_RUNS = f"{PREFIX}:schedule-open-runs"  # sorted set "<name>\x1f<job id>" by enqueue time; runs not yet
 # ended, removed when the scheduler records their end (or after SCHEDULE_OPEN_RUN_MAX_SECONDS)
@@ -180,3 +184,40 @@ ALERTS_FACTS_TTL_SECONDS = 86400
 ALERTS_CHANNEL = f"{PREFIX}:live:alerts"  # pub/sub channel of the alerts feed (nothing stored)
 ALERTS_SNAPSHOT = f"{PREFIX}:live:snapshot:alerts"  # latest alerts feed document; short TTL (ticker)
 NOTIFICATIONS_QUEUE = f"{PREFIX}.notifications"  # the RQ queue of webhook deliveries (an RQ name, not a key)
+
+# Worker history (app/domain/worker_history.py): what outlives the workers, kept WORKER_HISTORY_DAYS.
+WORKER_HISTORY_DAYS = 30
+WORKER_RECENT_CAP = 50
+WORKER_ACTIVITY = f"{PREFIX}:worker-activity"  # list of the last WORKER_RECENT_CAP ended attempts, LTRIM each push
+WORKER_LAST_END = f"{PREFIX}:worker-last-end"  # sorted set worker -> last end (epoch s), pruned past the retention
+WORKER_MEMORY_CAP = 60  # one sample a minute: the last hour
+
+
+def worker_stats(granularity: str, bucket: int) -> str:
+    """Hash of ended-attempt counters per worker, per queue and in total for one time bucket (h, q or d), and the
+    duration histogram; TTL the retention + the bucket's span."""
+    return f"{PREFIX}:worker-stats:{granularity}:{bucket}"
+
+
+def worker_samples(granularity: str, bucket: int) -> str:
+    """Hash of the once-a-minute samples (sums and their count) of one time bucket; TTL as worker_stats."""
+    return f"{PREFIX}:worker-samples:{granularity}:{bucket}"
+
+
+def worker_sample_mark(minute: int) -> str:
+    """Set by the one tick that samples minute `minute`; TTL 2 minutes."""
+    return f"{PREFIX}:worker-samples:mark:{minute}"
+
+
+def worker_recent(name: str) -> str:
+    """List of one worker's last WORKER_RECENT_CAP ended attempts; TTL the retention from its last end."""
+    return f"{PREFIX}:worker-recent:{name}"
+
+
+def worker_memory(name: str) -> str:
+    """List of one worker's memory and CPU samples, one a minute, capped at WORKER_MEMORY_CAP; TTL 1 hour."""
+    return f"{PREFIX}:worker-memory:{name}"
+
+
+WORKERS_CHANNEL = f"{PREFIX}:live:workers"  # pub/sub channel of the workers feed (nothing stored)
+WORKERS_SNAPSHOT = f"{PREFIX}:live:snapshot:workers"  # latest workers feed document; short TTL (ticker)

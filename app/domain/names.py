@@ -39,3 +39,12 @@ def check_username(name: str) -> str:
     if not _USERNAME.fullmatch(name):
         raise InvalidInput("Invalid username", {"username": "1-64 characters: letters, digits and _ . @ -"})
     return name
+
+
+_WORKER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,199}")  # RQ's host.pid or uuid, a pool's <pool>.<slot>
+
+
+def check_worker_name(name: str) -> str:
+    if not _WORKER_NAME.fullmatch(name):
+        raise InvalidInput("Invalid worker name", {"name": "1-200 characters: letters, digits and _ . : @ -"})
+    return name

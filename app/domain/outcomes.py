@@ -13,7 +13,7 @@ from redis import Redis
 from redis.client import Pipeline
 from rq.job import Job
 
-from app.domain import attempts, counters, history
+from app.domain import attempts, counters, history, worker_history
 from app.domain.history import Outcome
 from app.domain.timeutil import iso, to_ms, utcnow
 
@@ -49,6 +49,9 @@ def record_end(
     job.meta = meta
     attempts.save_meta_if_exists(pipeline, job)
     history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, _job_name(job))
+    worker_history.record_attempt(  # per worker, for the worker views
+        pipeline, job.worker_name, job.origin, outcome, duration_ms, job.id, _job_name(job)
+    )
     counters.record_counters(pipeline, job.origin, outcome, duration_ms)
 
 

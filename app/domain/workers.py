@@ -153,6 +153,19 @@ def read_workers(connection: Redis, now: float, active_seconds: float, stale_sec
     return sorted(found, key=lambda worker: worker["worker_name"])
 
 
+def workers_reads(pipe: Any) -> None:
+    """Queue the registry read of `read_workers` on a caller's pipeline (parse its reply with `parse_workers`), so
+    a view can read the workers and its other data in one round trip."""
+    pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, "", *FIELDS)
+
+
+def parse_workers(reply: list[Any], now: float, active_seconds: float, stale_seconds: float) -> list[dict[str, Any]]:
+    """The workers of a `workers_reads` reply, as `read_workers` returns them."""
+    suspended = bool(reply[0])
+    found = [_worker(entry, suspended, now, active_seconds, stale_seconds) for entry in _entries(reply)]
+    return sorted(found, key=lambda worker: worker["worker_name"])
+
+
 def read_worker(
     connection: Redis, name: str, now: float, active_seconds: float, stale_seconds: float
 ) -> dict[str, Any]:

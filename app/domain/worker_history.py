@@ -1,0 +1,395 @@
+"""Worker history that outlives the workers (API.md § Workers, /performance/metrics and /details).
+
+- Every ended attempt (outcomes.record_end, in the worker's own pipeline) adds one EVAL: per time bucket (hour,
+  6 hours, day) the counters of its worker, its queue and the whole system, and a duration histogram for p95;
+  the worker's last 50 attempts, the deployment's last 50, and the worker's last end time.
+- Once a minute the ticker samples the queue sizes and busy/active workers (summed per bucket with their count,
+  so a bucket's mean is sum / n) and each MonitoredWorker's memory and CPU (its last hour).
+Every key has a TTL (WORKER_HISTORY_DAYS, plus the bucket's span) or a cap; see keys.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+
+from app.domain import keys
+from app.domain.history import Outcome
+from app.domain.timeutil import iso_from_timestamp
+
+RETENTION_SECONDS = keys.WORKER_HISTORY_DAYS * 86400
+MEMORY_TTL_SECONDS = 3700
+# Upper bounds (seconds) of the duration histogram; the last bucket is everything longer.
+DURATION_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+SYSTEM, WORKER, QUEUE, DURATION = "s", "w:", "q:", "d:"  # field prefixes; counter suffixes |n, |f, |ms
+
+
+@dataclass(frozen=True)
+class Granularity:
+    name: str
+    seconds: int
+
+
+HOUR, QUARTER_DAY, DAY = Granularity("h", 3600), Granularity("q", 21600), Granularity("d", 86400)
+GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
+
+
+def granularity_for(hours: int) -> Granularity:
+    """API.md: hourly buckets up to 48 h, 6-hourly up to 7 days, daily beyond."""
+    return HOUR if hours <= 48 else QUARTER_DAY if hours <= 168 else DAY
+
+
+def duration_bucket(duration_ms: int) -> int:
+    seconds = duration_ms / 1000
+    return next((i for i, bound in enumerate(DURATION_BOUNDS) if seconds <= bound), len(DURATION_BOUNDS))
+
+
+# KEYS: the three stats buckets, the worker's recent list, the deployment's, the last-end set.
+# ARGV: worker ("" unknown), queue, failed (1|0), ms, duration bucket, entry, cap, now, ttls (h q d), retention.
+_RECORD_LUA = """
+local worker, queue, failed, ms, cap, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[7], ARGV[8]
+for i = 1, 3 do
+  local prefixes = {'s', 'q:' .. queue}
+  if worker ~= '' then prefixes[3] = 'w:' .. worker end
+  for _, prefix in ipairs(prefixes) do
+    redis.call('HINCRBY', KEYS[i], prefix .. '|n', 1)
+    if failed == 1 then redis.call('HINCRBY', KEYS[i], prefix .. '|f', 1) end
+    redis.call('HINCRBY', KEYS[i], prefix .. '|ms', ms)
+  end
+  redis.call('HINCRBY', KEYS[i], 'd:' .. ARGV[5], 1)
+  redis.call('EXPIRE', KEYS[i], ARGV[8 + i])
+end
+if worker ~= '' then
+  redis.call('LPUSH', KEYS[4], ARGV[6])
+  redis.call('LTRIM', KEYS[4], 0, cap - 1)
+  redis.call('EXPIRE', KEYS[4], ARGV[12])
+  redis.call('ZADD', KEYS[6], now, worker)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - ARGV[12])
+end
+redis.call('LPUSH', KEYS[5], ARGV[6])
+redis.call('LTRIM', KEYS[5], 0, cap - 1)
+return 1
+"""
+
+
+def record_attempt(
+    pipeline: Pipeline | Redis,
+    worker: str | None,
+    queue: str,
+    outcome: Outcome,
+    duration_ms: int,
+    job_id: str,
+    job_name: str,
+    ended_at: float | None = None,
+) -> None:
+    """Queue the worker-side record of one ended attempt (outcome ok, fail or retry) on `pipeline`."""
+    ended_at = time.time() if ended_at is None else ended_at
+    duration_ms = max(0, int(duration_ms))
+    entry = json.dumps(
+        {
+            "t": round(ended_at, 3),
+            "w": worker or "",
+            "q": queue,
+            "j": job_id,
+            "n": job_name,
+            "o": outcome,
+            "ms": duration_ms,
+        },  # fmt: skip
+        separators=(",", ":"),
+    )
+    buckets = [keys.worker_stats(g.name, int(ended_at // g.seconds)) for g in GRANULARITIES]
+    script_keys = [*buckets, keys.worker_recent(worker or "-"), keys.WORKER_ACTIVITY, keys.WORKER_LAST_END]
+    ttls = [str(RETENTION_SECONDS + g.seconds) for g in GRANULARITIES]
+    pipeline.eval(
+        _RECORD_LUA,
+        len(script_keys),
+        *script_keys,
+        worker or "",
+        queue,
+        "0" if outcome == "ok" else "1",
+        str(duration_ms),
+        str(duration_bucket(duration_ms)),
+        entry,
+        str(keys.WORKER_RECENT_CAP),
+        repr(ended_at),
+        *ttls,
+        str(RETENTION_SECONDS),
+    )
+
+
+# --- the once-a-minute sample ------------------------------------------------------------------------
+
+# KEYS: the minute's mark, the three sample buckets. ARGV: ttls (h q d), queue size, busy, active, now, then
+# name, rss, cpu per MonitoredWorker. Does nothing when this minute was already sampled.
+_SAMPLE_LUA = f"""
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 120) then return 0 end
+for i = 2, 4 do
+  redis.call('HINCRBY', KEYS[i], 'n', 1)
+  redis.call('HINCRBY', KEYS[i], 'queue_size', ARGV[4])
+  redis.call('HINCRBY', KEYS[i], 'busy_workers', ARGV[5])
+  redis.call('HINCRBY', KEYS[i], 'active_workers', ARGV[6])
+  redis.call('EXPIRE', KEYS[i], ARGV[i - 1])
+end
+for i = 8, #ARGV, 3 do
+  local key = ARGV[i]
+  redis.call('RPUSH', key, ARGV[7] .. '|' .. ARGV[i + 1] .. '|' .. ARGV[i + 2])
+  redis.call('LTRIM', key, -{keys.WORKER_MEMORY_CAP}, -1)
+  redis.call('EXPIRE', key, {MEMORY_TTL_SECONDS})
+end
+return 1
+"""
+
+
+def take_sample(connection: Redis, now: float, queue_size: int, workers: Iterable[dict[str, Any]]) -> bool:
+    """Record this minute's sample once for the deployment (the first tick of a minute that gets here)."""
+    listed = list(workers)
+    busy = sum(1 for worker in listed if worker["status"] == "busy")
+    active = sum(1 for worker in listed if worker["liveness"] == "active")
+    memory: list[str] = []
+    for worker in listed:
+        if worker["monitored"] and worker["liveness"] != "stale" and worker["memory_usage_mb"] is not None:
+            cpu = worker["cpu_percent"]
+            name, rss = keys.worker_memory(worker["worker_name"]), str(worker["memory_usage_mb"])
+            memory += [name, rss, "" if cpu is None else str(cpu)]
+    mark = keys.worker_sample_mark(int(now // 60))
+    buckets = [keys.worker_samples(g.name, int(now // g.seconds)) for g in GRANULARITIES]
+    ttls = [str(RETENTION_SECONDS + g.seconds) for g in GRANULARITIES]
+    counts = [str(queue_size), str(busy), str(active), repr(round(now, 3))]
+    reply = connection.eval(_SAMPLE_LUA, 4, mark, *buckets, *ttls, *counts, *memory)
+    return bool(reply)
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def _bucket_numbers(granularity: Granularity, hours: int, now: float) -> list[int]:
+    """The buckets of a period: as many as it spans, the current (partial) one last, as trends' series do."""
+    current = int(now // granularity.seconds)
+    count = -(-hours * 3600 // granularity.seconds)
+    return list(range(current - count + 1, current + 1))
+
+
+def _counts(fields: dict[bytes, bytes]) -> dict[str, dict[str, int]]:
+    """`prefix|n`, `prefix|f`, `prefix|ms` fields → {prefix: {"n", "f", "ms"}}; the histogram under "d"."""
+    found: dict[str, dict[str, int]] = {}
+    for raw_field, raw_value in fields.items():
+        field = raw_field.decode(errors="replace")
+        if field.startswith(DURATION):
+            found.setdefault("d", {})[field[len(DURATION) :]] = int(raw_value)
+            continue
+        prefix, _, kind = field.rpartition("|")
+        found.setdefault(prefix, {"n": 0, "f": 0, "ms": 0})[kind] = int(raw_value)
+    return found
+
+
+def _point(start: float, counts: dict[str, int] | None) -> dict[str, Any]:
+    n, f, ms = (counts or {}).get("n", 0), (counts or {}).get("f", 0), (counts or {}).get("ms", 0)
+    return {
+        "start": iso_from_timestamp(start),
+        "processed": n,
+        "failed": f,
+        "avg_processing_time": round(ms / n / 1000, 3) if n else None,
+    }
+
+
+def percentile(histogram: dict[str, int], fraction: float) -> float | None:
+    """The duration (seconds) below which `fraction` of the attempts ended, interpolated within its bucket."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted, seen = fraction * total, 0
+    for index in range(len(DURATION_BOUNDS) + 1):
+        count = histogram.get(str(index), 0)
+        if count and seen + count >= wanted:
+            if index == len(DURATION_BOUNDS):
+                return DURATION_BOUNDS[-1]
+            low = DURATION_BOUNDS[index - 1] if index else 0.0
+            return round(low + (DURATION_BOUNDS[index] - low) * (wanted - seen) / count, 3)
+        seen += count
+    return DURATION_BOUNDS[-1]
+
+
+def _change(now_value: float | None, before: float | None) -> float | None:
+    if now_value is None or before is None or before == 0:
+        return None
+    return round(100.0 * (now_value - before) / before, 2)
+
+
+def get_performance(connection: Redis, hours: int, now: float | None = None) -> dict[str, Any]:
+    """GET /performance/metrics: per worker and system-wide buckets over the `hours` back from now, the summary
+    (p95 from the duration histograms) and the change against the period before. One round trip."""
+    now = time.time() if now is None else now
+    granularity = granularity_for(hours)
+    numbers = _bucket_numbers(granularity, hours, now)
+    previous = [number - len(numbers) for number in numbers]
+    with connection.pipeline(transaction=False) as pipe:
+        for number in numbers:
+            pipe.hgetall(keys.worker_stats(granularity.name, number))
+        for number in numbers:
+            pipe.hgetall(keys.worker_samples(granularity.name, number))
+        for number in previous:
+            pipe.hmget(keys.worker_stats(granularity.name, number), f"{SYSTEM}|n", f"{SYSTEM}|f")
+        replies = pipe.execute()
+    stats = [_counts(fields) for fields in replies[: len(numbers)]]
+    samples = replies[len(numbers) : 2 * len(numbers)]
+    before = [(int(n or 0), int(f or 0)) for n, f in replies[2 * len(numbers) :]]
+    worker_metrics: dict[str, list[dict[str, Any]]] = {}
+    system_metrics: list[dict[str, Any]] = []
+    histogram: dict[str, int] = {}
+    queues: dict[str, list[int]] = {}
+    totals = {"n": 0, "f": 0, "ms": 0}
+    busiest: tuple[int, str | None] = (0, None)
+    for number, counts, sample in zip(numbers, stats, samples, strict=True):
+        start = number * granularity.seconds
+        for prefix, value in counts.items():
+            if prefix.startswith(WORKER):
+                worker_metrics.setdefault(prefix[len(WORKER) :], []).append(_point(start, value))
+            elif prefix.startswith(QUEUE):
+                tally = queues.setdefault(prefix[len(QUEUE) :], [0, 0])
+                tally[0], tally[1] = tally[0] + value["n"], tally[1] + value["ms"]
+        for index, count in counts.get("d", {}).items():
+            histogram[index] = histogram.get(index, 0) + count
+        system = counts.get(SYSTEM, {"n": 0, "f": 0, "ms": 0})
+        for kind in totals:
+            totals[kind] += system[kind]
+        point = _point(start, system)
+        if point["processed"] > busiest[0]:
+            busiest = (point["processed"], point["start"])
+        system_metrics.append({**point, **_sample_means(sample)})
+    error_rate = round(100.0 * totals["f"] / totals["n"], 2) if totals["n"] else None
+    before_n, before_f = sum(n for n, _ in before), sum(f for _, f in before)
+    before_rate = round(100.0 * before_f / before_n, 2) if before_n else None
+    slowest = max(queues.items(), key=lambda item: item[1][1] / item[1][0] if item[1][0] else 0, default=None)
+    return {
+        "success": True,
+        "timestamp": iso_from_timestamp(now),
+        "period_hours": hours,
+        "start_time": iso_from_timestamp(now - hours * 3600),
+        "end_time": iso_from_timestamp(now),
+        "worker_metrics": dict(sorted(worker_metrics.items())),
+        "system_metrics": system_metrics,
+        "performance_summary": {
+            "processed": totals["n"],
+            "failed": totals["f"],
+            "error_rate": error_rate,
+            "avg_processing_time": round(totals["ms"] / totals["n"] / 1000, 3) if totals["n"] else None,
+            "p95_processing_time": percentile(histogram, 0.95),
+            "busiest_hour": busiest[1],
+            "slowest_queue": slowest[0] if slowest and slowest[1][0] else None,
+            "change_vs_previous_period": {
+                "processed": _change(float(totals["n"]), float(before_n)),
+                "error_rate": round(error_rate - before_rate, 2)
+                if error_rate is not None and before_rate is not None
+                else None,
+            },
+        },
+    }
+
+
+def _sample_means(sample: dict[bytes, bytes]) -> dict[str, float | None]:
+    n = int(sample.get(b"n", 0))
+    return {
+        name: round(int(sample.get(name.encode(), 0)) / n, 2) if n else None
+        for name in ("queue_size", "busy_workers", "active_workers")
+    }
+
+
+def worker_details_reads(pipe: Pipeline, name: str, now: float) -> None:
+    """Queue the reads of one worker's history (parse with `parse_worker_details`): its last 50 attempts, the
+    24 hourly buckets and its memory over the last hour."""
+    pipe.lrange(keys.worker_recent(name), 0, keys.WORKER_RECENT_CAP - 1)
+    prefix = WORKER + name
+    for number in _bucket_numbers(HOUR, 24, now):
+        pipe.hmget(keys.worker_stats(HOUR.name, number), f"{prefix}|n", f"{prefix}|f", f"{prefix}|ms")
+    pipe.lrange(keys.worker_memory(name), 0, -1)
+
+
+def parse_worker_details(replies: list[Any], now: float) -> dict[str, Any]:
+    recent, *hours, memory = replies
+    numbers = _bucket_numbers(HOUR, 24, now)
+    hourly = [
+        _point(number * HOUR.seconds, {"n": int(n or 0), "f": int(f or 0), "ms": int(ms or 0)})
+        for number, (n, f, ms) in zip(numbers, hours, strict=True)
+    ]
+    return {
+        "recent_jobs": [_job(entry) for entry in _entries(recent)],
+        "hourly": hourly,
+        "memory_history": _memory(memory, now),
+    }
+
+
+def _entries(raw: list[bytes]) -> list[dict[str, Any]]:
+    entries = []
+    for item in raw:
+        try:
+            entries.append(json.loads(item))
+        except ValueError:
+            continue
+    return entries
+
+
+ACTION_OF = {"ok": ("completed", "success"), "fail": ("failed", "failed"), "retry": ("retried", "retry")}
+
+
+def _job(entry: dict[str, Any]) -> dict[str, Any]:
+    action, status = ACTION_OF.get(entry.get("o", ""), ("failed", "failed"))
+    return {
+        "job_id": entry.get("j"),
+        "queue": entry.get("q"),
+        "job_name": entry.get("n") or None,
+        "status": status,
+        "ended_at": iso_from_timestamp(float(entry.get("t", 0))),
+        "duration_ms": entry.get("ms"),
+    }
+
+
+def activity(raw: list[bytes]) -> list[dict[str, Any]]:
+    """The deployment's last ended attempts (WORKER_ACTIVITY) in the shape of `recent_activity`."""
+    found = []
+    for entry in _entries(raw):
+        action, status = ACTION_OF.get(entry.get("o", ""), ("failed", "failed"))
+        found.append(
+            {
+                "timestamp": iso_from_timestamp(float(entry.get("t", 0))),
+                "worker": entry.get("w") or None,
+                "queue": entry.get("q"),
+                "job_id": entry.get("j"),
+                "job_name": entry.get("n") or None,
+                "action": action,
+                "status": status,
+                "duration_ms": entry.get("ms"),
+            }
+        )
+    return found
+
+
+def _memory(raw: list[bytes], now: float) -> list[dict[str, Any]]:
+    points = []
+    for item in raw:
+        at, _, rest = item.decode(errors="replace").partition("|")
+        rss, _, cpu = rest.partition("|")
+        try:
+            moment = float(at)
+        except ValueError:
+            continue
+        if moment < now - 3600:
+            continue
+        points.append(
+            {
+                "at": iso_from_timestamp(moment),
+                "memory_usage_mb": float(rss) if rss else None,
+                "cpu_percent": float(cpu) if cpu else None,
+            }
+        )
+    return points
+
+
+def last_ends(raw: list[tuple[bytes, float]]) -> dict[str, float]:
+    """WORKER_LAST_END read with scores → {worker: epoch seconds}."""
+    return {name.decode(errors="replace"): score for name, score in raw}

@@ -1,0 +1,301 @@
+"""The worker documents of API.md § Workers: overview (also the live stream's), queue status and one worker's
+details. Each is one round trip: the worker registry's script (app.domain.workers) and the other reads in one
+pipeline. Health follows seed 000's rules (`worker_health`) until the alert rules own the roll-up."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+from app.domain import history, keys, worker_history, workers
+from app.domain.metrics import parse_queue_counts, queue_counts_reads
+from app.domain.timeutil import iso_from_timestamp
+
+RECENT_ACTIVITY = 50
+POOL_EVENTS_SHOWN = 50
+WINDOW_MINUTES = 5  # avg_system_response_time, throughput and the error rate of the health rules
+ERROR_RATE_DEGRADED = 10.0  # percent of the window's ended attempts
+MB = 1024 * 1024
+# Pool events worth showing in the activity feed: what happened to a worker, not every job (those are attempts).
+POOL_ACTIONS = {
+    "workerRestarted": "restarted",
+    "workerStalled": "stalled",
+    "highMemoryUsage": "memory",
+    "workerError": "error",
+    "workerClosed": "stopped",
+    "workerReady": "started",
+    "shuttingDown": "shutting_down",
+    "forceShutdown": "force_shutdown",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    active_seconds: float
+    stale_seconds: float
+    max_queue_size: int = 1000
+
+
+def _window_reads(pipe: Any, now: float) -> None:
+    current = int(now // history.MINUTE.seconds)
+    for minute in range(current - WINDOW_MINUTES + 1, current + 1):
+        pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
+
+
+def _window(replies: list[dict[bytes, bytes]]) -> dict[str, dict[str, int]]:
+    """Ended attempts of the last minutes per queue ("" = all): ok, fail, retry and the finished jobs' ms."""
+    found: dict[str, dict[str, int]] = {}
+    for fields in replies:
+        for raw_field, value in fields.items():
+            queue, _, kind = raw_field.decode(errors="replace").rpartition(history.FIELD_SEPARATOR)
+            counts = found.setdefault(queue, {"ok": 0, "fail": 0, "retry": 0, "ms": 0})
+            counts[kind] = counts.get(kind, 0) + int(value)
+    return found
+
+
+def worker_health(
+    workers_found: list[dict[str, Any]], waiting: int, window: dict[str, dict[str, int]]
+) -> tuple[str, list[str]]:
+    """Seed 000's rules: critical when jobs wait and no worker is active; degraded for stale workers or an error
+    rate above 10 % of the attempts ended in the last minutes. Returns the status and its reasons."""
+    reasons: list[str] = []
+    active = sum(1 for worker in workers_found if worker["liveness"] == workers.Liveness.ACTIVE)
+    if waiting and not active:
+        reasons.append(f"{waiting} jobs are waiting and no worker is active")
+    critical = bool(reasons)
+    for worker in workers_found:
+        if worker["liveness"] == workers.Liveness.STALE:
+            age = worker["seconds_since_heartbeat"]
+            since = f"no heartbeat for {int(age // 60)} min" if age is not None else "no heartbeat"
+            reasons.append(f"worker {worker['worker_name']} is stale ({since})")
+    total = window.get("", {})
+    ended = total.get("ok", 0) + total.get("fail", 0) + total.get("retry", 0)
+    failed = total.get("fail", 0) + total.get("retry", 0)
+    if ended and 100.0 * failed / ended > ERROR_RATE_DEGRADED:
+        reasons.append(f"error rate {100.0 * failed / ended:.1f} % over the last {WINDOW_MINUTES} minutes")
+    if critical:
+        return "critical", reasons
+    return ("degraded" if reasons else "healthy"), reasons
+
+
+def _sizes(queues: list[dict[str, Any]]) -> dict[str, int]:
+    return {queue["queueName"]: queue["waiting"] + queue["prioritized"] for queue in queues}
+
+
+def _complete(worker: dict[str, Any], sizes: dict[str, int], last_end: float | None) -> dict[str, Any]:
+    """The <worker> fields that come from outside the registry: queue sizes and the last ended attempt."""
+    worker["current_queue_size"] = sum(sizes.get(name, 0) for name in worker["queues"])
+    moments = [moment for moment in (last_end,) if moment is not None]
+    job = worker["current_job"]
+    last = iso_from_timestamp(max(moments)) if moments else None
+    worker["last_activity"] = max(filter(None, (last, job and job["started_at"])), default=None)
+    return worker
+
+
+def _pool_activity(events: list[tuple[bytes, dict[bytes, bytes]]]) -> list[dict[str, Any]]:
+    found = []
+    for _, raw in events:
+        fields = {key.decode(): value.decode(errors="replace") for key, value in raw.items()}
+        action = POOL_ACTIONS.get(fields.get("event", ""))
+        if action is None:
+            continue
+        found.append(
+            {
+                "timestamp": fields.get("at"),
+                "worker": fields.get("worker") or None,
+                "queue": None,
+                "job_id": fields.get("jobId") or None,
+                "job_name": None,
+                "action": action,
+                "status": "event",
+                "duration_ms": None,
+                "pool": fields.get("pool") or None,
+            }
+        )
+    return found
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 2) if values else None
+
+
+def get_overview(connection: Redis, thresholds: Thresholds, now: float | None = None) -> dict[str, Any]:
+    """GET /overview (and the live stream's document): one round trip."""
+    now = time.time() if now is None else now
+    with connection.pipeline(transaction=False) as pipe:
+        workers.workers_reads(pipe)
+        queue_counts_reads(pipe, now)
+        pipe.lrange(keys.WORKER_ACTIVITY, 0, RECENT_ACTIVITY - 1)
+        pipe.xrevrange(keys.POOL_EVENTS, count=POOL_EVENTS_SHOWN)
+        pipe.zrange(keys.WORKER_LAST_END, 0, -1, withscores=True)
+        pipe.info("memory")
+        _window_reads(pipe, now)
+        registry, counts, recent, events, ends, memory, *minutes = pipe.execute()
+    found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
+    queues = parse_queue_counts(counts)
+    sizes, last_end, window = _sizes(queues), worker_history.last_ends(ends), _window(minutes)
+    for worker in found:
+        _complete(worker, sizes, last_end.get(worker["worker_name"]))
+    waiting = sum(sizes.values())
+    status, reasons = worker_health(found, waiting, window)
+    finished = sum(c["ok"] + c["fail"] for q, c in window.items() if q)
+    duration_ms = sum(c["ms"] for q, c in window.items() if q)
+    active = [worker for worker in found if worker["liveness"] == workers.Liveness.ACTIVE]
+    busy = sum(1 for worker in found if worker["status"] == workers.WorkerStatus.BUSY)
+    monitored = [worker for worker in active if worker["monitored"]]
+    activity = worker_history.activity(recent) + _pool_activity(events)
+    activity.sort(key=lambda entry: entry["timestamp"] or "", reverse=True)
+    max_memory = int(memory.get("maxmemory", 0))
+    return {
+        "success": True,
+        "timestamp": iso_from_timestamp(now),
+        "system_overview": {
+            "total_workers": len(found),
+            "active_workers": len(active),
+            "inactive_workers": sum(1 for w in found if w["liveness"] == workers.Liveness.INACTIVE),
+            "stale_workers": sum(1 for w in found if w["liveness"] == workers.Liveness.STALE),
+            "busy_workers": busy,
+            "utilization": round(100.0 * busy / len(active), 1) if active else 0.0,
+            "overall_health": status,
+            "health_reasons": reasons,
+            "total_tasks_processed": sum(worker["tasks_processed"] for worker in found),
+            "total_tasks_in_queue": waiting,
+            "avg_system_response_time": round(duration_ms / finished / 1000, 3) if finished else None,
+            "system_load": _mean([w["cpu_percent"] for w in monitored if w["cpu_percent"] is not None]),
+            "jobs_per_minute": round(finished / WINDOW_MINUTES, 2),
+        },
+        "workers": found,
+        "recent_activity": activity[:RECENT_ACTIVITY],
+        "performance_metrics": {
+            "cpu_usage": _mean([w["cpu_percent"] for w in monitored if w["cpu_percent"] is not None]),
+            "memory_usage": round(sum(w["memory_usage_mb"] or 0.0 for w in found if w["liveness"] != "stale"), 1),
+            "redis_memory_mb": round(int(memory.get("used_memory", 0)) / MB, 2),
+            "redis_max_memory_mb": round(max_memory / MB, 2) if max_memory else None,
+        },
+    }
+
+
+def live_document(overview: dict[str, Any]) -> dict[str, Any]:
+    """The live stream's event: the overview's system_overview and workers."""
+    return {
+        "timestamp": overview["timestamp"],
+        "data": {"system_overview": overview["system_overview"], "workers": overview["workers"]},
+    }
+
+
+# The job that has waited longest per queue: the head of the waiting list, and the next prioritized job (its
+# score orders by priority first: the first of the set stands for the prioritized ones). One script for all queues.
+# KEYS: RQ's set of queue keys, the monitor's set of queue names. ARGV: the queue-key prefix, the prioritized
+# set's prefix, the job-key prefix. Returns name, waiting head's enqueued_at, prioritized head's enqueued_at.
+_OLDEST_LUA = """
+local seen, out = {}, {}
+local prefix_length = string.len(ARGV[1])
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
+end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
+for name in pairs(seen) do
+  local head = redis.call('LINDEX', ARGV[1] .. name, 0)
+  local first = redis.call('ZRANGE', ARGV[2] .. name, 0, 0)[1]
+  out[#out + 1] = name
+  out[#out + 1] = head and (redis.call('HGET', ARGV[3] .. head, 'enqueued_at') or '') or ''
+  out[#out + 1] = first and (redis.call('HGET', ARGV[3] .. first, 'enqueued_at') or '') or ''
+end
+return out
+"""
+
+
+def _oldest(flat: list[bytes], now: float) -> dict[str, float | None]:
+    found: dict[str, float | None] = {}
+    for at in range(0, len(flat), 3):
+        name, *times = (value.decode(errors="replace") for value in flat[at : at + 3])
+        moments = [workers._rq_time(value) for value in times if value]
+        known = [moment for moment in moments if moment is not None]
+        found[name] = round(max(0.0, now - min(known)), 3) if known else None
+    return found
+
+
+def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | None = None) -> dict[str, Any]:
+    """GET /queue/status: per queue its size, age of the oldest waiting job, workers, throughput and ETA."""
+    from app.domain.queues import ALL_QUEUES_KEY, QUEUE_KEY_PREFIX  # noqa: PLC0415
+
+    now = time.time() if now is None else now
+    with connection.pipeline(transaction=False) as pipe:
+        workers.workers_reads(pipe)
+        queue_counts_reads(pipe, now)
+        pipe.eval(_OLDEST_LUA, 2, ALL_QUEUES_KEY, keys.KNOWN_QUEUES, QUEUE_KEY_PREFIX, keys.prioritized(""), "rq:job:")
+        _window_reads(pipe, now)
+        registry, counts, oldest_flat, *minutes = pipe.execute()
+    found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
+    queues, window, oldest = parse_queue_counts(counts), _window(minutes), _oldest(oldest_flat, now)
+    listening: dict[str, int] = {}
+    for worker in found:
+        if worker["liveness"] == workers.Liveness.ACTIVE:
+            for name in worker["queues"]:
+                listening[name] = listening.get(name, 0) + 1
+    documents: dict[str, dict[str, Any]] = {}
+    for queue in queues:
+        name = queue["queueName"]
+        size = queue["waiting"] + queue["prioritized"]
+        ended = window.get(name, {})
+        per_minute = (ended.get("ok", 0) + ended.get("fail", 0) + ended.get("retry", 0)) / WINDOW_MINUTES
+        documents[name] = {
+            "size": size,
+            "max_size": thresholds.max_queue_size,
+            "processing": not queue["paused"] and listening.get(name, 0) > 0,
+            "paused": queue["paused"],
+            "workers": listening.get(name, 0),
+            "oldest_task_age_seconds": oldest.get(name) if size else None,
+            "throughput_per_minute": round(per_minute, 2),
+            "estimated_completion_time": round(size / (per_minute / 60)) if per_minute else None,
+            "active": queue["active"],
+        }
+    total = sum(document["size"] for document in documents.values())
+    capacity = thresholds.max_queue_size * len(documents)
+    etas = [document["estimated_completion_time"] for document in documents.values()]
+    waiting_unserved = [n for n, d in documents.items() if d["size"] and not d["workers"]]
+    status, _ = worker_health(found, total, window)
+    return {
+        "success": True,
+        "timestamp": iso_from_timestamp(now),
+        "total_queued_tasks": total,
+        "queues": documents,
+        "system_health": {
+            "status": status,
+            "queue_utilization": round(100.0 * total / capacity, 2) if capacity else 0.0,
+            "estimated_processing_time": max((eta for eta in etas if eta is not None), default=None),
+            "queues_without_workers": waiting_unserved,
+        },
+    }
+
+
+def get_worker_details(connection: Redis, name: str, thresholds: Thresholds, now: float | None = None) -> dict:
+    """GET /worker/<name>/details: the <worker>, RQ's facts and its history. WorkerNotFound when RQ has no trace
+    of it (a worker that has gone keeps its history, read through /performance/metrics)."""
+    now = time.time() if now is None else now
+    worker = workers.read_worker(connection, name, now, thresholds.active_seconds, thresholds.stale_seconds)
+    with connection.pipeline(transaction=False) as pipe:
+        queue_counts_reads(pipe, now)
+        pipe.zscore(keys.WORKER_LAST_END, name)
+        pipe.hget(workers.WORKER_PREFIX + name, "python_version")
+        worker_history.worker_details_reads(pipe, name, now)
+        counts, last_end, python, *replies = pipe.execute()
+    _complete(worker, _sizes(parse_queue_counts(counts)), last_end)
+    found = worker_history.parse_worker_details(replies, now)
+    return {
+        "success": True,
+        "worker_name": name,
+        "timestamp": iso_from_timestamp(now),
+        "worker": worker,
+        "detailed_stats": {
+            "rq_version": worker["rq_version"],
+            "python_version": python.decode(errors="replace").split()[0] if python else None,
+            "birth": worker["birth"],
+            "total_working_time": worker["total_working_time"],
+            "current_job": worker["current_job"],
+            **found,
+        },
+    }
