@@ -341,7 +341,7 @@ class MonitoredWorker(Worker):
     # --- liveness and control (WORKERS.md) ----------------------------------------------------------
 
     def _init_liveness(self) -> None:
-        settings = {**config.defaults(), **config.from_env()}  # a bad RQMON_WORKER_CAPABILITIES stops start-up
+        settings = config.worker_settings()  # a bad RQMON_WORKER_CAPABILITIES stops start-up, with the reason
         self._beat_every = float(settings["WORKER_HEARTBEAT_SECONDS"])
         self._pool: str | None = settings["RQMON_POOL"]
         self._slot: int | None = settings["RQMON_SLOT"]

@@ -101,6 +101,12 @@ def test_bad_capabilities_stop_the_worker_at_start_up_with_the_reason(redis_url,
     assert process.returncode != 0 and "RQMON_WORKER_CAPABILITIES" in stderr
 
 
+def test_a_broken_web_setting_does_not_stop_a_worker(connection, redis_url, running):
+    """A worker reads only its own settings: the web's (thresholds, alert rules) are not its business."""
+    running.append(launch(redis_url, "l-web-setting", STUCK_THRESHOLDS_MINUTES="nonsense"))
+    assert the_worker(connection, "l-web-setting")["liveness"] == "active"
+
+
 def test_pause_stops_new_jobs_until_resume_while_the_current_one_finishes(connection, redis_url, running):
     queue = Queue("l-pause", connection=connection)
     current = queue.enqueue("workers.tasks.sleep_for", 2)
