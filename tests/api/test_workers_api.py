@@ -227,3 +227,28 @@ def test_the_live_stream_sends_the_overview_at_once(client, auth):
     (event,) = read_events(response, 1)
     assert set(event) == {"timestamp", "data"} and set(event["data"]) == {"system_overview", "workers"}
     response.close()
+
+
+def test_the_workers_feed_publishes_once_per_tick_and_samples_once_a_minute(app, connection, redis_url, running):
+    from app.ticker import make_ticker
+    from tests.api.test_live_ticker import published
+
+    queue_name = unique("tq")
+    running.append(launch(redis_url, queue_name))
+    name = worker_on(connection, queue_name)["worker_name"]
+    wait_for(lambda: connection.hget(f"rq:worker:{name}", "rqmon_rss_mb"))
+    Queue(queue_name + "-idle", connection=connection).enqueue("workers.tasks.noop")
+    ticker = make_ticker(app)
+    now = time.time() // 60 * 60 + 1  # early in this minute: the next tick is in the same one
+    assert ticker.tick(now) is True
+    document = published(connection, "rqmon:live:snapshot:workers")
+    assert set(document["data"]) == {"system_overview", "workers"}
+    assert name in [w["worker_name"] for w in document["data"]["workers"]]
+    minute = int(now // 3600)
+    samples = connection.hgetall(f"rqmon:worker-samples:h:{minute}")
+    assert samples[b"n"] == b"1" and int(samples[b"queue_size"]) >= 1 and int(samples[b"active_workers"]) >= 1
+    assert ticker.tick(now + 2) is True  # same minute: published again, not sampled again
+    assert connection.hget(f"rqmon:worker-samples:h:{minute}", "n") == b"1"
+    assert connection.llen(f"rqmon:worker-memory:{name}") == 1
+    assert 0 < connection.ttl(f"rqmon:worker-memory:{name}") <= 3700
+    assert 0 < connection.ttl(f"rqmon:worker-samples:h:{minute}") <= 31 * 86400
