@@ -25,6 +25,7 @@ from app.domain.jobs import STATE_OF_STATUS
 from app.domain.schedules import (
     META_SCHEDULE,
     META_TRIGGER,
+    TEMPLATE_PREFIX,
     due_times,
     get_definition,
     next_due,
@@ -108,6 +109,7 @@ def _enqueue_in(
     run = _new_run(job.id, trigger, due, now, "waiting", job.id)
     _record(pipe, name, run, now)
     pipe.hset(keys.SCHEDULE_LAST_JOB, name, job.id)
+    pipe.set(keys.SCHEDULE_LATEST_RUN, f"{name}{_SEP}{job.id}")
     pipe.zadd(keys.SCHEDULE_OPEN_RUNS, {f"{name}{_SEP}{job.id}": now})
     day = keys.schedule_day_counts(utc_day(now))
     pipe.hincrby(day, name, 1)
@@ -170,6 +172,7 @@ def _fire_watched(pipe: Any, connection: Redis, template: str, due: float, now: 
         _record(pipe, name, runs[-1], at)
     if missed:
         pipe.hincrby(keys.SCHEDULE_MISSED, name, len(missed))
+        pipe.hset(keys.SCHEDULE_MISSED_AT, name, now)
     if skip:
         skipped = _new_run(f"skipped-{int(now * 1000)}", "schedule", due, now, SKIPPED, None)
         _record(pipe, name, skipped, now)
@@ -323,34 +326,30 @@ def list_runs(connection: Redis, name: str, limit: int = 10, status: str | None 
     return {"success": True, "name": name, "runs": [_public(run) for run in runs]}
 
 
-def last_runs(connection: Redis, names: list[str], strip: int = 20) -> dict[str, dict[str, Any]]:
-    """Per schedule: its latest run (API `lastRun`) plus the states of its last `strip` runs, oldest first."""
-    if not names:
+def last_runs(connection: Redis, run_ids: dict[str, list[bytes]]) -> dict[str, dict[str, Any]]:
+    """Per schedule, from the ids of its recent runs (newest first): its latest run (API `lastRun`) with the states
+    of those runs, oldest first (the page's strip). Two round trips for any number of schedules."""
+    named = [(name, ids) for name, ids in run_ids.items() if ids]
+    if not named:
         return {}
     with connection.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.zrevrange(keys.schedule_runs(name), 0, strip - 1)
-        id_lists = pipe.execute()
-    with connection.pipeline(transaction=False) as pipe:
-        for name, ids in zip(names, id_lists, strict=True):
-            pipe.hmget(keys.schedule_run_data(name), ids) if ids else pipe.echo("")
+        for name, ids in named:
+            pipe.hmget(keys.schedule_run_data(name), ids)
         data = pipe.execute()
-    result: dict[str, dict[str, Any]] = {}
-    for name, raws in zip(names, data, strict=True):
-        runs = [json.loads(raw) for raw in (raws or []) if raw]
-        if not runs:
-            continue
-        runs = _overlay(connection, runs[:1]) + runs[1:]
-        latest = runs[0]
-        result[name] = {
-            "jobId": latest["jobId"],
-            "trigger": latest["trigger"],
-            "enqueuedAt": latest["enqueuedAt"],
-            "state": latest["state"],
-            "durationMs": latest["durationMs"],
+    runs_of = {name: [json.loads(raw) for raw in raws if raw] for (name, _), raws in zip(named, data, strict=True)}
+    runs_of = {name: runs for name, runs in runs_of.items() if runs}
+    _overlay(connection, [runs[0] for runs in runs_of.values()])
+    return {
+        name: {
+            "jobId": runs[0]["jobId"],
+            "trigger": runs[0]["trigger"],
+            "enqueuedAt": runs[0]["enqueuedAt"],
+            "state": runs[0]["state"],
+            "durationMs": runs[0]["durationMs"],
             "recent": [run["state"] for run in reversed(runs)],
         }
-    return result
+        for name, runs in runs_of.items()
+    }
 
 
 def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float) -> None:
@@ -361,43 +360,53 @@ def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float)
         pipe.execute()
 
 
+MISSED_ALERT_SECONDS = 15 * 60  # schedule_missed stays raised this long after a missed firing
+
+
+def _overdue(connection: Redis, now: float, grace: float) -> list[str]:
+    """Enabled schedules whose due time passed more than `grace` ago without a firing (the scheduler is down)."""
+    templates = [t for t in connection.zrangebyscore(Scheduler.scheduled_jobs_key, 0, now - grace, 0, 100)]
+    ours = [t for t in templates if t.startswith(TEMPLATE_PREFIX.encode())]
+    return [name.decode() for name in connection.hmget(keys.SCHEDULE_TEMPLATES, ours) if name] if ours else []
+
+
+def _latest_run(connection: Redis) -> dict[str, Any] | None:
+    latest = connection.get(keys.SCHEDULE_LATEST_RUN)
+    if latest is None:
+        return None
+    name, job_id = latest.decode().split(_SEP, 1)
+    raw = connection.hget(keys.schedule_run_data(name), job_id)
+    return _overlay(connection, [json.loads(raw)])[0] if raw else None
+
+
 def scheduler_status(connection: Redis, down_after: float, grace: float, now: float | None = None) -> dict:
     """Seed 004's status plus the two health rules: `scheduler_down` (no active scheduler's heartbeat within
-    `down_after` seconds while schedules are enabled) and `schedule_missed` (missed firings, or one overdue now)."""
-    from app.domain.schedules import list_schedules
-
+    `down_after` seconds while schedules are enabled) and `schedule_missed` (a schedule missed a firing in the last
+    MISSED_ALERT_SECONDS, or one is overdue now). A few round trips, whatever the number of schedules."""
     now = time.time() if now is None else now
-    beat = {k.decode(): v.decode() for k, v in connection.hgetall(keys.SCHEDULER_HEARTBEAT).items()}
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.SCHEDULER_HEARTBEAT)
+        pipe.hvals(keys.schedule_day_counts(utc_day(now)))
+        pipe.hgetall(keys.SCHEDULE_MISSED)
+        pipe.hgetall(keys.SCHEDULE_MISSED_AT)
+        pipe.zrange(Scheduler.scheduled_jobs_key, 0, 0, withscores=True)
+        pipe.hlen(keys.SCHEDULE_TEMPLATES)
+        raw_beat, today, missed, missed_at, firsts, schedule_count = pipe.execute()
+    first = firsts[0] if firsts else None
+    beat = {key.decode(): value.decode() for key, value in raw_beat.items()}
     alive = bool(beat) and now - float(beat["at"]) <= down_after
-    schedules = list_schedules(connection, 1, 1_000_000)["schedules"]
-    own = [s for s in schedules if s["source"] == "rq-scheduler"]
-    last = max(
-        (s["lastRun"] for s in own if s["lastRun"] and s["lastRun"]["enqueuedAt"]),
-        key=lambda run: run["enqueuedAt"],
-        default=None,
-    )
-    upcoming = sorted(s["nextRunAt"] for s in schedules if s["nextRunAt"])
-    alerts = []
-    if not alive and any(s["enabled"] for s in own):
-        alerts.append(
-            {
-                "rule": "scheduler_down",
-                "severity": "critical",
-                "message": "No scheduler is running: periodic jobs are not enqueued",
-            }
+    missed_counts = {name.decode(): int(count) for name, count in missed.items()}
+    alerts: list[dict[str, Any]] = []
+    if not alive and schedule_count:
+        alerts.append(_alert("scheduler_down", "critical", "No scheduler is running: periodic jobs are not enqueued"))
+    recent = {name.decode() for name, at in missed_at.items() if now - float(at) <= MISSED_ALERT_SECONDS}
+    overdue = set(_overdue(connection, now, grace))
+    for name in sorted(recent | overdue):
+        message = f"Schedule '{name}' missed {missed_counts.get(name, 0)} run(s)" + (
+            " and is overdue now" if name in overdue else ""
         )
-    for s in own:
-        overdue = s["nextRunAt"] and _seconds(s["nextRunAt"]) < now - grace
-        if s["missedRuns"] or overdue:
-            alerts.append(
-                {
-                    "rule": "schedule_missed",
-                    "severity": "warning",
-                    "schedule": s["name"],
-                    "message": f"Schedule '{s['name']}' missed {s['missedRuns']} run(s)"
-                    + (" and is overdue now" if overdue else ""),
-                }
-            )
+        alerts.append(_alert("schedule_missed", "warning", message, name))
+    latest = _latest_run(connection)
     return {
         "success": True,
         "isMonitoringActive": alive,
@@ -409,13 +418,17 @@ def scheduler_status(connection: Redis, down_after: float, grace: float, now: fl
         }
         if beat
         else None,
-        "lastRunTime": last["enqueuedAt"] if last else None,
-        "lastRunStatus": last["state"] if last else None,
-        "totalRunsToday": sum(s["runsToday"] for s in own),
-        "nextScheduledRun": upcoming[0] if upcoming else None,
-        "missedRuns": sum(s["missedRuns"] for s in own),
+        "lastRunTime": latest["enqueuedAt"] if latest else None,
+        "lastRunStatus": latest["state"] if latest else None,
+        "totalRunsToday": sum(int(count) for count in today),
+        "nextScheduledRun": iso_from_timestamp(first[1]) if first else None,
+        "missedRuns": sum(missed_counts.values()),
         "alerts": alerts,
     }
+
+
+def _alert(rule: str, severity: str, message: str, schedule: str | None = None) -> dict[str, Any]:
+    return {"rule": rule, "severity": severity, "message": message, "schedule": schedule}
 
 
 def _seconds(iso: str) -> float:
