@@ -65,6 +65,7 @@ FIELDS = (
     *("state", "current_job", "birth", "last_heartbeat", "queues", "pid", "hostname", "version"),
     *("successful_job_count", "failed_job_count", "total_working_time"),
     *(HONOURS_PAUSE, RSS_MB, CPU_PERCENT, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
+    "shutdown_requested_date",  # RQ's warm shutdown under way (any worker): stopping
 )
 
 FIELD_SEPARATOR, RECORD_SEPARATOR = "\x1f", "\x1e"  # ASCII unit and record separators: in no RQ field
@@ -242,7 +243,9 @@ def _static(key: str, values: str) -> _Facts:
     """Between two reads most hashes are unchanged (a MonitoredWorker beats every 10 s, an idle plain worker every
     405 s): their parsing is kept, keyed by the hash's content, and only the time-dependent fields are computed."""
     (state, _current, birth_at, beat_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
-     rss, cpu, limit, pool, slot, capabilities, paused, override) = values.split(FIELD_SEPARATOR)  # fmt: skip
+     rss, cpu, limit, pool, slot, capabilities, paused, override, shutdown) = values.split(FIELD_SEPARATOR)  # fmt: skip
+    if shutdown and not override:
+        override = WorkerStatus.STOPPING
     monitored = monitored_flag != ""
     ok_count, failed_count = _int(successful), _int(failed)
     processed = ok_count + failed_count

@@ -127,7 +127,8 @@ def test_fields_of_a_monitored_and_a_plain_worker(connection):
     [
         ({registry.PAUSED: "1"}, False, "paused", ["resume", "stop"]),
         ({registry.STATE_OVERRIDE: "stopping", registry.PAUSED: "1"}, False, "stopping", []),
-        ({"shutdown_requested_date": rq_time(1), "state": "busy"}, False, "busy", ["pause", "stop"]),
+        ({"shutdown_requested_date": rq_time(1), "state": "busy"}, False, "stopping", []),  # RQ's warm shutdown
+        ({"state": "busy"}, False, "busy", ["pause", "stop"]),
         ({"state": "suspended"}, True, "suspended", ["pause", "stop"]),
         ({}, True, "suspended", ["pause", "stop"]),
     ],
