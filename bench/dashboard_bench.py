@@ -9,11 +9,12 @@ measures this product alone and says the comparison was skipped.
 
 Seeds a private redis-server with 20 queues x 10,000 jobs (bench/seed.py, every state), serves the product with
 gunicorn + gevent (ONE worker, LIVE_PUBLISHER_ENABLED=false) and rq-dashboard 0.9 with gunicorn (ONE sync worker,
-its `/0/data/queues.json`: per queue the count and the five registries' counts), then sends, round after round,
-one request to each of: our `/healthz` (the HTTP floor: no auth, no Redis), our `/api/v1/auth/me` (auth alone),
-our `/api/v1/admin/jobs/metrics`, rq-dashboard's queue list; each over its own keep-alive connection. Prints the
-median and p95 of each, Redis round trips per request of ours (in-process twin, as in api_bench.py: auth
-included) and server commands per request of each (INFO commandstats deltas, measured apart).
+its `/0/data/queues.json`: per queue the count and the five registries' counts), then sends, round after round, one
+request to each of: our `/healthz` (the HTTP floor: no auth, no Redis), our `/api/v1/auth/me` (auth alone), our
+`/api/v1/admin/jobs/metrics`, the same route served by the last revision with app/live.py (`before`, extracted with
+`git archive`, its own gunicorn), rq-dashboard's queue list; each over its own keep-alive connection. Prints the
+median and p95 of each, Redis round trips per request of ours (in-process twin, as in api_bench.py: auth included)
+and server commands per request of each (INFO commandstats deltas, measured apart).
 
     .venv/bin/python bench/dashboard_bench.py [--queues 20 --jobs 10000 --requests 1000]
 """
@@ -21,7 +22,9 @@ included) and server commands per request of each (INFO commandstats deltas, mea
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,7 @@ from bench._common import (
     web_process,
 )
 from bench.api_bench import KeepAliveClient, in_process_cost
+from bench.tick_bench import old_code
 
 RATIO_BUDGET = 10.0
 ROUND_TRIP_BUDGET = 2
@@ -92,6 +96,14 @@ def start_dashboard(venv: Path, url: str, folder: Path) -> tuple[int, subprocess
     raise RuntimeError("rq-dashboard did not start")
 
 
+def signed_in(port: int) -> dict[str, str]:
+    status, body = KeepAliveClient(port).post_json(
+        "/api/v1/auth/login", {"username": "bench", "password": "bench-password"}
+    )
+    assert status == 200, body[:200]
+    return {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+
+
 def server_commands(connection, client: KeepAliveClient, path: str, count: int = 50) -> float:
     before = command_calls(connection)
     for _ in range(count):
@@ -104,7 +116,9 @@ def main() -> int:
     parser.add_argument("--queues", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs per queue")
     parser.add_argument("--requests", type=int, default=1000, help="requests to each endpoint, interleaved")
+    parser.add_argument("--before", help="revision of the 'before' server (default: the last with app/live.py)")
     args = parser.parse_args()
+    label, before_code = old_code(args.before)
     venv = dashboard_venv()
     if venv is None:
         print(
@@ -118,16 +132,19 @@ def main() -> int:
         users.create_user(connection, "bench", "bench-password", Role.MODERATOR)
         dashboard = start_dashboard(venv, url, Path(folder)) if venv else None
         try:
-            with web_process(url, LIVE_PUBLISHER_ENABLED="false") as (port, _web):
-                login = KeepAliveClient(port).post_json(
-                    "/api/v1/auth/login", {"username": "bench", "password": "bench-password"}
-                )
-                token = __import__("json").loads(login[1])["access_token"]
-                headers = {"Authorization": f"Bearer {token}"}
+            with (
+                web_process(url, LIVE_PUBLISHER_ENABLED="false") as (port, _web),
+                web_process(url, cwd=before_code, LIVE_PUBLISHER_ENABLED="false") as (before_port, _before),
+            ):
+                headers = signed_in(port)
                 cases = {
                     "ours /healthz (floor)": (KeepAliveClient(port), "/healthz"),
                     "ours /api/v1/auth/me": (KeepAliveClient(port, headers), "/api/v1/auth/me"),
                     "ours /api/v1/admin/jobs/metrics": (KeepAliveClient(port, headers), "/api/v1/admin/jobs/metrics"),
+                    f"before ({label}) /api/v1/admin/jobs/metrics": (
+                        KeepAliveClient(before_port, signed_in(before_port)),
+                        "/api/v1/admin/jobs/metrics",
+                    ),
                 }
                 if dashboard:
                     cases["rq-dashboard " + DASHBOARD_PATH] = (KeepAliveClient(dashboard[0]), DASHBOARD_PATH)
@@ -151,19 +168,20 @@ def main() -> int:
         finally:
             if dashboard:
                 stop_process(dashboard[1])
+            shutil.rmtree(before_code, ignore_errors=True)
 
     print(
         f"\n{args.queues} queues x {args.jobs:,} jobs; {args.requests} requests to each endpoint, interleaved "
         "request by request; gunicorn, one worker each; medians\n"
     )
-    header = f"{'endpoint':<42} {'p50 ms':>7} {'p95 ms':>7} {'RTs':>4} {'srv cmds':>9}"
+    header = f"{'endpoint':<52} {'p50 ms':>7} {'p95 ms':>7} {'RTs':>4} {'srv cmds':>9}"
     print(header + "\n" + "-" * len(header))
     medians = {}
     for label, values in samples.items():
         medians[label] = statistics.median(values)
         trips = round_trips.get(label)
         print(
-            f"{label:<42} {medians[label]:7.2f} {percentile(values, 0.95):7.2f} "
+            f"{label:<52} {medians[label]:7.2f} {percentile(values, 0.95):7.2f} "
             f"{'' if trips is None else trips:>4} {commands[label]:9.0f}"
         )
     ours = medians["ours /api/v1/admin/jobs/metrics"]
@@ -173,6 +191,8 @@ def main() -> int:
         print("rq-dashboard comparison SKIPPED (not installed; see above)")
         return 0 if trips_ok else 1
     ratio = medians["rq-dashboard " + DASHBOARD_PATH] / ours
+    before = next(value for name, value in medians.items() if name.startswith("before"))
+    print(f"rq-dashboard / before (/metrics): {medians['rq-dashboard ' + DASHBOARD_PATH] / before:.1f}x")
     ok = ratio >= RATIO_BUDGET
     print(f"rq-dashboard / ours (/metrics): {ratio:.1f}x (budget >= {RATIO_BUDGET:.0f}x): {verdict(ok)}")
     return 0 if trips_ok and ratio >= RATIO_BUDGET else 1
