@@ -97,3 +97,27 @@ def processing_time_chart(trend: dict[str, Any], size: str = "wide") -> str:
     )
     chart.add("avg ms", [point["avgProcessingTime"] for point in series], allow_interruptions=True)
     return _without_scripts(chart.render(is_unicode=True))
+
+
+def _clock(points: list[dict[str, Any]], field: str) -> list[str]:
+    from datetime import datetime  # noqa: PLC0415
+
+    return [datetime.strptime(point[field], "%Y-%m-%dT%H:%M:%S.%fZ").strftime("%H:%M") for point in points]
+
+
+def worker_hourly_chart(name: str, hourly: list[dict[str, Any]], size: str = "wide") -> str:
+    """One worker's ended attempts per hour over the last 24 h (worker_history): succeeded and failed, stacked."""
+    chart = _base(pygal.StackedBar, f"{name}: attempts per hour (24h)", _clock(hourly, "start"), size)
+    highest = max((point["processed"] for point in hourly), default=0)
+    step = max(1, -(-highest // 5))
+    chart.y_labels = list(range(0, highest + step, step))
+    chart.add("succeeded", [point["processed"] - point["failed"] for point in hourly])
+    chart.add("failed", [point["failed"] for point in hourly])
+    return _without_scripts(chart.render(is_unicode=True))
+
+
+def worker_memory_chart(name: str, memory: list[dict[str, Any]], size: str = "wide") -> str:
+    """One worker's RSS (worker + work horse) sampled once a minute over the last hour."""
+    chart = _base(pygal.Line, f"{name}: memory, MB (last hour)", _clock(memory, "at"), size)
+    chart.add("RSS MB", [point["memory_usage_mb"] for point in memory], allow_interruptions=True)
+    return _without_scripts(chart.render(is_unicode=True))

@@ -8,11 +8,12 @@ Under /admin/ an error a browser navigates to is an HTML page with the navigatio
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, Literal
 
-from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_jwt_extended import (
     get_jwt,
     get_jwt_identity,
@@ -26,11 +27,12 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.domain import audit, history, schedules
+from app.domain import audit, history, schedules, worker_history
 from app.domain.jobs import fetch_job
-from app.domain.names import check_queue_name
+from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
 from app.domain.users import Role
+from app.domain.workers import read_worker
 from app.errors import ApiError, validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import LoginBody, Success
@@ -261,6 +263,54 @@ def schedule(name: str) -> Any:
     """One schedule and its run history."""
     schedules.get_schedule(get_redis(), name)  # 404 page for an unknown name
     return render("schedules/detail.html", name=name)
+
+
+def _worker_thresholds() -> tuple[float, float]:
+    config = current_app.config
+    return float(config["WORKER_ACTIVE_SECONDS"]), float(config["WORKER_STALE_SECONDS"])
+
+
+@bp.get("/workers")
+@page
+def workers_list() -> Any:
+    """Every worker with the health roll-up, live over /api/v1/workers/live-stream."""
+    return render("workers/list.html")
+
+
+@bp.get("/workers/<name>")
+@page
+def worker(name: str) -> Any:
+    """One worker: its details, history charts, recent jobs and controls (404 page for an unknown worker)."""
+    read_worker(get_redis(), check_worker_name(name), time.time(), *_worker_thresholds())
+    return render("workers/detail.html", name=name)
+
+
+class WorkerChartQuery(Query):
+    kind: Literal["hourly", "memory"] = "hourly"
+    size: Literal["wide", "narrow"] = "wide"
+
+
+@bp.get("/workers/<name>/chart.svg")
+@page
+def worker_chart(name: str) -> Any:
+    """The worker's attempts per hour (24 h) or memory (last hour) as SVG; its history outlives the worker."""
+    try:
+        query = WorkerChartQuery.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise validation_failed(error) from None
+    check_worker_name(name)
+    connection, now = get_redis(), time.time()
+    with connection.pipeline(transaction=False) as pipe:
+        worker_history.worker_details_reads(pipe, name, now)
+        found = worker_history.parse_worker_details(pipe.execute(), now)
+    if query.kind == "hourly":
+        svg = charts.worker_hourly_chart(name, found["hourly"], query.size)
+    else:
+        svg = charts.worker_memory_chart(name, found["memory_history"], query.size)
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = SVG_POLICY
+    response.headers["Cache-Control"] = "private, max-age=30"
+    return response
 
 
 def _wants_html() -> bool:

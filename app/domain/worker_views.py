@@ -69,7 +69,7 @@ def worker_health(
     for worker in workers_found:
         if worker["liveness"] == workers.Liveness.STALE:
             age = worker["seconds_since_heartbeat"]
-            since = f"no heartbeat for {int(age // 60)} min" if age is not None else "no heartbeat"
+            since = "no heartbeat" if age is None else f"no heartbeat for {_age(age)}"
             reasons.append(f"worker {worker['worker_name']} is stale ({since})")
     total = window.get("", {})
     ended = total.get("ok", 0) + total.get("fail", 0) + total.get("retry", 0)
@@ -79,6 +79,10 @@ def worker_health(
     if critical:
         return "critical", reasons
     return ("degraded" if reasons else "healthy"), reasons
+
+
+def _age(seconds: float) -> str:
+    return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
 
 def _sizes(queues: list[dict[str, Any]]) -> dict[str, int]:
