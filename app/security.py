@@ -299,8 +299,6 @@ def init_security(app: Flask) -> None:
     jwt.invalid_token_loader(_jwt_error(401, "invalid_token"))
     jwt.expired_token_loader(_jwt_error(401, "token_expired"))
     jwt.revoked_token_loader(_jwt_error(401, "token_revoked"))
-    jwt.needs_fresh_token_loader(_jwt_error(401, "fresh_token_required"))
-    jwt.user_lookup_error_loader(_jwt_error(401, "invalid_token"))
     app.register_error_handler(LoginThrottled, _throttled)
     for setting in ("LOGIN_LIMIT_PER_USER", "LOGIN_LIMIT_PER_ADDRESS"):  # a wrong rate stops start-up, not a login
         parse_rate(app.config[setting])
