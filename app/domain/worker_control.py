@@ -141,15 +141,22 @@ def _plain_control(connection: Redis, worker_name: str, action: Action, before: 
     )
 
 
+BLOCKING_WAIT_SECONDS = 1.0
+
+
 def _ask(connection: Redis, channel: str, message: dict[str, Any], before: str, name: str, timeout: float) -> Ack:
     request_id = uuid.uuid4().hex
     reply_key = keys.control_reply(request_id)
     listeners = connection.publish(channel, json.dumps({"id": request_id, "at": time.time(), **message}))
     if not listeners:
         return Ack(False, before, before, f"Worker '{name}' is not listening for commands (not running)", "no_listener")
+    popped = None
+    deadline = time.monotonic() + max(timeout, 0.01)
     try:
-        popped = connection.blpop([reply_key], timeout=max(timeout, 0.01))
-    except RedisTimeoutError:  # the client's socket timeout is shorter than ours
+        while popped is None and (remaining := deadline - time.monotonic()) > 0:
+            # waits of at most a second: each ends before the client's socket timeout (app/extensions.py, 1.5 s)
+            popped = connection.blpop([reply_key], timeout=min(remaining, BLOCKING_WAIT_SECONDS))
+    except RedisTimeoutError:  # a frozen Redis
         popped = None
     if popped is None:
         connection.delete(reply_key)  # an answer arriving later expires with its TTL anyway

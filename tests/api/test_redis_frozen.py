@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 
@@ -90,3 +91,33 @@ def test_an_idle_stream_outlives_the_socket_timeout_and_still_gets_events(privat
     assert json.loads(received[len("data:") :]) == {"after": "idle"}
     response.close()
     assert "live hub lost Redis" not in caplog.text
+
+
+def test_a_control_command_waits_past_the_socket_timeout_for_its_acknowledgement(app, connection):
+    """Blocking commands on the app's client (BLPOP for a worker's answer) wait their whole timeout in slices
+    shorter than the socket timeout, instead of failing when the socket timeout ends."""
+    from app.domain import worker_control  # noqa: PLC0415
+    from app.extensions import REDIS_SOCKET_TIMEOUT_SECONDS  # noqa: PLC0415
+
+    channel = keys.worker_control_channel("slow-ack")
+    listener = connection.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel)
+    wait_for(lambda: connection.pubsub_numsub(channel)[0][1] == 1, timeout=5)
+    delay = REDIS_SOCKET_TIMEOUT_SECONDS + 1.5
+
+    def answer_late() -> None:
+        message = None
+        while message is None:
+            message = listener.get_message(timeout=1)
+        time.sleep(delay)
+        ack = worker_control.Ack(True, "idle", "paused", "paused", None)
+        worker_control.send_reply(connection, json.loads(message["data"])["id"], ack)
+
+    thread = threading.Thread(target=answer_late, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    ack = worker_control._ask(app.extensions["redis"], channel, {"action": "pause"}, "idle", "slow-ack", 10)
+    assert ack.acknowledged and ack.status_after == "paused", ack
+    assert time.monotonic() - started >= delay
+    thread.join(5)
+    listener.close()
