@@ -204,10 +204,13 @@ def evaluate(
             pipe.hdel(keys.ALERTS_FIRING, *gone_firing)
         if gone_pending:
             pipe.hdel(keys.ALERTS_PENDING, *gone_pending)
-        if state["firing"]:
-            pipe.hset(keys.ALERTS_FIRING, mapping={k: json.dumps(v) for k, v in state["firing"].items()})
-        if state["pending"]:
-            pipe.hset(keys.ALERTS_PENDING, mapping={k: repr(v) for k, v in state["pending"].items()})
+        # Only what changed is written: a steady state (the usual tick) writes nothing but the facts.
+        changed = {k: v for k, v in state["firing"].items() if inputs.firing.get(k) != v}
+        if changed:
+            pipe.hset(keys.ALERTS_FIRING, mapping={k: json.dumps(v) for k, v in changed.items()})
+        started = {k: v for k, v in state["pending"].items() if inputs.pending.get(k) != v}
+        if started:
+            pipe.hset(keys.ALERTS_PENDING, mapping={k: repr(v) for k, v in started.items()})
         if transitions.resolved:
             pipe.lpush(keys.ALERTS_RECENT, *(json.dumps(alert) for alert in transitions.resolved))
             pipe.ltrim(keys.ALERTS_RECENT, 0, keys.ALERTS_RECENT_CAP - 1)
