@@ -3,6 +3,8 @@ the counters come from what real workers recorded and never decrease; auth and R
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue, Retry
@@ -10,8 +12,9 @@ from rq import Queue, Retry
 from app.domain import counters, keys, tokens
 from app.domain.users import Role
 from app.prometheus import FAMILIES
+from app.ticker import make_ticker
 from tests.conftest import make_app
-from tests.helpers import run_worker
+from tests.helpers import make_active_job, run_worker
 
 ALWAYS_SAMPLED = set(FAMILIES) - {
     "rqmon_schedule_next_run_timestamp_seconds",
@@ -144,3 +147,14 @@ def test_three_round_trips_with_the_api_token_whatever_the_size(client, connecti
     families = scrape(client, api_token)
     assert round_trips[0] <= 3  # the token check, the pipeline, the worker registry
     assert len(samples(families["rqmon_queue_paused"])) == 20
+
+
+def test_stuck_runs_come_from_the_last_tick(client, connection, api_token):
+    make_active_job(connection, "prom-stuck", 45)
+    families = scrape(client, api_token)
+    assert samples(families["rqmon_stuck_jobs"]).get((("queue", "prom-stuck"), ("severity", "medium"))) == 0
+    assert make_ticker(client.application).tick(time.time())  # the alert rules count the stuck runs
+    families = scrape(client, api_token)
+    assert samples(families["rqmon_stuck_jobs"])[(("queue", "prom-stuck"), ("severity", "medium"))] == 1
+    firing = samples(families["rqmon_alerts_firing"])
+    assert firing[(("rule", "stuck_jobs"), ("severity", "warning"))] == 1
