@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
 
+from app.domain.names import PATH_PARAMETER_PATTERNS
 from app.domain.users import Role
 from app.extensions import spec
 from app.schemas import ErrorBody
@@ -96,6 +97,14 @@ def _error_statuses(method: str, operation: dict[str, Any], endpoint: str, minim
     return statuses
 
 
+def _constrain_path_parameters(operation: dict[str, Any]) -> None:
+    """Queue names and job ids are checked before they touch a key: the document says how (else 400)."""
+    for parameter in operation.get("parameters") or []:
+        pattern = PATH_PARAMETER_PATTERNS.get(parameter["name"])
+        if parameter["in"] == "path" and pattern:
+            parameter["schema"] = {"type": "string", "pattern": pattern, "maxLength": 128}
+
+
 def _error_components() -> dict[str, Any]:
     schema = ErrorBody.model_json_schema(ref_template=f"#/components/schemas/{ERROR_SCHEMA}.{{model}}")
     components = {f"{ERROR_SCHEMA}.{name}": definition for name, definition in schema.pop("$defs", {}).items()}
@@ -113,6 +122,7 @@ def _document_errors(app: Flask, document: dict[str, Any]) -> None:
         for method, operation in operations.items():
             endpoint = views.get((path, method), "")
             minimum_role = getattr(app.view_functions.get(endpoint), "minimum_role", None)
+            _constrain_path_parameters(operation)
             statuses = _error_statuses(method, operation, endpoint, minimum_role)
             responses = operation["responses"]
             for code in [code for code in responses if int(code) >= 400]:

@@ -10,6 +10,8 @@ from app.domain.errors import InvalidInput
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}")
 _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}")
 _USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
+# The same rules as JSON Schema patterns, for the OpenAPI document's path parameters.
+PATH_PARAMETER_PATTERNS = {"queueName": f"^{_QUEUE_NAME.pattern}$", "jobId": f"^{_JOB_ID.pattern}$"}
 
 
 def is_queue_name(name: str) -> bool:
