@@ -223,7 +223,7 @@
     const render = (status) => {
       const rows = Object.entries(status.queues).map(([name, queue]) => {
         const unserved = queue.size > 0 && queue.workers === 0;
-        return el('tr', { 'data-queue': name },
+        return el('tr', { 'data-status-queue': name },
           el('th', { scope: 'row' }, breakable(name, 'name')),
           el('td', { class: 'num', text: num(queue.size) }),
           el('td', { class: 'num', text: seconds(queue.oldest_task_age_seconds) }),

@@ -123,7 +123,7 @@ def test_an_admin_watches_controls_and_removes_workers(page, fast_server, make_u
 
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(f"{fast_server}/admin/")
-    unserved = page.locator('#queue-status-body tr[data-queue="bw-nobody"]')
+    unserved = page.locator('#queue-status-body tr[data-status-queue="bw-nobody"]')
     expect(unserved).to_contain_text("no worker listens to this queue")
     assert unserved.locator(".no-listener").evaluate("(node) => getComputedStyle(node).color") == "rgb(180, 35, 24)"
     screenshot(page, "overview-queue-status")
