@@ -28,6 +28,7 @@ LINES_BROKEN_MID_WORD = """(table) => [...document.querySelectorAll(`${table} .m
     })).filter(([, lines]) => lines > 1)"""
 # Cells of the tables that a 375 px screen cannot reach (cut off, hidden, or only reachable by a sideways scroll).
 CELLS_OUT_OF_REACH = """() => [...document.querySelectorAll('table.data tbody td, table.data tbody th')]
+    .filter((cell) => !cell.closest('[hidden]'))  // a closed tab's table is one click away, not out of reach
     .filter((cell) => {
       const box = cell.getBoundingClientRect();
       return getComputedStyle(cell).display === 'none' || box.width === 0 || box.left < 0 || box.right > 376;
