@@ -98,3 +98,20 @@ def test_test_notification_needs_admin(client, auth):
     answer = client.post("/api/v1/alerts/test", headers=auth("admin"))
     assert answer.status_code == 200
     assert answer.get_json() == {"success": True, "deliveries": []}
+
+
+def test_test_notification_reports_each_webhook(redis_url, tmp_path, auth):
+    from tests.workers.test_notify import Receiver  # noqa: PLC0415 - the local HTTP receiver of the delivery tests
+
+    taking, refusing = Receiver(), Receiver(answers=[500])
+    try:
+        urls = (taking.url, refusing.url)
+        client = make_app(redis_url, tmp_path, ALERT_WEBHOOK_URLS=urls).test_client()
+        report = client.post("/api/v1/alerts/test", headers=auth("admin")).get_json()["deliveries"]
+        assert [(entry["delivered"], entry["status"]) for entry in report] == [(True, 200), (False, None)]
+        assert "500" in report[1]["error"]
+        assert all(entry["url"].endswith("/…") and "/hook" not in entry["url"] for entry in report)  # path redacted
+        assert taking.posts[0]["body"]["alert"]["rule"] == "test"
+    finally:
+        taking.close()
+        refusing.close()

@@ -158,3 +158,17 @@ def test_stuck_runs_come_from_the_last_tick(client, connection, api_token):
     assert samples(families["rqmon_stuck_jobs"])[(("queue", "prom-stuck"), ("severity", "medium"))] == 1
     firing = samples(families["rqmon_alerts_firing"])
     assert firing[(("rule", "stuck_jobs"), ("severity", "warning"))] == 1
+
+
+def test_schedule_families_have_samples_once_schedules_exist(client, connection, api_token):
+    from tests.workers.test_scheduler import create  # noqa: PLC0415 - its schedule helper, real rq-scheduler jobs
+
+    families = scrape(client, api_token)
+    assert (
+        "rqmon_schedule_next_run_timestamp_seconds" not in families
+        or not families["rqmon_schedule_next_run_timestamp_seconds"].samples
+    )
+    schedule = create(connection)
+    families = scrape(client, api_token)
+    next_runs = samples(families["rqmon_schedule_next_run_timestamp_seconds"])
+    assert next_runs[(("schedule", schedule["name"]),)] > time.time()
