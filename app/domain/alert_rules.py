@@ -35,7 +35,12 @@ RULES: tuple[Rule, ...] = (
     Rule("workers_stale", AlertSeverity.WARNING, "worker", "stale workers"),
     Rule("queue_backlog", AlertSeverity.WARNING, "queue", "waiting + prioritized jobs"),
     Rule("slow_processing", AlertSeverity.WARNING, "queue", "mean processing seconds over 5 min"),
-    Rule("high_error_rate", AlertSeverity.WARNING, "queue", "% of attempts failed over 5 min (20 attempts at least)"),
+    Rule(
+        "high_error_rate",
+        AlertSeverity.WARNING,
+        "queue",
+        "% of a queue's or worker's attempts failed over 5 min (20 at least)",
+    ),
     Rule("low_success_rate", AlertSeverity.WARNING, "system", "% of the last 1,000 finished jobs that succeeded"),
     Rule("stuck_jobs", AlertSeverity.WARNING, "queue", "minutes a run has lasted (critical at the critical band)"),
     Rule("worker_memory", AlertSeverity.WARNING, "worker", "% of the worker's memory limit"),
@@ -109,6 +114,7 @@ class Facts:
     schedules_exist: bool = False
     scheduler_heartbeat: float | None = None
     missed_recently: dict[str, int] = field(default_factory=dict)  # schedule -> runs missed in the window
+    worker_window: dict[str, dict[str, int]] = field(default_factory=dict)  # worker -> attempts, failed (~5 min)
 
 
 def _queue_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
@@ -171,12 +177,25 @@ def _worker_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Ite
         if stale_limit is not None and worker["liveness"] == "stale":
             age = worker["seconds_since_heartbeat"] or 0.0
             yield _condition("workers_stale", name, age, stale_limit, f"worker {name} is stale ({age:.0f} s)")
+        yield from _worker_error_rate(name, facts.worker_window.get(name), settings)
         rss, cap = worker.get("memory_usage_mb"), worker.get("memory_limit_mb")
         if memory_limit is not None and rss is not None and cap:
             percent = round(100.0 * rss / cap, 1)
             if percent > memory_limit:
                 text = f"worker {name} uses {percent:g} % of its {cap:g} MB limit"
                 yield _condition("worker_memory", name, percent, memory_limit, text)
+
+
+def _worker_error_rate(
+    name: str, window: dict[str, int] | None, settings: Mapping[str, RuleSetting]
+) -> Iterator[Condition]:
+    limit = settings["high_error_rate"].threshold
+    if limit is None or not window or window["attempts"] < MIN_ATTEMPTS_FOR_ERROR_RATE:
+        return
+    rate = round(100.0 * window["failed"] / window["attempts"], 2)
+    if rate > limit:
+        text = f"{rate:g} % of {window['attempts']} attempts of worker {name} failed"
+        yield _condition("high_error_rate", name, rate, limit, text, kind="worker")
 
 
 def _system_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
@@ -204,9 +223,11 @@ def _system_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Ite
             yield _condition("schedule_missed", name, missed, limit, f"schedule {name} missed {missed} runs")
 
 
-def _condition(rule: str, subject: str, value: float, threshold: float, message: str) -> Condition:
+def _condition(
+    rule: str, subject: str, value: float, threshold: float, message: str, kind: str | None = None
+) -> Condition:
     definition = RULES_BY_NAME[rule]
-    return Condition(rule, definition.subject_kind, subject, value, threshold, message, definition.severity)
+    return Condition(rule, kind or definition.subject_kind, subject, value, threshold, message, definition.severity)
 
 
 EVALUATORS: tuple[Callable[[Facts, Mapping[str, RuleSetting]], Iterator[Condition]], ...] = (

@@ -100,6 +100,29 @@ def _missed_recently(previous: dict[str, Any] | None, missed: dict[bytes, bytes]
     return tracked
 
 
+WORKER_SAMPLE_SECONDS = 60  # one sample of a worker's RQ counters a minute, kept for the 5-minute window
+
+
+def _worker_windows(previous: dict[str, Any] | None, workers: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """{worker: [[time, attempts, failed], ...]} samples of RQ's own counters, one a minute over the last 5 minutes,
+    carried from tick to tick; a counter that went down (a new worker under the same name) starts again."""
+    carried: dict[str, Any] = {}
+    for worker in workers:
+        attempts, failed = int(worker.get("tasks_processed") or 0), int(worker.get("tasks_failed") or 0)
+        samples = [s for s in (previous or {}).get(worker["worker_name"], []) if now - s[0] <= 5 * 60]
+        if samples and (attempts < samples[-1][1] or failed < samples[-1][2]):
+            samples = []
+        if not samples or now - samples[-1][0] >= WORKER_SAMPLE_SECONDS:
+            samples.append([now, attempts, failed])
+        carried[worker["worker_name"]] = samples
+    return carried
+
+
+def _window_of(samples: list[list[float]], worker: dict[str, Any]) -> dict[str, int]:
+    attempts, failed = int(worker.get("tasks_processed") or 0), int(worker.get("tasks_failed") or 0)
+    return {"attempts": attempts - int(samples[0][1]), "failed": failed - int(samples[0][2])}
+
+
 @dataclass
 class Inputs:
     facts: Facts
@@ -134,6 +157,7 @@ def gather(
     stuck = _stuck(connection, names, stuck_bands, threshold, now) if names else {}
     previous = json.loads(facts) if facts else {}
     tracked = _missed_recently(previous.get("missed"), missed, now)
+    samples = _worker_windows(previous.get("workers"), workers, now)
     return Inputs(
         Facts(
             now=now,
@@ -147,10 +171,11 @@ def gather(
             schedules_exist=bool(schedule_count),
             scheduler_heartbeat=float(beat) if beat else None,
             missed_recently={name: entry[2] for name, entry in tracked.items() if entry[2]},
+            worker_window={w["worker_name"]: _window_of(samples[w["worker_name"]], w) for w in workers},
         ),
         {key.decode(): json.loads(value) for key, value in firing.items()},
         {key.decode(): float(value) for key, value in pending.items()},
-        {"missed": tracked},
+        {"missed": tracked, "workers": samples},
     )
 
 

@@ -281,3 +281,29 @@ def test_health_rolls_up_the_worst_severity():
     assert alerts.status_of({"critical": 0, "warning": 0}) == "healthy"
     assert alerts.status_of({"critical": 0, "warning": 2}) == "degraded"
     assert alerts.status_of({"critical": 1, "warning": 2}) == "critical"
+
+
+def test_high_error_rate_of_a_worker_over_its_last_minutes(connection):
+    documents = Documents()
+    busy = worker("w-err", ["q"]) | {"tasks_processed": 10, "tasks_failed": 0}
+    documents.workers = [busy]
+    now = time.time()
+    assert documents.evaluate(connection, now).fired == []  # the first sample of RQ's counters
+    busy.update(tasks_processed=40, tasks_failed=10)  # 30 attempts since, 10 failed: 33 %
+    fired = documents.evaluate(connection, now + 60).fired
+    assert [(a["id"], a["value"]) for a in fired] == [("high_error_rate:worker:w-err", 33.33)]
+    busy.update(tasks_processed=41, tasks_failed=10)
+    documents.evaluate(connection, now + 400)  # the failures left the 5-minute window
+    assert [a["id"] for a in documents.evaluate(connection, now + 402).resolved] == ["high_error_rate:worker:w-err"]
+
+
+def test_a_worker_with_too_few_attempts_or_restarted_counters_does_not_fire(connection):
+    documents = Documents()
+    busy = worker("w-few", ["q"]) | {"tasks_processed": 100, "tasks_failed": 0}
+    documents.workers = [busy]
+    now = time.time()
+    documents.evaluate(connection, now)
+    busy.update(tasks_processed=110, tasks_failed=10)  # 10 attempts, all failed: under the 20 needed
+    assert documents.evaluate(connection, now + 60).fired == []
+    busy.update(tasks_processed=25, tasks_failed=20)  # a new worker under the same name: counters went down
+    assert documents.evaluate(connection, now + 120).fired == []
