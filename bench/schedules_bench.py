@@ -97,7 +97,7 @@ def loop_and_api(url: str, connection, count: int, runs: int) -> None:  # type: 
     for path, label, budget in (
         ("/api/v1/periodic", "GET /periodic (default page of 50)", 10.0),
         ("/api/v1/periodic?perPage=200", "GET /periodic?perPage=200 (largest page)", 50.0),
-        (f"/api/v1/periodic?page={count // 200}&perPage=200", "GET /periodic, a late page of 200", 50.0),
+        (f"/api/v1/periodic?page={max(1, count // 200)}&perPage=200", "GET /periodic, a late page of 200", 50.0),
         ("/api/v1/periodic/status", "GET /periodic/status", None),
     ):
         assert client.get(path, headers=headers).status_code == 200

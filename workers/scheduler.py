@@ -105,6 +105,13 @@ class MonitoredScheduler(Scheduler):
         if time.monotonic() - self._ends_recorded_at >= RECORD_ENDS_EVERY_SECONDS:
             self._ends_recorded_at = time.monotonic()
             schedule_runs.record_ends(self.connection)
+        # A due time before the next loop is waited for here, so a firing lands at its time, not up to a whole
+        # interval later (rq-scheduler's loop then sleeps only what is left of its interval).
+        upcoming = self.connection.zrange(self.scheduled_jobs_key, 0, 0, withscores=True)
+        wait = upcoming[0][1] - time.time() if upcoming else None
+        if wait is not None and 0 < wait < self._interval * 0.9:
+            time.sleep(wait)
+            super().enqueue_jobs()
         return jobs
 
 

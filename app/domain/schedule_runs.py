@@ -139,7 +139,6 @@ def fire(connection: Redis, template: str, due: float, now: float, grace: float)
     """Fire the schedule whose rq-scheduler job is `template`, due at `due`: at most one new run (a late one is
     the one catch-up of every missed due time), the missed and skipped ones recorded, the next due time set.
     Atomic with the due time it read: a second scheduler or a pause in between makes it a no-op."""
-    name_raw = connection.hget(Job.key_for(template), "meta")
     with connection.pipeline() as pipe:
         for _ in range(5):
             try:
@@ -147,7 +146,7 @@ def fire(connection: Redis, template: str, due: float, now: float, grace: float)
                 return _fire_watched(pipe, connection, template, due, now, grace)
             except WatchError:
                 continue
-    log.warning("schedule %s (%s) not fired: it kept changing", template, name_raw)
+    log.warning("schedule template %s not fired this loop: the schedules kept changing", template)
     return []
 
 
