@@ -69,7 +69,7 @@ def _register(state: BlueprintSetupState) -> None:
 
 
 @bp.get("/api/v1/health")
-@spec.validate(resp=Resp(HTTP_200=Health, HTTP_503=Health), tags=["alerts"])
+@spec.validate(resp=Resp(HTTP_200=Health), tags=["alerts"])
 def health() -> Any:
     """The roll-up: critical when a critical alert fires (or Redis does not answer), degraded on a warning."""
     extensions, config = current_app.extensions, current_app.config

@@ -89,9 +89,11 @@ def unreachable_alert(since: float, error: str) -> dict[str, Any]:
 
 
 def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
-    """GET /api/v1/health while Redis does not answer: critical, from the web process's own memory."""
+    """GET /api/v1/health while Redis does not answer: critical, from the web process's own memory; the one error
+    shape of API.md (503 redis_unavailable) with the roll-up's fields beside it."""
     return {
-        "success": True,
+        "success": False,
+        "error": {"code": "redis_unavailable", "message": "Redis is not reachable; try again shortly"},
         "status": "critical",
         "message": f"Redis does not answer: {error}",
         "timestamp": iso_from_timestamp(now),

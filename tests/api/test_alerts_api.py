@@ -77,6 +77,7 @@ def test_health_is_critical_from_memory_when_redis_is_down(tmp_path, redis_url, 
     first = down.get("/api/v1/health", headers=auth("moderator"))
     assert first.status_code == 503
     body = first.get_json()
+    assert (body["success"], body["error"]["code"]) == (False, "redis_unavailable")  # the one error shape
     assert body["status"] == "critical"
     assert body["redis"]["connected"] is False
     assert body["firing"][0]["rule"] == "redis_unreachable"
