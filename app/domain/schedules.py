@@ -221,6 +221,7 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
         raise ScheduleExists(f"A schedule named '{name}' already exists")
     definition = {**definition, "updatedAt": iso_from_timestamp(time.time())}
     if replace is not None and replace != name:
+        _move_history(connection, replace, name)
         delete_schedule(connection, replace)
     with connection.pipeline() as pipe:
         pipe.hset(keys.SCHEDULES, name, json.dumps(definition))
@@ -229,6 +230,28 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
         pipe.execute()
     _place_template(connection, definition, time.time())
     return get_schedule(connection, name)
+
+
+_HISTORY_HASHES = (keys.SCHEDULE_LAST_JOB, keys.SCHEDULE_MISSED, keys.SCHEDULE_MISSED_AT)
+
+
+def _move_history(connection: Redis, old: str, new: str) -> None:
+    """A renamed schedule keeps its runs and counts."""
+    for source, target in (
+        (keys.schedule_runs(old), keys.schedule_runs(new)),
+        (keys.schedule_run_data(old), keys.schedule_run_data(new)),
+    ):
+        if connection.exists(source):
+            connection.rename(source, target)
+    with connection.pipeline() as pipe:
+        for hash_key in _HISTORY_HASHES:
+            pipe.hget(hash_key, old)
+        values = pipe.execute()
+    with connection.pipeline() as pipe:
+        for hash_key, value in zip(_HISTORY_HASHES, values, strict=True):
+            if value is not None:
+                pipe.hset(hash_key, new, value)
+        pipe.execute()
 
 
 def delete_schedule(connection: Redis, name: str) -> None:

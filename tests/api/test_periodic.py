@@ -152,6 +152,9 @@ def test_replace_keeps_the_history_and_may_rename(client, auth, connection, crea
     assert doc["schedule"] == "every minute" and doc["lastRun"]["trigger"] == "manual"
     renamed = client.put(f"/api/v1/periodic/{name}", json=body(name="renamed"), headers=auth("admin"))
     assert renamed.status_code == 200 and renamed.get_json()["name"] == "renamed"
+    assert renamed.get_json()["lastRun"]["trigger"] == "manual"  # the history goes with the name
+    runs = client.get("/api/v1/periodic/renamed/runs", headers=auth("admin")).get_json()["runs"]
+    assert len(runs) == 1
     assert client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).status_code == 404
     assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) is None
 
