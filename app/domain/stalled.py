@@ -25,13 +25,14 @@ from rq.job import Job
 from rq.results import Result
 from rq.serializers import DefaultSerializer
 
-from app.domain import attempts, history, keys
+from app.domain import keys, outcomes
 from app.domain.timeutil import iso_from_timestamp
 
 STALLED_COUNTER = "rqmon_stalled_counter"  # job.meta: how many times the job was found stalled
 INTERRUPTED_COUNTER = "rqmon_interrupted_counter"  # job.meta: runs put back by a pool's shutdown
 MAX_STALLED_COUNT = 1  # BullMQ's maxStalledCount default: the second stall fails the job
 STALLED_REASON = "job stalled more than allowable limit"  # BullMQ's failedReason, word for word
+STALLED_EXCEPTION = "StalledJobError"  # its failedException (BullMQ has none: it fails the job in a script)
 # RQ's heartbeat sets a running entry's score to its last execution heartbeat + at most (monitoring interval, 30 s
 # by default, + 60 s): an entry whose worker's last heartbeat is before a cutoff scores below cutoff + this.
 _ENTRY_LEAD_SECONDS = 120
@@ -195,11 +196,7 @@ def _new_meta(run: StalledRun, mode: Mode) -> tuple[dict[str, Any], Mode]:
         meta[INTERRUPTED_COUNTER] = int(meta.get(INTERRUPTED_COUNTER, 0)) + 1
         return meta, mode
     meta[STALLED_COUNTER] = int(meta.get(STALLED_COUNTER, 0)) + 1
-    if meta[STALLED_COUNTER] <= MAX_STALLED_COUNT:
-        return meta, "requeue"
-    error = {"message": STALLED_REASON, "stacktrace": STALLED_REASON, "at": iso_from_timestamp(time.time())}
-    meta[attempts.ERRORS] = [*meta.get(attempts.ERRORS, []), error][-100:]
-    return meta, "fail"
+    return meta, "requeue" if meta[STALLED_COUNTER] <= MAX_STALLED_COUNT else "fail"
 
 
 def move_runs(
@@ -231,7 +228,7 @@ def move_runs(
     for entry in moved:
         run, meta, mode = planned[entry.decode()]
         recovered.append(Recovered(run.queue, run.job_id, run.worker, mode, int(meta.get(STALLED_COUNTER, 0))))
-    _record_failures(connection, [r for r in recovered if r.action == "fail"], now)
+    _record_failures(connection, [r for r in recovered if r.action == "fail"])
     return recovered
 
 
@@ -242,20 +239,17 @@ def _failure_ttl(connection: Redis, run: StalledRun, mode: Mode) -> int:
     return int(raw) if raw else DEFAULT_FAILURE_TTL
 
 
-def _record_failures(connection: Redis, failed: list[Recovered], now: float) -> None:
-    """What RQ keeps of a failure (a failed Result), and the failed attempt in the trends; by the one caller that
-    moved the job."""
+def _record_failures(connection: Redis, failed: list[Recovered]) -> None:
+    """The run that failed for good, as every abandoned run is recorded (attempt made, failedReason, trends,
+    worker history, counters), and what RQ keeps of a failure (a failed Result); by the one caller that moved it."""
     for run in failed:
         try:
             job = Job.fetch(run.job_id, connection=connection)
         except Exception:  # deleted meanwhile: nothing left to annotate
             continue
-        started = job.started_at.replace(tzinfo=UTC).timestamp() if job.started_at else now
         with connection.pipeline() as pipe:
+            outcomes.record_abandoned_attempt(pipe, job, STALLED_REASON, STALLED_EXCEPTION, "fail")
             Result.create_failure(job, job.failure_ttl or DEFAULT_FAILURE_TTL, STALLED_REASON, run.worker, pipe)
-            history.record_attempt(
-                pipe, run.queue, "fail", int(max(0.0, now - started) * 1000), run.job_id, job.func_name or "", now
-            )
             pipe.execute()
 
 

@@ -74,7 +74,9 @@ def test_a_job_whose_worker_is_gone_goes_back_to_the_head_then_fails_on_its_seco
     assert rerun.get_status() == JobStatus.FAILED
     assert rerun.id in queue.failed_job_registry.get_job_ids() and rerun.id not in queue.get_job_ids()
     described = attempts.read_attempts(rerun)
-    assert described["failedReason"] == STALLED_REASON and described["attemptsMade"] == 0
+    # Recorded as every abandoned run is (outcomes.record_abandoned_attempt): the run that failed is an attempt made.
+    assert described["failedReason"] == STALLED_REASON and described["attemptsMade"] == 1
+    assert described["failedException"] == "StalledJobError"
     assert rerun.latest_result().exc_string == STALLED_REASON
     outcomes = connection.lrange(keys.OUTCOMES, 0, -1)
     assert len(outcomes) == 1 and outcomes[0].startswith(b"0|") and rerun.id.encode() in outcomes[0]
