@@ -61,10 +61,14 @@ class WorkerStatus(StrEnum):
 # The hash fields read, in this order.
 # RQ's last_heartbeat is written with every MonitoredWorker beat (super().heartbeat() runs first), so it is the
 # one time read; state and current_job come first, at the positions the script below uses.
+# The VOLATILE ones first: they change at every heartbeat (a MonitoredWorker's RQ heartbeat runs every second while
+# idle), the rest only when something happens, so the rest is parsed once per distinct content (see _static).
+VOLATILE = ("last_heartbeat", RSS_MB, CPU_PERCENT)
 FIELDS = (
-    *("state", "current_job", "birth", "last_heartbeat", "queues", "pid", "hostname", "version"),
+    *VOLATILE,
+    *("state", "current_job", "birth", "queues", "pid", "hostname", "version"),
     *("successful_job_count", "failed_job_count", "total_working_time"),
-    *(HONOURS_PAUSE, RSS_MB, CPU_PERCENT, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
+    *(HONOURS_PAUSE, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
     "shutdown_requested_date",  # RQ's warm shutdown under way (any worker): stopping
 )
 
@@ -84,8 +88,8 @@ local records, jobs = {}, {}
 for i, key in ipairs(worker_keys) do
   local values = redis.call('HMGET', key, unpack(fields))
   for f = 1, count do if not values[f] then values[f] = '' end end
-  local job_id = values[2]
-  if job_id == '' and values[1] == 'busy' then
+  local job_id = values[@CURRENT_JOB@]
+  if job_id == '' and values[@STATE@] == 'busy' then
     local execution = redis.call('SRANDMEMBER', key .. ':executions')
     if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
   end
@@ -96,11 +100,16 @@ for i, key in ipairs(worker_keys) do
     for j = 1, 4 do jobs[#jobs + 1] = job[j] end
   end
   local ttl = -3  -- not read: a MonitoredWorker's liveness does not depend on it
-  if values[12] == '' then ttl = redis.call('TTL', key) end
+  if values[@HONOURS_PAUSE@] == '' then ttl = redis.call('TTL', key) end
   records[i] = key .. '\\031' .. ttl .. '\\031' .. table.concat(values, '\\031')
 end
 return {redis.call('EXISTS', KEYS[2]), table.concat(records, '\\030'), jobs}
 """
+_READ_LUA = (
+    _READ_LUA.replace("@CURRENT_JOB@", str(FIELDS.index("current_job") + 1))  # Lua counts from 1
+    .replace("@STATE@", str(FIELDS.index("state") + 1))
+    .replace("@HONOURS_PAUSE@", str(FIELDS.index(HONOURS_PAUSE) + 1))
+)
 
 Entry = tuple[str, int, str, str | None, list[Any]]  # key, TTL, FIELDS' values joined, job id, job fields
 
@@ -235,15 +244,14 @@ class _Facts(NamedTuple):
     override: str | None
     in_pool: bool
     birth: float | None
-    heartbeat: float | None
 
 
 @lru_cache(maxsize=8192)
 def _static(key: str, values: str) -> _Facts:
-    """Between two reads most hashes are unchanged (a MonitoredWorker beats every 10 s, an idle plain worker every
-    405 s): their parsing is kept, keyed by the hash's content, and only the time-dependent fields are computed."""
-    (state, _current, birth_at, beat_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
-     rss, cpu, limit, pool, slot, capabilities, paused, override, shutdown) = values.split(FIELD_SEPARATOR)  # fmt: skip
+    """Between two reads most hashes are unchanged but for their VOLATILE fields: the parsing of the rest is kept,
+    keyed by its content, and only the volatile and time-dependent fields are computed at each read."""
+    (state, _current, birth_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
+     limit, pool, slot, capabilities, paused, override, shutdown) = values.split(FIELD_SEPARATOR)  # fmt: skip
     if shutdown and not override:
         override = WorkerStatus.STOPPING
     monitored = monitored_flag != ""
@@ -266,21 +274,19 @@ def _static(key: str, values: str) -> _Facts:
         "error_rate": round(100.0 * failed_count / processed, 2) if processed else 0.0,
         "total_working_time": working_time,
         "avg_processing_time": round(working_time / processed, 3) if processed else None,
-        "last_heartbeat": _z(beat_at),
-        "memory_usage_mb": _float(rss),
-        "cpu_percent": _float(cpu),
         "memory_limit_mb": _float(limit),
         "capabilities": _capabilities(capabilities) if monitored else None,
         "rq_version": version or None,
     }
-    facts = (monitored, state, paused == "1", override or None, bool(pool), _rq_time(birth_at), _rq_time(beat_at))
-    return _Facts(shown, *facts)
+    return _Facts(shown, monitored, state, paused == "1", override or None, bool(pool), _rq_time(birth_at))
 
 
 def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
     key, ttl, values, job_id, job = entry
-    facts = _static(key, values)
-    age = None if facts.heartbeat is None else max(0.0, now - facts.heartbeat)
+    beat_at, rss, cpu, rest = values.split(FIELD_SEPARATOR, len(VOLATILE))
+    facts = _static(key, rest)
+    heartbeat = _rq_time(beat_at)
+    age = None if heartbeat is None else max(0.0, now - heartbeat)
     liveness = _liveness(facts.monitored, age, ttl, active_seconds, stale_seconds)
     status = status_of(
         state=facts.state,
@@ -299,7 +305,10 @@ def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, st
         liveness=liveness,
         uptime_seconds=round(now - facts.birth, 3) if facts.birth is not None else None,
         current_job=_current_job(job_id, job, now) if job_id else None,
+        last_heartbeat=_z(beat_at),
         seconds_since_heartbeat=None if age is None else round(age, 3),
+        memory_usage_mb=_float(rss),
+        cpu_percent=_float(cpu),
         control=list(_ACTIONS[status, facts.monitored, facts.in_pool]),
     )
     return worker
@@ -371,7 +380,7 @@ def _capabilities(raw: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-@lru_cache(maxsize=16384)  # births never change, heartbeats every few seconds: most reads hit
+@lru_cache(maxsize=16384)  # births never change: most reads hit
 def _rq_time(raw: str | None) -> float | None:
     if not raw:
         return None
