@@ -114,8 +114,14 @@ def test_a_sigkilled_scheduler_is_taken_over_and_no_firing_is_doubled(connection
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     killed_at = time.monotonic()
+
+    def rules() -> list[str]:  # down after 3 s without a heartbeat (the default is 30 s)
+        return [alert["rule"] for alert in schedule_runs.scheduler_status(connection, 3, 60)["alerts"]]
+
+    wait_for(lambda: "scheduler_down" in rules(), timeout=60)
     wait_for(lambda: heartbeat_pid(connection) == second.pid, timeout=60)
     assert time.monotonic() - killed_at <= 11 + 5  # one lock period (interval 1 s + 10 s), plus slack
+    assert "scheduler_down" not in rules()
     make_due(connection, name)
     wait_for(lambda: len(runs(connection, name)) == 2, timeout=30)
     time.sleep(3)
