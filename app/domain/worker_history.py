@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ RETENTION_SECONDS = keys.WORKER_HISTORY_DAYS * 86400
 MEMORY_TTL_SECONDS = 3700
 # Upper bounds (seconds) of the duration histogram; the last bucket is everything longer.
 DURATION_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-SYSTEM, WORKER, QUEUE, DURATION = "s", "w:", "q:", "d:"  # field prefixes; counter suffixes |n, |f, |ms
+SYSTEM, WORKER, QUEUE, DURATION, GENERATION = "s", "w:", "q:", "d:", "g"  # fields and prefixes of a stats bucket
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,27 @@ def duration_bucket(duration_ms: int) -> int:
 
 
 # KEYS: the three stats buckets, the worker's recent list, the deployment's, the last-end set.
-# ARGV: worker ("" unknown), queue, failed (1|0), ms, duration bucket, entry, cap, now, ttls (h q d), retention.
+# ARGV: worker ("" unknown), queue, failed (1|0), ms, duration bucket, entry, cap, now, ttls (h q d), retention,
+# the bucket's generation if it is new (`g`: a bucket rebuilt after a flush is told from the one kept parsed).
+# A counter field holds "<attempts> <failed> <ms>": one field per worker (or queue) and bucket, so that reading a
+# month of 500 workers' history parses 15,000 fields, not 45,000.
 _RECORD_LUA = """
 local worker, queue, failed, ms, cap, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[7], ARGV[8]
-for i = 1, 3 do
-  local prefixes = {'s', 'q:' .. queue}
-  if worker ~= '' then prefixes[3] = 'w:' .. worker end
-  for _, prefix in ipairs(prefixes) do
-    redis.call('HINCRBY', KEYS[i], prefix .. '|n', 1)
-    if failed == 1 then redis.call('HINCRBY', KEYS[i], prefix .. '|f', 1) end
-    redis.call('HINCRBY', KEYS[i], prefix .. '|ms', ms)
+local function add(key, field)
+  local n, f, total = 0, 0, 0
+  local packed = redis.call('HGET', key, field)
+  if packed then
+    local a, b, c = string.match(packed, '^(%d+) (%d+) (%d+)$')
+    if a then n, f, total = tonumber(a), tonumber(b), tonumber(c) end
   end
+  redis.call('HSET', key, field, string.format('%d %d %d', n + 1, f + failed, total + ms))
+end
+for i = 1, 3 do
+  add(KEYS[i], 's')
+  add(KEYS[i], 'q:' .. queue)
+  if worker ~= '' then add(KEYS[i], 'w:' .. worker) end
   redis.call('HINCRBY', KEYS[i], 'd:' .. ARGV[5], 1)
+  redis.call('HSETNX', KEYS[i], 'g', ARGV[13])
   redis.call('EXPIRE', KEYS[i], ARGV[8 + i])
 end
 if worker ~= '' then
@@ -120,6 +130,7 @@ def record_attempt(
         repr(ended_at),
         *ttls,
         str(RETENTION_SECONDS),
+        uuid.uuid4().hex[:16],
     )
 
 
@@ -175,27 +186,68 @@ def _bucket_numbers(granularity: Granularity, hours: int, now: float) -> list[in
     return list(range(current - count + 1, current + 1))
 
 
-def _counts(fields: dict[bytes, bytes]) -> dict[str, dict[str, int]]:
-    """`prefix|n`, `prefix|f`, `prefix|ms` fields → {prefix: {"n", "f", "ms"}}; the histogram under "d"."""
-    found: dict[str, dict[str, int]] = {}
-    for raw_field, raw_value in fields.items():
-        field = raw_field.decode(errors="replace")
-        if field.startswith(DURATION):
-            found.setdefault("d", {})[field[len(DURATION) :]] = int(raw_value)
+Counts = tuple[int, int, int]  # attempts ended, of which failed, their summed duration in ms
+NONE: Counts = (0, 0, 0)
+
+
+def _unpack(packed: bytes | None) -> Counts:
+    if not packed:
+        return NONE
+    n, f, ms = packed.split()
+    return int(n), int(f), int(ms)
+
+
+_WORKER_FIELD = WORKER.encode()
+
+
+def _worker_points(fields: dict[bytes, bytes], start: str, into: dict[str, list[dict[str, Any]]]) -> None:
+    """Append one point per worker of a stats bucket (the hot loop of a month of history: kept inline)."""
+    for raw_field, packed in fields.items():
+        if raw_field[:2] != _WORKER_FIELD:
             continue
-        prefix, _, kind = field.rpartition("|")
-        found.setdefault(prefix, {"n": 0, "f": 0, "ms": 0})[kind] = int(raw_value)
-    return found
+        n_raw, f_raw, ms_raw = packed.split()
+        n = int(n_raw)
+        point = {
+            "start": start,
+            "processed": n,
+            "failed": int(f_raw),
+            "avg_processing_time": round(int(ms_raw) / n / 1000, 3) if n else None,
+        }
+        name = raw_field[2:].decode(errors="replace")
+        points = into.get(name)
+        if points is None:
+            into[name] = [point]
+        else:
+            points.append(point)
 
 
-def _point(start: float, counts: dict[str, int] | None) -> dict[str, Any]:
-    n, f, ms = (counts or {}).get("n", 0), (counts or {}).get("f", 0), (counts or {}).get("ms", 0)
-    return {
-        "start": iso_from_timestamp(start),
-        "processed": n,
-        "failed": f,
-        "avg_processing_time": round(ms / n / 1000, 3) if n else None,
-    }
+def _counts(
+    fields: dict[bytes, bytes], workers: bool = True
+) -> tuple[dict[str, Counts], dict[str, Counts], Counts, dict[str, int]]:
+    """A stats bucket → per worker (unless `workers` is False), per queue, the system, and the duration
+    histogram."""
+    by_worker: dict[str, Counts] = {}
+    by_queue: dict[str, Counts] = {}
+    system, histogram = NONE, {}
+    for raw_field, packed in fields.items():
+        if not workers and raw_field[:2] == _WORKER_FIELD:
+            continue
+        field = raw_field.decode(errors="replace")
+        kind = field[:2]
+        if kind == WORKER:
+            by_worker[field[2:]] = _unpack(packed)
+        elif kind == QUEUE:
+            by_queue[field[2:]] = _unpack(packed)
+        elif kind == DURATION:
+            histogram[field[2:]] = int(packed)
+        elif field == SYSTEM:
+            system = _unpack(packed)
+    return by_worker, by_queue, system, histogram
+
+
+def _point(start: str, counts: Counts) -> dict[str, Any]:
+    n, f, ms = counts
+    return {"start": start, "processed": n, "failed": f, "avg_processing_time": round(ms / n / 1000, 3) if n else None}
 
 
 def percentile(histogram: dict[str, int], fraction: float) -> float | None:
@@ -221,49 +273,127 @@ def _change(now_value: float | None, before: float | None) -> float | None:
     return round(100.0 * (now_value - before) / before, 2)
 
 
+@dataclass
+class _Bucket:
+    """One stats bucket and its samples, parsed: what a period's document is assembled from."""
+
+    start: str
+    version: list[bytes | None]  # the stats hash's generation and system counts: they change with any write
+    points: dict[str, dict[str, Any]]
+    queues: dict[str, Counts]
+    system: Counts
+    histogram: dict[str, int]
+    means: dict[str, float | None]
+
+
+class _ClosedBuckets:
+    """Buckets whose time is over do not change: kept parsed in the process (bounded), so that a month of 500
+    workers' history is not parsed again at every request; only the current bucket is read each time."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self.entries: dict[tuple[str, int], _Bucket] = {}
+
+    def get(self, key: tuple[str, int]) -> _Bucket | None:
+        return self.entries.get(key)
+
+    def put(self, key: tuple[str, int], bucket: _Bucket) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = bucket
+
+
+_CLOSED = _ClosedBuckets()
+CLOSED_GRACE_SECONDS = 300  # a worker's clock a little behind may still write into the bucket just ended
+
+
+def _parse_bucket(start: str, fields: dict[bytes, bytes], sample: dict[bytes, bytes]) -> _Bucket:
+    points: dict[str, list[dict[str, Any]]] = {}
+    _worker_points(fields, start, points)
+    _, by_queue, system, histogram = _counts(fields, workers=False)
+    flat = {name: found[0] for name, found in points.items()}
+    version = [fields.get(GENERATION.encode()), fields.get(SYSTEM.encode())]
+    return _Bucket(start, version, flat, by_queue, system, histogram, _sample_means(sample))
+
+
+def _read_buckets(connection: Redis, granularity: Granularity, numbers: list[int], now: float) -> tuple[list, list]:
+    """The period's parsed buckets and the previous period's system counts, in one round trip."""
+    closed_before = int((now - CLOSED_GRACE_SECONDS) // granularity.seconds)
+    cached = [_CLOSED.get((granularity.name, n)) if n < closed_before else None for n in numbers]
+    with connection.pipeline(transaction=False) as pipe:
+        for number, bucket in zip(numbers, cached, strict=True):
+            stats_key = keys.worker_stats(granularity.name, number)
+            if bucket is None:
+                pipe.hgetall(stats_key)
+                pipe.hgetall(keys.worker_samples(granularity.name, number))
+            else:
+                pipe.hmget(stats_key, GENERATION, SYSTEM)
+        for number in numbers:
+            pipe.hget(keys.worker_stats(granularity.name, number - len(numbers)), SYSTEM)
+        replies = iter(pipe.execute())
+    buckets: list[_Bucket] = []
+    stale: list[int] = []
+    for number, bucket in zip(numbers, cached, strict=True):
+        if bucket is not None and next(replies) == bucket.version:
+            buckets.append(bucket)
+            continue
+        if bucket is not None:  # changed under the cache: read it again below
+            stale.append(len(buckets))
+            buckets.append(bucket)
+            continue
+        fields, sample = next(replies), next(replies)
+        parsed = _parse_bucket(iso_from_timestamp(number * granularity.seconds), fields, sample)
+        if number < closed_before:
+            _CLOSED.put((granularity.name, number), parsed)
+        buckets.append(parsed)
+    before = list(replies)
+    for position in stale:
+        number = numbers[position]
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.worker_stats(granularity.name, number))
+            pipe.hgetall(keys.worker_samples(granularity.name, number))
+            fields, sample = pipe.execute()
+        buckets[position] = _parse_bucket(buckets[position].start, fields, sample)
+        _CLOSED.put((granularity.name, number), buckets[position])
+    return buckets, before
+
+
 def get_performance(connection: Redis, hours: int, now: float | None = None) -> dict[str, Any]:
     """GET /performance/metrics: per worker and system-wide buckets over the `hours` back from now, the summary
     (p95 from the duration histograms) and the change against the period before. One round trip."""
     now = time.time() if now is None else now
     granularity = granularity_for(hours)
-    numbers = _bucket_numbers(granularity, hours, now)
-    previous = [number - len(numbers) for number in numbers]
-    with connection.pipeline(transaction=False) as pipe:
-        for number in numbers:
-            pipe.hgetall(keys.worker_stats(granularity.name, number))
-        for number in numbers:
-            pipe.hgetall(keys.worker_samples(granularity.name, number))
-        for number in previous:
-            pipe.hmget(keys.worker_stats(granularity.name, number), f"{SYSTEM}|n", f"{SYSTEM}|f")
-        replies = pipe.execute()
-    stats = [_counts(fields) for fields in replies[: len(numbers)]]
-    samples = replies[len(numbers) : 2 * len(numbers)]
-    before = [(int(n or 0), int(f or 0)) for n, f in replies[2 * len(numbers) :]]
+    buckets, before = _read_buckets(connection, granularity, _bucket_numbers(granularity, hours, now), now)
     worker_metrics: dict[str, list[dict[str, Any]]] = {}
     system_metrics: list[dict[str, Any]] = []
     histogram: dict[str, int] = {}
     queues: dict[str, list[int]] = {}
-    totals = {"n": 0, "f": 0, "ms": 0}
+    totals = [0, 0, 0]
     busiest: tuple[int, str | None] = (0, None)
-    for number, counts, sample in zip(numbers, stats, samples, strict=True):
-        start = number * granularity.seconds
-        for prefix, value in counts.items():
-            if prefix.startswith(WORKER):
-                worker_metrics.setdefault(prefix[len(WORKER) :], []).append(_point(start, value))
-            elif prefix.startswith(QUEUE):
-                tally = queues.setdefault(prefix[len(QUEUE) :], [0, 0])
-                tally[0], tally[1] = tally[0] + value["n"], tally[1] + value["ms"]
-        for index, count in counts.get("d", {}).items():
-            histogram[index] = histogram.get(index, 0) + count
-        system = counts.get(SYSTEM, {"n": 0, "f": 0, "ms": 0})
-        for kind in totals:
-            totals[kind] += system[kind]
-        point = _point(start, system)
-        if point["processed"] > busiest[0]:
-            busiest = (point["processed"], point["start"])
-        system_metrics.append({**point, **_sample_means(sample)})
-    error_rate = round(100.0 * totals["f"] / totals["n"], 2) if totals["n"] else None
-    before_n, before_f = sum(n for n, _ in before), sum(f for _, f in before)
+    for bucket in buckets:
+        for name, point in bucket.points.items():
+            points = worker_metrics.get(name)
+            if points is None:
+                worker_metrics[name] = [point]
+            else:
+                points.append(point)
+        for name, (n, _, ms) in bucket.queues.items():
+            tally = queues.setdefault(name, [0, 0])
+            tally[0] += n
+            tally[1] += ms
+        for index, hits in bucket.histogram.items():
+            histogram[index] = histogram.get(index, 0) + hits
+        for position in range(3):
+            totals[position] += bucket.system[position]
+        if bucket.system[0] > busiest[0]:
+            busiest = (bucket.system[0], bucket.start)
+        system_metrics.append({**_point(bucket.start, bucket.system), **bucket.means})
+    processed, failed, duration_ms = totals
+    error_rate = round(100.0 * failed / processed, 2) if processed else None
+    before_n = before_f = 0
+    for packed in before:
+        n, f, _ = _unpack(packed)
+        before_n, before_f = before_n + n, before_f + f
     before_rate = round(100.0 * before_f / before_n, 2) if before_n else None
     slowest = max(queues.items(), key=lambda item: item[1][1] / item[1][0] if item[1][0] else 0, default=None)
     return {
@@ -275,15 +405,15 @@ def get_performance(connection: Redis, hours: int, now: float | None = None) -> 
         "worker_metrics": dict(sorted(worker_metrics.items())),
         "system_metrics": system_metrics,
         "performance_summary": {
-            "processed": totals["n"],
-            "failed": totals["f"],
+            "processed": processed,
+            "failed": failed,
             "error_rate": error_rate,
-            "avg_processing_time": round(totals["ms"] / totals["n"] / 1000, 3) if totals["n"] else None,
+            "avg_processing_time": round(duration_ms / processed / 1000, 3) if processed else None,
             "p95_processing_time": percentile(histogram, 0.95),
             "busiest_hour": busiest[1],
             "slowest_queue": slowest[0] if slowest and slowest[1][0] else None,
             "change_vs_previous_period": {
-                "processed": _change(float(totals["n"]), float(before_n)),
+                "processed": _change(float(processed), float(before_n)),
                 "error_rate": round(error_rate - before_rate, 2)
                 if error_rate is not None and before_rate is not None
                 else None,
@@ -304,9 +434,8 @@ def worker_details_reads(pipe: Pipeline, name: str, now: float) -> None:
     """Queue the reads of one worker's history (parse with `parse_worker_details`): its last 50 attempts, the
     24 hourly buckets and its memory over the last hour."""
     pipe.lrange(keys.worker_recent(name), 0, keys.WORKER_RECENT_CAP - 1)
-    prefix = WORKER + name
     for number in _bucket_numbers(HOUR, 24, now):
-        pipe.hmget(keys.worker_stats(HOUR.name, number), f"{prefix}|n", f"{prefix}|f", f"{prefix}|ms")
+        pipe.hget(keys.worker_stats(HOUR.name, number), WORKER + name)
     pipe.lrange(keys.worker_memory(name), 0, -1)
 
 
@@ -314,8 +443,8 @@ def parse_worker_details(replies: list[Any], now: float) -> dict[str, Any]:
     recent, *hours, memory = replies
     numbers = _bucket_numbers(HOUR, 24, now)
     hourly = [
-        _point(number * HOUR.seconds, {"n": int(n or 0), "f": int(f or 0), "ms": int(ms or 0)})
-        for number, (n, f, ms) in zip(numbers, hours, strict=True)
+        _point(iso_from_timestamp(number * HOUR.seconds), _unpack(packed))
+        for number, packed in zip(numbers, hours, strict=True)
     ]
     return {
         "recent_jobs": [_job(entry) for entry in _entries(recent)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from redis import Redis
@@ -89,13 +90,18 @@ def _sizes(queues: list[dict[str, Any]]) -> dict[str, int]:
     return {queue["queueName"]: queue["waiting"] + queue["prioritized"] for queue in queues}
 
 
+@lru_cache(maxsize=16384)  # a worker's last end changes only when it ends an attempt
+def _iso(moment: float) -> str:
+    return iso_from_timestamp(moment)
+
+
 def _complete(worker: dict[str, Any], sizes: dict[str, int], last_end: float | None) -> dict[str, Any]:
     """The <worker> fields that come from outside the registry: queue sizes and the last ended attempt."""
     worker["current_queue_size"] = sum(sizes.get(name, 0) for name in worker["queues"])
-    moments = [moment for moment in (last_end,) if moment is not None]
     job = worker["current_job"]
-    last = iso_from_timestamp(max(moments)) if moments else None
-    worker["last_activity"] = max(filter(None, (last, job and job["started_at"])), default=None)
+    started = job["started_at"] if job else None
+    ended = _iso(last_end) if last_end is not None else None
+    worker["last_activity"] = max(started, ended) if started and ended else started or ended
     return worker
 
 

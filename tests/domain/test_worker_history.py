@@ -1,0 +1,64 @@
+"""Worker history (app/domain/worker_history.py) on a real Redis: counters per worker, queue and system per bucket,
+p95 from the duration buckets, change against the previous period, bounded keys, closed buckets kept parsed."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain import keys, worker_history
+
+HOUR = 3600
+NOW = 1_780_000_000.0 - 1_780_000_000.0 % 86400 + 12 * HOUR + 600  # 12:10 UTC on some day
+
+
+def record(connection, worker, queue, outcome, ms, at, job="j"):
+    worker_history.record_attempt(connection, worker, queue, outcome, ms, job, "tasks.work", at)
+
+
+def test_counts_per_worker_and_bucket_and_the_summary(connection):
+    record(connection, "w1", "emails", "ok", 1000, NOW - 60)
+    record(connection, "w1", "emails", "fail", 3000, NOW - 120)
+    record(connection, "w2", "reports", "retry", 500, NOW - 2 * HOUR)
+    record(connection, "w2", "reports", "ok", 20000, NOW - 25 * HOUR)  # before the 24 h window
+    found = worker_history.get_performance(connection, 24, NOW)
+    assert [(p["processed"], p["failed"]) for p in found["worker_metrics"]["w1"]] == [(2, 1)]
+    assert found["worker_metrics"]["w1"][0]["avg_processing_time"] == 2.0
+    assert found["worker_metrics"]["w2"] == [
+        {"start": found["system_metrics"][-3]["start"], "processed": 1, "failed": 1, "avg_processing_time": 0.5}
+    ]
+    summary = found["performance_summary"]
+    assert (summary["processed"], summary["failed"], summary["error_rate"]) == (3, 2, 66.67)
+    assert summary["slowest_queue"] == "emails" and summary["busiest_hour"] == found["system_metrics"][-1]["start"]
+    assert summary["change_vs_previous_period"] == {"processed": 200.0, "error_rate": 66.67}
+    assert len(found["system_metrics"]) == 24
+
+
+def test_p95_is_interpolated_in_its_duration_bucket():
+    histogram = {str(worker_history.duration_bucket(100)): 95, str(worker_history.duration_bucket(4000)): 5}
+    assert worker_history.percentile(histogram, 0.95) == 0.1  # the 95th of 100 is the last of the fast ones
+    assert 2.5 < worker_history.percentile(histogram, 0.99) <= 5.0
+    assert worker_history.percentile({}, 0.95) is None
+
+
+def test_every_key_is_bounded(connection):
+    for n in range(60):
+        record(connection, "w1", "q", "ok", 10, NOW - n, job=f"j{n}")
+    assert connection.llen(keys.worker_recent("w1")) == keys.WORKER_RECENT_CAP
+    assert connection.llen(keys.WORKER_ACTIVITY) == keys.WORKER_RECENT_CAP
+    for key in connection.keys("rqmon:worker-*"):
+        if key != keys.WORKER_LAST_END.encode() and key != keys.WORKER_ACTIVITY.encode():
+            assert 0 < connection.ttl(key) <= worker_history.RETENTION_SECONDS + 86400, key
+    record(connection, "w-old", "q", "ok", 10, NOW - 31 * 86400)
+    record(connection, "w1", "q", "ok", 10, NOW)
+    assert connection.zscore(keys.WORKER_LAST_END, "w-old") is None  # pruned past the retention
+
+
+@pytest.mark.parametrize("hours", [72, 720])
+def test_closed_buckets_are_kept_parsed_and_read_again_after_a_change(connection, hours):
+    record(connection, "w1", "q", "ok", 10, NOW - 2 * 86400)
+    first = worker_history.get_performance(connection, hours, NOW)
+    assert first["performance_summary"]["processed"] == 1
+    connection.flushdb()
+    record(connection, "w2", "q", "ok", 10, NOW - 2 * 86400)
+    again = worker_history.get_performance(connection, hours, NOW)
+    assert list(again["worker_metrics"]) == ["w2"]  # the bucket's size changed: not the cached one
