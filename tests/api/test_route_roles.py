@@ -8,7 +8,7 @@ from werkzeug.routing import Rule
 
 from tests.conftest import login, make_app
 
-PUBLIC_PATHS = {"/api/v1/auth/login", "/healthz", "/readyz", "/admin/login"}
+PUBLIC_PATHS = {"/api/v1/auth/login", "/healthz", "/readyz", "/admin/login", "/favicon.ico"}
 # Prometheus scrapes with an API token only and is refused in plain text (tests/api/test_prometheus.py).
 SCRAPE_PATHS = {"/metrics"}
 # Any signed-in user may end or renew their own session.
