@@ -220,7 +220,8 @@ def test_control_of_a_dead_worker_answers_at_once(connection, redis_url, running
     running[0].wait(timeout=10)
     started = time.monotonic()
     ack = send_control(connection, name, "pause")
-    assert not ack.acknowledged and ack.error == "no_listener" and time.monotonic() - started < 1.0
+    assert not ack.acknowledged and ack.error == "no_listener"
+    assert time.monotonic() - started < 4.0  # at once: no wait for the 5 s timeout
 
 
 def test_garbage_on_the_channel_is_ignored_and_the_worker_still_answers(connection, redis_url, running):
