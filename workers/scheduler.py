@@ -23,7 +23,7 @@ import redis
 from rq.job import Job
 from rq_scheduler import Scheduler
 
-from app.domain import schedule_runs
+from app.domain import schedule_runs, scheduler_status
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class MonitoredScheduler(Scheduler):
     def heartbeat(self) -> None:
         super().heartbeat()
         if self._lock_token is not None:
-            schedule_runs.heartbeat(self.connection, self.name, socket.gethostname(), self.pid, time.time())
+            scheduler_status.heartbeat(self.connection, self.name, socket.gethostname(), self.pid, time.time())
 
     def enqueue_job(self, job: Job) -> None:
         if not schedule_runs.is_schedule_template(job):

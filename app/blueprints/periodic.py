@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from spectree import Response as Resp
 
-from app.domain import schedule_runs, schedules
+from app.domain import schedule_runs, schedule_timing, scheduler_status, schedules
 from app.domain.users import Role
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody, Success
@@ -64,7 +64,7 @@ def status() -> Any:
     schedule_missed health rules."""
     config = current_app.config
     return jsonify(
-        schedule_runs.scheduler_status(
+        scheduler_status.scheduler_status(
             get_redis(), float(config["SCHEDULER_DOWN_SECONDS"]), float(config["SCHEDULE_GRACE_SECONDS"])
         )
     )
@@ -77,7 +77,9 @@ def preview() -> Any:
     """The next five run times (UTC) of a cron string or an interval, before saving a schedule."""
     query: PreviewQuery = request.context.query  # type: ignore[attr-defined]
     timing = query.model_dump()
-    return jsonify({"success": True, "schedule": schedules.describe(timing), "nextRuns": schedules.preview(timing)})
+    return jsonify(
+        {"success": True, "schedule": schedule_timing.describe(timing), "nextRuns": schedule_timing.preview(timing)}
+    )
 
 
 @bp.get("/<name>")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis, WatchError
@@ -22,13 +21,11 @@ from rq_scheduler import Scheduler
 
 from app.domain import attempts, keys
 from app.domain.jobs import STATE_OF_STATUS
+from app.domain.schedule_timing import due_times, next_due
 from app.domain.schedules import (
     META_SCHEDULE,
     META_TRIGGER,
-    TEMPLATE_PREFIX,
-    due_times,
     get_definition,
-    next_due,
     utc_day,
 )
 from app.domain.timeutil import iso_from_timestamp, to_ms
@@ -40,7 +37,7 @@ MISSED = "missed"
 UNFINISHED_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
 ENDED_STATUSES = {b"finished", b"failed", b"stopped", b"canceled"}
 MISSED_RECORDS_PER_FIRING = 20  # missed firings are all counted; this many are listed in the history
-_SEP = "\x1f"
+RUN_SEPARATOR = "\x1f"
 
 
 # --- recording ----------------------------------------------------------------------------------------
@@ -109,8 +106,8 @@ def _enqueue_in(
     run = _new_run(job.id, trigger, due, now, "waiting", job.id)
     _record(pipe, name, run, now)
     pipe.hset(keys.SCHEDULE_LAST_JOB, name, job.id)
-    pipe.set(keys.SCHEDULE_LATEST_RUN, f"{name}{_SEP}{job.id}")
-    pipe.zadd(keys.SCHEDULE_OPEN_RUNS, {f"{name}{_SEP}{job.id}": now})
+    pipe.set(keys.SCHEDULE_LATEST_RUN, f"{name}{RUN_SEPARATOR}{job.id}")
+    pipe.zadd(keys.SCHEDULE_OPEN_RUNS, {f"{name}{RUN_SEPARATOR}{job.id}": now})
     day = keys.schedule_day_counts(utc_day(now))
     pipe.hincrby(day, name, 1)
     pipe.expire(day, keys.SCHEDULE_DAY_TTL_SECONDS)
@@ -253,7 +250,7 @@ def record_ends(connection: Redis, batch: int = 500) -> int:
     members = [m.decode() for m in connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1)]
     if not members:
         return 0
-    pairs = [member.split(_SEP, 1) for member in members]
+    pairs = [member.split(RUN_SEPARATOR, 1) for member in members]
     with connection.pipeline(transaction=False) as pipe:
         for _, job_id in pairs:
             pipe.hmget(Job.key_for(job_id), "status", "started_at", "ended_at")
@@ -282,7 +279,7 @@ def record_ends(connection: Redis, batch: int = 500) -> int:
 # --- reads --------------------------------------------------------------------------------------------
 
 
-def _overlay(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def overlay(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs not recorded as ended yet get their job's live state (read only)."""
     open_runs = [run for run in runs if run.get("jobId") and run["state"] not in ("completed", "failed", "expired")]
     if not open_runs:
@@ -319,7 +316,7 @@ def list_runs(connection: Redis, name: str, limit: int = 10, status: str | None 
     get_definition(connection, name)
     ids = connection.zrevrange(keys.schedule_runs(name), 0, -1 if status else limit - 1)
     raw = connection.hmget(keys.schedule_run_data(name), ids) if ids else []
-    runs = _overlay(connection, [json.loads(item) for item in raw if item])
+    runs = overlay(connection, [json.loads(item) for item in raw if item])
     if status:
         runs = [run for run in runs if run["state"] == status][:limit]
     return {"success": True, "name": name, "runs": [_public(run) for run in runs]}
@@ -337,7 +334,7 @@ def last_runs(connection: Redis, run_ids: dict[str, list[bytes]]) -> dict[str, d
         data = pipe.execute()
     runs_of = {name: [json.loads(raw) for raw in raws if raw] for (name, _), raws in zip(named, data, strict=True)}
     runs_of = {name: runs for name, runs in runs_of.items() if runs}
-    _overlay(connection, [runs[0] for runs in runs_of.values()])
+    overlay(connection, [runs[0] for runs in runs_of.values()])
     return {
         name: {
             "jobId": runs[0]["jobId"],
@@ -349,86 +346,3 @@ def last_runs(connection: Redis, run_ids: dict[str, list[bytes]]) -> dict[str, d
         }
         for name, runs in runs_of.items()
     }
-
-
-def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float) -> None:
-    """The active scheduler's heartbeat, shown by /periodic/status."""
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hset(keys.SCHEDULER_HEARTBEAT, mapping={"name": name, "hostname": hostname, "pid": pid, "at": now})
-        pipe.expire(keys.SCHEDULER_HEARTBEAT, keys.SCHEDULER_HEARTBEAT_TTL_SECONDS)
-        pipe.execute()
-
-
-MISSED_ALERT_SECONDS = 15 * 60  # schedule_missed stays raised this long after a missed firing
-
-
-def _overdue(connection: Redis, now: float, grace: float) -> list[str]:
-    """Enabled schedules whose due time passed more than `grace` ago without a firing (the scheduler is down)."""
-    templates = [t for t in connection.zrangebyscore(Scheduler.scheduled_jobs_key, 0, now - grace, 0, 100)]
-    ours = [t for t in templates if t.startswith(TEMPLATE_PREFIX.encode())]
-    return [name.decode() for name in connection.hmget(keys.SCHEDULE_TEMPLATES, ours) if name] if ours else []
-
-
-def _latest_run(connection: Redis) -> dict[str, Any] | None:
-    latest = connection.get(keys.SCHEDULE_LATEST_RUN)
-    if latest is None:
-        return None
-    name, job_id = latest.decode().split(_SEP, 1)
-    raw = connection.hget(keys.schedule_run_data(name), job_id)
-    return _overlay(connection, [json.loads(raw)])[0] if raw else None
-
-
-def scheduler_status(connection: Redis, down_after: float, grace: float, now: float | None = None) -> dict:
-    """Seed 004's status plus the two health rules: `scheduler_down` (no active scheduler's heartbeat within
-    `down_after` seconds while schedules are enabled) and `schedule_missed` (a schedule missed a firing in the last
-    MISSED_ALERT_SECONDS, or one is overdue now). A few round trips, whatever the number of schedules."""
-    now = time.time() if now is None else now
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.SCHEDULER_HEARTBEAT)
-        pipe.hvals(keys.schedule_day_counts(utc_day(now)))
-        pipe.hgetall(keys.SCHEDULE_MISSED)
-        pipe.hgetall(keys.SCHEDULE_MISSED_AT)
-        pipe.zrange(Scheduler.scheduled_jobs_key, 0, 0, withscores=True)
-        pipe.hlen(keys.SCHEDULE_TEMPLATES)
-        raw_beat, today, missed, missed_at, firsts, schedule_count = pipe.execute()
-    first = firsts[0] if firsts else None
-    beat = {key.decode(): value.decode() for key, value in raw_beat.items()}
-    alive = bool(beat) and now - float(beat["at"]) <= down_after
-    missed_counts = {name.decode(): int(count) for name, count in missed.items()}
-    alerts: list[dict[str, Any]] = []
-    if not alive and schedule_count:
-        alerts.append(_alert("scheduler_down", "critical", "No scheduler is running: periodic jobs are not enqueued"))
-    recent = {name.decode() for name, at in missed_at.items() if now - float(at) <= MISSED_ALERT_SECONDS}
-    overdue = set(_overdue(connection, now, grace))
-    for name in sorted(recent | overdue):
-        message = f"Schedule '{name}' missed {missed_counts.get(name, 0)} run(s)" + (
-            " and is overdue now" if name in overdue else ""
-        )
-        alerts.append(_alert("schedule_missed", "warning", message, name))
-    latest = _latest_run(connection)
-    return {
-        "success": True,
-        "isMonitoringActive": alive,
-        "scheduler": {
-            "name": beat["name"],
-            "hostname": beat["hostname"],
-            "pid": int(beat["pid"]),
-            "lastHeartbeat": iso_from_timestamp(float(beat["at"])),
-        }
-        if beat
-        else None,
-        "lastRunTime": latest["enqueuedAt"] if latest else None,
-        "lastRunStatus": latest["state"] if latest else None,
-        "totalRunsToday": sum(int(count) for count in today),
-        "nextScheduledRun": iso_from_timestamp(first[1]) if first else None,
-        "missedRuns": sum(missed_counts.values()),
-        "alerts": alerts,
-    }
-
-
-def _alert(rule: str, severity: str, message: str, schedule: str | None = None) -> dict[str, Any]:
-    return {"rule": rule, "severity": severity, "message": message, "schedule": schedule}
-
-
-def _seconds(iso: str) -> float:
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()

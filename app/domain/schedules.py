@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter
 from redis import Redis
 from rq.job import Job
 from rq_scheduler import Scheduler
@@ -24,10 +23,9 @@ from rq_scheduler import Scheduler
 from app.domain import keys
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.names import is_queue_name
+from app.domain.schedule_timing import cron_error, describe, next_due
 from app.domain.timeutil import iso_from_timestamp
 
-MIN_INTERVAL_SECONDS = 10
-MAX_INTERVAL_SECONDS = 31_536_000
 NAME_PATTERN = r"[A-Za-z0-9_.:-]{1,100}"
 OVERLAP_POLICIES = ("skip", "allow")
 SOURCE_RQ_SCHEDULER = "rq-scheduler"
@@ -58,15 +56,6 @@ class ScheduleReadOnly(Conflict):
 # --- validation ---------------------------------------------------------------------------------------
 
 
-def cron_error(expression: str) -> str | None:
-    """Why a cron string cannot be used, or None: five fields (minute hour day month weekday), UTC."""
-    if len(expression.split()) != 5:
-        return "must have 5 fields: minute hour day-of-month month day-of-week"
-    if not croniter.is_valid(expression):
-        return "is not a valid cron expression"
-    return None
-
-
 def func_error(func: str, allowed: Iterable[str]) -> str | None:
     """Why `func` may not be scheduled, or None: a dotted path under one of the allowed module prefixes."""
     if not _FUNC.fullmatch(func):
@@ -88,76 +77,6 @@ def check_definition(definition: dict[str, Any], allowed: Iterable[str]) -> None
         details["cron"] = error
     if details:
         raise InvalidInput("The schedule is not valid", details)
-
-
-# --- timing -------------------------------------------------------------------------------------------
-
-
-def next_due(definition: dict[str, Any], after: float, base: float | None = None) -> float:
-    """The first due time strictly after `after`: cron in UTC; an interval counts from `base` (its previous due
-    time), so the cadence does not drift."""
-    if definition.get("cron"):
-        return float(croniter(definition["cron"], datetime.fromtimestamp(after, UTC)).get_next(float))
-    interval = int(definition["intervalSeconds"])
-    if base is None:
-        return after + interval
-    steps = max(1, int((after - base) // interval) + 1)
-    return base + steps * interval
-
-
-def due_times(definition: dict[str, Any], start: float, until: float, limit: int) -> list[float]:
-    """Due times from `start` (included) up to `until` (included), at most `limit`."""
-    times: list[float] = []
-    moment = start
-    while moment <= until and len(times) < limit:
-        times.append(moment)
-        moment = next_due(definition, moment, base=moment)
-    return times
-
-
-def preview(definition: dict[str, Any], count: int = 5, now: float | None = None) -> list[str]:
-    """The next `count` run times (ISO, UTC) of a definition, for the form before saving."""
-    moment = time.time() if now is None else now
-    runs: list[str] = []
-    for _ in range(count):
-        moment = next_due(definition, moment, base=moment if runs else None)
-        runs.append(iso_from_timestamp(moment))
-    return runs
-
-
-_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-
-
-def _describe_cron(expression: str) -> str:
-    """Common cron shapes in words (UTC); any other shape as its cron string."""
-    minute, hour, day, month, weekday = expression.split()
-    if (day, month) != ("*", "*"):
-        return f"cron {expression} (UTC)"
-    every = re.fullmatch(r"(\*|\*/\d+)", minute)
-    if every and (hour, weekday) == ("*", "*"):
-        step = int(minute[2:]) if minute != "*" else 1
-        return "every minute" if step == 1 else f"every {step} minutes"
-    if minute.isdigit() and hour == "*" and weekday == "*":
-        return f"every hour at :{int(minute):02d}"
-    if minute.isdigit() and hour.isdigit():
-        at = f"{int(hour):02d}:{int(minute):02d} UTC"
-        if weekday == "*":
-            return f"every day at {at}"
-        if weekday.isdigit() and int(weekday) < len(_DAYS):
-            return f"every {_DAYS[int(weekday)]} at {at}"
-    return f"cron {expression} (UTC)"
-
-
-def describe(definition: dict[str, Any]) -> str:
-    """The schedule in words: "every 5 minutes", "every day at 09:00 UTC", else the cron string."""
-    if definition.get("cron"):
-        return _describe_cron(definition["cron"])
-    seconds = int(definition["intervalSeconds"])
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds % size == 0:
-            count = seconds // size
-            return f"every {unit}" if count == 1 else f"every {count} {unit}s"
-    return f"every {seconds} seconds"
 
 
 # --- definitions --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
-from app.domain.schedules import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS, NAME_PATTERN, cron_error
+from app.domain.schedule_timing import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS, cron_error
+from app.domain.schedules import NAME_PATTERN
 from app.schemas.jobs import Backoff, Open, Query
 
 RUN_STATES = (
@@ -62,9 +63,7 @@ class Timing(BaseModel):
 
 class PreviewQuery(Query, Timing):
     model_config = ConfigDict(extra="ignore")
-    intervalSeconds: int | None = Field(
-        None, ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, validate_default=True
-    )
+    intervalSeconds: int | None = Field(None, ge=MIN_INTERVAL_SECONDS, le=MAX_INTERVAL_SECONDS, validate_default=True)
 
 
 class ScheduleBody(Timing):

@@ -246,18 +246,18 @@ def test_schedule_changes_are_audited(client, auth, connection, created):
 
 
 def test_schedule_missed_is_raised_while_overdue_or_recently_missed_then_lets_go(connection, created):
-    from app.domain import schedule_runs  # noqa: PLC0415
+    from app.domain import scheduler_status  # noqa: PLC0415
 
     name, now = created["name"], time.time()
     connection.zadd(Scheduler.scheduled_jobs_key, {schedules.template_id(name): now - 120})  # due 2 min ago
-    alerts = schedule_runs.scheduler_status(connection, down_after=30, grace=60, now=now)["alerts"]
+    alerts = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now)["alerts"]
     assert [(a["rule"], a["schedule"]) for a in alerts] == [("scheduler_down", None), ("schedule_missed", name)]
     assert "overdue now" in alerts[1]["message"]
     connection.zadd(Scheduler.scheduled_jobs_key, {schedules.template_id(name): now + 3600})  # fired meanwhile
     connection.hset(keys.SCHEDULE_MISSED, name, 2)
     connection.hset(keys.SCHEDULE_MISSED_AT, name, now - 60)
-    status = schedule_runs.scheduler_status(connection, down_after=30, grace=60, now=now)
+    status = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now)
     assert status["missedRuns"] == 2 and [a["rule"] for a in status["alerts"]][1:] == ["schedule_missed"]
-    later = schedule_runs.scheduler_status(connection, down_after=30, grace=60, now=now + 16 * 60)
+    later = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now + 16 * 60)
     assert [a["rule"] for a in later["alerts"]] == ["scheduler_down"]  # the missed runs stay counted, not alerted
     assert later["missedRuns"] == 2

@@ -18,7 +18,7 @@ from redis import Redis
 from rq import Queue
 from rq_scheduler import Scheduler
 
-from app.domain import keys, schedule_runs, schedules
+from app.domain import keys, schedule_runs, scheduler_status, schedules
 from tests.helpers import ROOT, run_worker, start_worker, stop_worker, wait_for
 
 Starter = Callable[..., subprocess.Popen]
@@ -116,7 +116,7 @@ def test_a_sigkilled_scheduler_is_taken_over_and_no_firing_is_doubled(connection
     killed_at = time.monotonic()
 
     def rules() -> list[str]:  # down after 3 s without a heartbeat (the default is 30 s)
-        return [alert["rule"] for alert in schedule_runs.scheduler_status(connection, 3, 60)["alerts"]]
+        return [alert["rule"] for alert in scheduler_status.scheduler_status(connection, 3, 60)["alerts"]]
 
     wait_for(lambda: "scheduler_down" in rules(), timeout=60)
     wait_for(lambda: heartbeat_pid(connection) == second.pid, timeout=60)
@@ -142,7 +142,7 @@ def test_down_across_two_due_times_gives_one_catch_up_run_and_two_missed(connect
     assert len([run for run in history if run["jobId"]]) == 1
     assert Queue(f"q-{name}", connection=connection).count == 1
     assert schedules.get_schedule(connection, name)["missedRuns"] == 2
-    status = schedule_runs.scheduler_status(connection, down_after=30, grace=5)
+    status = scheduler_status.scheduler_status(connection, down_after=30, grace=5)
     assert status["missedRuns"] == 2 and {"rule": "schedule_missed"}.items() <= status["alerts"][0].items()
     next_run = connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name))
     assert next_run is not None and next_run > time.time() - 1  # the cadence continues, no burst
