@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import redis
 from flask import Response, current_app, stream_with_context
 from flask_sse import Message
@@ -35,8 +36,13 @@ RECONNECT_MAX_SECONDS = 1.0
 
 
 def wire(document: Any) -> str:
-    """flask-sse's wire format (JSON of Message.to_dict()), the document already serialized as its data."""
-    return json.dumps(Message(json.dumps(document, separators=(",", ":"))).to_dict())
+    """flask-sse's wire format (JSON of Message.to_dict()), the document already serialized as its data. orjson
+    first (a tick's documents reach 600 KB: a fifth of the stdlib's time), the stdlib for what orjson refuses
+    (lone surrogates and integers past 64 bits in job data)."""
+    try:
+        return orjson.dumps(Message(orjson.dumps(document).decode()).to_dict()).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(Message(json.dumps(document, separators=(",", ":"))).to_dict())
 
 
 def frame(wire_message: bytes | str) -> str:
