@@ -20,7 +20,6 @@ from app.domain.health import get_health, unreachable_health
 from app.domain.metrics import get_metrics
 from app.domain.notifications import enqueue_notifications, send_test
 from app.domain.users import Role
-from app.domain.workers import read_workers
 from app.errors import ApiError
 from app.extensions import get_redis, spec
 from app.schemas.alerts import AlertList, Health, RuleList, TestReport
@@ -29,6 +28,7 @@ from app.sse import event_stream, snapshot_event
 from app.ticker import Feed, Tick, register_feed, register_task
 
 bp = Blueprint("alerts", __name__)
+WORKERS_OVERVIEW = "workers_overview"  # the workers feed's tick.once name (app/blueprints/workers.py)
 UNREACHABLE_SINCE = "redis_unreachable_since"  # app.extensions: this process's memory of Redis being away
 
 
@@ -36,10 +36,12 @@ def evaluate_rules(tick: Tick) -> None:
     """Tick task: the rules over the documents the tick already computed; notifications for every transition."""
     config = tick.config
     metrics = tick.once("metrics", lambda: get_metrics(tick.connection, tick.now))
-    active, stale = float(config["WORKER_ACTIVE_SECONDS"]), float(config["WORKER_STALE_SECONDS"])
-    workers = tick.once("workers", lambda: read_workers(tick.connection, tick.now, active, stale))
+    liveness = (float(config["WORKER_ACTIVE_SECONDS"]), float(config["WORKER_STALE_SECONDS"]))
+    # The workers feed's document when it was computed this tick; else the rules read the registry themselves.
+    overview = tick.shared.get(WORKERS_OVERVIEW)
+    workers = overview["workers"] if isinstance(overview, dict) and "workers" in overview else None
     bands = tuple(config["STUCK_THRESHOLDS_MINUTES"])
-    transitions = evaluate(tick.connection, tick.now, metrics, workers, bands, settings_from(config))
+    transitions = evaluate(tick.connection, tick.now, metrics, workers, bands, settings_from(config), liveness)
     events = [("firing", alert) for alert in transitions.fired] + [("resolved", a) for a in transitions.resolved]
     if events and config["ALERT_WEBHOOK_URLS"]:
         enqueue_notifications(

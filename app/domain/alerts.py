@@ -19,8 +19,9 @@ from redis import Redis
 from app.domain import history, keys
 from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
 from app.domain.severity import SEVERITIES
-from app.domain.stuck import longest_runs
+from app.domain.stuck import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.timeutil import iso_from_timestamp
+from app.domain.workers import parse_workers, workers_reads
 
 CLEARING = "clearing_since"  # internal field of a firing alert whose condition was false at the last evaluation
 
@@ -67,10 +68,15 @@ def _window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dict[str
     return {queue: {kind: round(value) for kind, value in counts.items()} for queue, counts in totals.items()}
 
 
-def _stuck(connection: Redis, queue_names: list[str], bands: tuple[float, ...], threshold: float | None, now: float):
-    """Per queue: runs in each severity band, and runs lasting at least the stuck_jobs threshold (one round trip)."""
-    cutoffs = tuple(bands) + ((threshold,) if threshold is not None else ())
-    _, counts = longest_runs(connection, queue_names, cutoffs, 0, now)
+def _stuck(
+    connection: Redis, reply: Any, names: list[str], bands: tuple[float, ...], threshold: float | None, now: float
+) -> dict[str, dict[str, int]]:
+    """Per queue: runs in each severity band, and runs lasting at least the stuck_jobs threshold."""
+    cutoffs = _stuck_cutoffs(bands, threshold)
+    if stuck_index_unusable(reply):  # a server without ZDIFF: the scanning fallback, one more round trip
+        _, counts = longest_runs(connection, names, cutoffs, 0, now)
+    else:
+        _, counts = parse_longest_runs(reply, len(cutoffs), now)
     found: dict[str, dict[str, int]] = {}
     for queue, runs in counts.items():
         started = runs.started_before
@@ -82,6 +88,10 @@ def _stuck(connection: Redis, queue_names: list[str], bands: tuple[float, ...], 
         if sum(per_band.values()) or at_threshold:
             found[queue] = {**per_band, "atThreshold": at_threshold}
     return found
+
+
+def _stuck_cutoffs(bands: tuple[float, ...], threshold: float | None) -> tuple[float, ...]:
+    return tuple(bands) + ((threshold,) if threshold is not None else ())
 
 
 def _missed_recently(previous: dict[str, Any] | None, missed: dict[bytes, bytes], now: float) -> dict[str, Any]:
@@ -135,12 +145,16 @@ def gather(
     connection: Redis,
     now: float,
     metrics: dict[str, Any],
-    workers: list[dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
     stuck_bands: tuple[float, ...],
     settings: Mapping[str, RuleSetting],
+    liveness: tuple[float, float] = (60.0, 300.0),
 ) -> Inputs:
-    """The facts beyond the tick's shared documents and the alert state: one pipeline, plus the stuck count."""
+    """The facts beyond the tick's shared documents, and the alert state: one pipeline (the worker registry too
+    when the tick has not read it; `liveness` = active and stale seconds for it)."""
     current = int(now // history.MINUTE.seconds)
+    names = [queue["queueName"] for queue in metrics["queues"]]
+    threshold = settings["stuck_jobs"].threshold
     with connection.pipeline(transaction=False) as pipe:
         for minute in range(current - 5, current + 1):
             pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
@@ -151,10 +165,20 @@ def gather(
         pipe.hgetall(keys.ALERTS_FIRING)
         pipe.hgetall(keys.ALERTS_PENDING)
         pipe.get(keys.ALERTS_FACTS)
-        *minutes, memory, schedule_count, beat, missed, firing, pending, facts = pipe.execute()
-    names = [queue["queueName"] for queue in metrics["queues"]]
-    threshold = settings["stuck_jobs"].threshold
-    stuck = _stuck(connection, names, stuck_bands, threshold, now) if names else {}
+        if names:
+            longest_runs_reads(pipe, names, _stuck_cutoffs(stuck_bands, threshold), 0, now)
+        if workers is None:
+            workers_reads(pipe)
+        replies = pipe.execute(raise_on_error=False)
+    fixed = 6 + 7  # the minute buckets, then the seven single reads above
+    *minutes, memory, schedule_count, beat, missed, firing, pending, facts = replies[:fixed]
+    rest = replies[fixed:]
+    stuck = _stuck(connection, rest.pop(0), names, stuck_bands, threshold, now) if names else {}
+    if workers is None:
+        workers = parse_workers(rest.pop(0), now, *liveness)
+    for reply in (*minutes, memory, schedule_count, beat, missed, firing, pending, facts):
+        if isinstance(reply, Exception):
+            raise reply
     previous = json.loads(facts) if facts else {}
     tracked = _missed_recently(previous.get("missed"), missed, now)
     samples = _worker_windows(previous.get("workers"), workers, now)
@@ -214,12 +238,14 @@ def evaluate(
     connection: Redis,
     now: float,
     metrics: dict[str, Any],
-    workers: list[dict[str, Any]],
+    workers: list[dict[str, Any]] | None,
     stuck_bands: tuple[float, ...],
     settings: Mapping[str, RuleSetting],
+    liveness: tuple[float, float] = (60.0, 300.0),
 ) -> Transitions:
-    """One evaluation: gather, step, write the new state (one pipeline). Called by the tick's publisher only."""
-    inputs = gather(connection, now, metrics, workers, stuck_bands, settings)
+    """One evaluation in two round trips: gather (one pipeline), step, write what changed (one pipeline). Called
+    by the tick's publisher only. `workers`: the tick's worker registry read, or None to read it in the gather."""
+    inputs = gather(connection, now, metrics, workers, stuck_bands, settings, liveness)
     transitions, state = step(inputs, settings, now)
     facts = {"at": now, "stuck": inputs.facts.stuck, **inputs.carried}
     with connection.pipeline(transaction=True) as pipe:

@@ -250,8 +250,21 @@ def longest_runs(
     runs that have lasted at least each band. One round trip; Redis's work is bounded by the limit."""
     if not queue_names:
         return [], {}
+    arguments = _longest_runs_arguments(queue_names, bands_minutes, limit, now, per_queue)
+    try:
+        reply = connection.eval(_STARTED_BEFORE_LUA, 0, *arguments)
+    except ResponseError as error:
+        if not _index_unusable(error):
+            raise
+        reply = connection.eval(_STARTED_BEFORE_SCAN_LUA, 0, *arguments)
+    return parse_longest_runs(reply, len(bands_minutes), now)
+
+
+def _longest_runs_arguments(
+    queue_names: list[str], bands_minutes: tuple[float, ...], limit: int, now: float, per_queue: bool
+) -> list[Any]:
     cutoffs = [datetime.fromtimestamp(now - minutes * 60, UTC) for minutes in bands_minutes]
-    arguments = [
+    return [
         QueueKeys("").active,
         job_key(""),
         keys.run_starts(""),
@@ -265,13 +278,25 @@ def longest_runs(
         *RUN_FIELDS,
         *queue_names,
     ]
-    try:
-        flat_counts, flat_runs = connection.eval(_STARTED_BEFORE_LUA, 0, *arguments)
-    except ResponseError as error:
-        if not _index_unusable(error):
-            raise
-        flat_counts, flat_runs = connection.eval(_STARTED_BEFORE_SCAN_LUA, 0, *arguments)
-    counts_width = 2 + len(cutoffs)
+
+
+def longest_runs_reads(
+    pipe: Any, queue_names: list[str], bands_minutes: tuple[float, ...], limit: int, now: float
+) -> None:
+    """Queue `longest_runs` on a caller's pipeline (parse with `parse_longest_runs`). A server without ZDIFF answers
+    it with an error (`stuck_index_unusable`): call `longest_runs` then, which falls back to scanning."""
+    pipe.eval(_STARTED_BEFORE_LUA, 0, *_longest_runs_arguments(queue_names, bands_minutes, limit, now, False))
+
+
+def stuck_index_unusable(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and _index_unusable(reply)
+
+
+def parse_longest_runs(
+    reply: list[Any], cutoff_count: int, now: float
+) -> tuple[list[dict[str, Any]], dict[str, QueueRuns]]:
+    flat_counts, flat_runs = reply
+    counts_width = 2 + cutoff_count
     counts = {
         flat_counts[at].decode(): QueueRuns(
             int(flat_counts[at + 1]), [int(n) for n in flat_counts[at + 2 : at + counts_width]]
