@@ -30,6 +30,14 @@ def _load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.update(config.from_env())
     if test_config:
         app.config.update(test_config)
+    from app.domain.severity import StuckThresholds
+
+    try:  # the one thresholds object every stuck check, page and the ticker's feeds use
+        app.config["STUCK_THRESHOLDS"] = StuckThresholds.from_config(app.config)
+    except ValueError as error:
+        raise config.ConfigError(
+            f"STUCK_THRESHOLDS_MINUTES={app.config['STUCK_THRESHOLDS_MINUTES']!r}: {error}"
+        ) from None
     if not app.config["JWT_SECRET_KEY"]:
         from app.cli import loaded_by_a_command
 

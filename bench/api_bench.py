@@ -35,6 +35,7 @@ from app import create_app
 from app.domain import history, jobs, metrics, stuck, users
 from app.domain.metrics import COUNTS
 from app.domain.queues import QueueKeys, list_queue_names
+from app.domain.severity import StuckThresholds
 from app.domain.users import Role
 from bench import seed as seeding
 from bench._common import SECRET, calls_delta, command_calls, percentile, private_redis, verdict, web_process
@@ -249,7 +250,7 @@ def main() -> int:
                 (f"stuck.get_stuck_page, 100 of {stuck_expected:,} stuck", lambda: stuck.get_stuck_page(connection)),
                 (
                     f"stuck.get_stuck_page, 100 of all {totals['active']:,} active stuck (first threshold 0 min)",
-                    lambda: stuck.get_stuck_page(connection, thresholds=(0, 30, 60, 120)),
+                    lambda: stuck.get_stuck_page(connection, thresholds=StuckThresholds((0, 30, 60, 120))),
                 ),
                 ("history.get_trends 30d", lambda: history.get_trends(connection, "30d", names, now=now)),
             ]

@@ -51,9 +51,11 @@ def measure(code: str, kind: str, url: str, ticks: int) -> dict[str, float]:
         publisher = Publisher(connection, 2.0, thresholds)
     else:
         from app.blueprints.live import JOBS_FEED, QUEUE_FEED
+        from app.domain.severity import StuckThresholds
         from app.ticker import Ticker
 
-        publisher = Ticker(connection, 2.0, [JOBS_FEED, QUEUE_FEED], [], {"STUCK_THRESHOLDS_MINUTES": thresholds})
+        settings = {"STUCK_THRESHOLDS": StuckThresholds(thresholds)}
+        publisher = Ticker(connection, 2.0, [JOBS_FEED, QUEUE_FEED], [], settings)
     probe = redis.Redis.from_url(url)
     round_trips = [0]
     send = AbstractConnection.send_packed_command

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from spectree import Response as Resp
 
-from app.blueprints.jobs import thresholds
 from app.domain.clear import clear_queue
 from app.domain.pause import pause_queue, resume_queue
 from app.domain.retry import retry_job
@@ -60,7 +59,7 @@ def retry(queueName: str, jobId: str) -> Any:
     replacing its positional ones, new priority/attempts/backoff. A job already retried → 409 `already_retried`
     naming the copy, unless `force` is true."""
     body: RetryBody = request.context.json  # type: ignore[attr-defined]
-    new_id = retry_job(get_redis(), queueName, jobId, body.options(), thresholds())
+    new_id = retry_job(get_redis(), queueName, jobId, body.options(), current_app.config["STUCK_THRESHOLDS"])
     return jsonify({"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}), 201
 
 

@@ -12,6 +12,7 @@ from app.domain import history
 from app.domain.jobs import get_job_detail, list_jobs
 from app.domain.metrics import get_metrics, metrics_reads
 from app.domain.queues import list_queue_names
+from app.domain.severity import StuckThresholds
 from app.domain.stuck import get_stuck_page, get_stuck_summary, queue_names_read
 from app.domain.users import Role
 from app.errors import validation_failed
@@ -37,8 +38,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/api/v1/admin/jobs")
 # document on every call (the largest of the API). The schemas still document them.
 
 
-def thresholds() -> tuple[int, ...]:
-    return tuple(current_app.config["STUCK_THRESHOLDS_MINUTES"])
+def thresholds() -> StuckThresholds:
+    return current_app.config["STUCK_THRESHOLDS"]
 
 
 @bp.get("/metrics")

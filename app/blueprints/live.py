@@ -29,8 +29,7 @@ def _metrics(tick: Tick) -> dict[str, Any]:
 def _queue_document(tick: Tick, queue_name: str | None) -> dict[str, Any]:
     assert queue_name is not None
     entry = next((q for q in _metrics(tick)["queues"] if q["queueName"] == queue_name), None)
-    thresholds = tuple(tick.config["STUCK_THRESHOLDS_MINUTES"])
-    return get_queue_snapshot(tick.connection, queue_name, thresholds, tick.now, entry)
+    return get_queue_snapshot(tick.connection, queue_name, tick.config["STUCK_THRESHOLDS"], tick.now, entry)
 
 
 JOBS_FEED = Feed(
@@ -70,7 +69,7 @@ def queue_live(queueName: str) -> Any:
     """text/event-stream: one queue's counts, longest active jobs and stuck alerts every tick (404 before it opens)."""
     connection = get_redis()
     require_queue(connection, queueName)
-    thresholds = tuple(current_app.config["STUCK_THRESHOLDS_MINUTES"])
+    thresholds = current_app.config["STUCK_THRESHOLDS"]
 
     def first() -> str:
         compute = lambda: get_queue_snapshot(connection, queueName, thresholds)  # noqa: E731

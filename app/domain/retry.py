@@ -25,7 +25,7 @@ from app.domain import attempts, keys
 from app.domain.errors import JobAlreadyRetried, JobNotRetryable
 from app.domain.jobs import fetch_job, job_options
 from app.domain.priority import enqueue_prioritized
-from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, is_stuck
+from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
 from app.domain.timeutil import to_ms
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,12 @@ RETRYABLE_STATES = ("failed", "stopped", "canceled")
 STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
 
 
-def _check_retryable(job: Job, state: str, thresholds: tuple[float, ...], now: float) -> None:
+def _check_retryable(job: Job, state: str, thresholds: StuckThresholds, now: float) -> None:
     if state in RETRYABLE_STATES:
         return
     started_ms = to_ms(job.started_at)
     if state == "active" and started_ms is not None:
-        if is_stuck(int(now * 1000) - started_ms, thresholds):
+        if thresholds.is_stuck(int(now * 1000) - started_ms):
             return
         raise JobNotRetryable(f"Job '{job.id}' is active but not stuck; only stuck active jobs can be retried")
     raise JobNotRetryable(f"Job '{job.id}' is {state}; only failed, stopped, canceled and stuck jobs can be retried")
@@ -134,7 +134,7 @@ def retry_job(
     queue_name: str,
     job_id: str,
     options: dict[str, Any],
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     now: float | None = None,
 ) -> str:
     """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, argsOverrides,

@@ -12,7 +12,7 @@ from typing import Any
 from redis import Redis
 
 from app.domain.metrics import get_queue_metrics
-from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, severity_for
+from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
 from app.domain.stuck import QueueRuns, describe_run, longest_runs, stuck_alert, summarize_stuck
 from app.domain.timeutil import iso_from_timestamp
 
@@ -22,7 +22,7 @@ ACTIVE_JOBS_SHOWN = 50
 def get_queue_snapshot(
     connection: Redis,
     queue_name: str,
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     now: float | None = None,
     queue_entry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -30,14 +30,14 @@ def get_queue_snapshot(
     one (the publisher does), instead of counting the queue again."""
     now = time.time() if now is None else now
     # Band 0 (every run that has started) selects the runs shown; the thresholds' bands count the stuck ones.
-    runs, counts = longest_runs(connection, [queue_name], (0, *thresholds), ACTIVE_JOBS_SHOWN, now)
-    queue_runs = counts.get(queue_name, QueueRuns(0, [0] * (1 + len(thresholds))))
+    runs, counts = longest_runs(connection, [queue_name], (0, *thresholds.minutes), ACTIVE_JOBS_SHOWN, now)
+    queue_runs = counts.get(queue_name, QueueRuns(0, [0] * (1 + len(thresholds.minutes))))
     stuck_counts = summarize_stuck({queue_name: QueueRuns(queue_runs.active, queue_runs.started_before[1:])})
     active, stuck = [], []
     for run in runs:
         view = describe_run(connection, run)
         active.append({k: v for k, v in view.items() if k != "data"})
-        severity = severity_for(run["runningFor"], thresholds)
+        severity = thresholds.severity_of(run["runningFor"])
         if severity is not None:
             stuck.append(stuck_alert(connection, run, severity, view))
     return {

@@ -20,7 +20,7 @@ from redis.exceptions import ResponseError
 from app.domain import keys
 from app.domain.jobs import job_key, summarize_raw
 from app.domain.queues import QueueKeys, list_queue_names, parse_queue_names, queue_names_reads
-from app.domain.severity import DEFAULT_THRESHOLDS_MINUTES, SEVERITIES, severity_for
+from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, SEVERITIES, StuckThresholds
 
 DEFAULT_STUCK_LIMIT = 100
 MAX_STUCK_LIMIT = 1000
@@ -373,7 +373,7 @@ def summarize_stuck(counts: dict[str, QueueRuns]) -> dict[str, Any]:
 
 def get_stuck_page(
     connection: Redis,
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     limit: int = DEFAULT_STUCK_LIMIT,
     queue_name: str | None = None,
     now: float | None = None,
@@ -383,10 +383,10 @@ def get_stuck_page(
     (the queue list, unless given in `queue_names`; one script), Redis's work bounded by the limit."""
     now = time.time() if now is None else now
     names = [queue_name] if queue_name else queue_names if queue_names is not None else list_queue_names(connection)
-    runs, counts = longest_runs(connection, names, thresholds, limit, now)
+    runs, counts = longest_runs(connection, names, thresholds.minutes, limit, now)
     alerts = []
     for run in runs[:limit]:
-        severity = severity_for(run["runningFor"], thresholds)
+        severity = thresholds.severity_of(run["runningFor"])
         if severity is not None:
             alerts.append(stuck_alert(connection, run, severity))
     return alerts, summarize_stuck(counts)
@@ -394,7 +394,7 @@ def get_stuck_page(
 
 def get_stuck_summary(
     connection: Redis,
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     now: float | None = None,
     queue_names: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -409,7 +409,7 @@ def queue_names_read(pipe: Any) -> Callable[[list[Any]], list[str]]:
 
 def get_stuck_jobs(
     connection: Redis,
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS_MINUTES,
+    thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     queue_name: str | None = None,
     now: float | None = None,
     limit: int = MAX_STUCK_LIMIT,

@@ -12,15 +12,16 @@ from redis.connection import AbstractConnection
 
 from app.blueprints.live import JOBS_FEED, QUEUE_FEED
 from app.domain import keys
+from app.domain.severity import StuckThresholds
 from app.ticker import Feed, Task, Tick, Ticker, make_ticker, register_feed, register_task
 from tests.helpers import make_active_job
 
-THRESHOLDS = (10, 30, 60, 120)
+THRESHOLDS = StuckThresholds((10, 30, 60, 120))
 
 
 def ticker_for(connection: redis.Redis, *extra_feeds: Feed, tasks=()) -> Ticker:
     """The jobs area's feeds (as the app registers them), on a given connection."""
-    config = {"STUCK_THRESHOLDS_MINUTES": THRESHOLDS}
+    config = {"STUCK_THRESHOLDS": THRESHOLDS}
     return Ticker(connection, 2.0, [JOBS_FEED, QUEUE_FEED, *extra_feeds], list(tasks), config)
 
 
@@ -77,7 +78,7 @@ def test_a_failing_feed_does_not_stop_the_others(connection):
         raise RuntimeError("feed bug")
 
     bad = Feed("bad", lambda _: "rqmon:test:bad", lambda _: "rqmon:test:bad:snap", broken)
-    bad_first = Ticker(connection, 2.0, [bad, JOBS_FEED], [], {"STUCK_THRESHOLDS_MINUTES": THRESHOLDS})
+    bad_first = Ticker(connection, 2.0, [bad, JOBS_FEED], [], {"STUCK_THRESHOLDS": THRESHOLDS})
     assert bad_first.tick(a_future_tick()) is True
     assert connection.exists(keys.live_snapshot()) and not connection.exists("rqmon:test:bad:snap")
 

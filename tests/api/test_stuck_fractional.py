@@ -19,6 +19,7 @@ def client(redis_url, tmp_path, monkeypatch):
 
 def test_half_a_minute_bands_from_the_environment(client, make_user, connection):
     assert client.application.config["STUCK_THRESHOLDS_MINUTES"] == (0.5, 1, 2, 3)
+    assert client.application.config["STUCK_THRESHOLDS"].stuck_after_ms == 30_000  # the one object built from it
     headers = {"Authorization": f"Bearer {login(client, make_user('fraction', Role.ADMIN))['access_token']}"}
     runs = {minutes: make_active_job(connection, "s-fraction", minutes).id for minutes in (0.25, 0.75, 1.5, 2.5, 4)}
     alerts = {alert["jobId"]: alert for alert in client.get(f"{API}/alerts/stuck", headers=headers).get_json()}

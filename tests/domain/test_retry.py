@@ -17,6 +17,7 @@ from app.domain import retry as retry_module
 from app.domain.errors import InvalidInput, JobNotFound, JobNotRetryable, QueueNotFound
 from app.domain.priority import enqueue_prioritized
 from app.domain.retry import retry_job
+from app.domain.severity import StuckThresholds
 from app.domain.timeutil import to_ms
 from tests.api.test_jobs_read import everything
 from tests.helpers import make_active_job, run_worker, start_worker, stop_worker, wait_for
@@ -113,7 +114,7 @@ def test_a_canceled_job_is_retryable(connection):
 def test_only_stuck_active_jobs_are_retryable(connection):
     job = make_active_job(connection, "rt-stuck", 0)
     started_ms = to_ms(Job.fetch(job.id, connection=connection).started_at)
-    thresholds = (10, 30, 60, 120)
+    thresholds = StuckThresholds((10, 30, 60, 120))
     with pytest.raises(JobNotRetryable, match="not stuck"):
         retry_job(connection, "rt-stuck", job.id, {}, thresholds, now=(started_ms + 599_999.5) / 1000)
     assert Queue("rt-stuck", connection=connection).count == 0

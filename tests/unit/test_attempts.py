@@ -16,7 +16,7 @@ from app.domain.attempts import (
     retry_intervals,
 )
 from app.domain.jobs import job_options
-from app.domain.severity import severity_for
+from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
 
 
 @pytest.mark.parametrize(
@@ -134,8 +134,8 @@ def test_records_made_before_failed_exception_was_kept_are_described_again():
     ],
 )
 def test_stuck_bands_at_each_boundary(minutes, severity):
-    assert severity_for(int(minutes * 60_000)) == severity
+    assert DEFAULT_STUCK_THRESHOLDS.severity_of(int(minutes * 60_000)) == severity
 
 
 def test_thresholds_are_configurable():
-    assert severity_for(5 * 60_000, (1, 2, 3, 4)) == "critical"
+    assert StuckThresholds((1, 2, 3, 4)).severity_of(5 * 60_000) == "critical"

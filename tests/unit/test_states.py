@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import orjson
+import pytest
 from rq.job import JobStatus
 
 import config
@@ -27,5 +28,17 @@ def test_states_serialize_as_plain_words():
 
 def test_severities_and_default_thresholds_have_one_source():
     assert severity.SEVERITIES == tuple(s.value for s in Severity) == ("low", "medium", "high", "critical")
-    assert tuple(config.Config.STUCK_THRESHOLDS_MINUTES) == severity.DEFAULT_THRESHOLDS_MINUTES
-    assert severity.severity_for(31 * 60_000) == Severity.MEDIUM
+    assert tuple(config.Config.STUCK_THRESHOLDS_MINUTES) == severity.DEFAULT_STUCK_THRESHOLDS.minutes
+    assert severity.DEFAULT_STUCK_THRESHOLDS.severity_of(31 * 60_000) == Severity.MEDIUM
+
+
+def test_stuck_thresholds_band_each_run_and_refuse_a_wrong_shape():
+    thresholds = severity.StuckThresholds((0.5, 1, 2, 3))
+    assert thresholds.bands == tuple(zip(Severity, (0.5, 1, 2, 3), strict=True))
+    assert thresholds.stuck_after_ms == 30_000
+    found = [thresholds.severity_of(seconds * 1000) for seconds in (29, 30, 60, 179, 180)]
+    assert found == [None, "low", "medium", "high", "critical"]
+    assert not thresholds.is_stuck(29_999) and thresholds.is_stuck(30_000)
+    for wrong in ((10, 30, 60), (10, 30, 30, 120), (-1, 30, 60, 120)):
+        with pytest.raises(ValueError, match="increasing"):
+            severity.StuckThresholds(wrong)
