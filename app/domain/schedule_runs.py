@@ -25,6 +25,7 @@ from app.domain.schedule_timing import due_times, next_due
 from app.domain.schedules import (
     META_SCHEDULE,
     META_TRIGGER,
+    RUN_SEPARATOR,
     get_definition,
     utc_day,
 )
@@ -37,7 +38,6 @@ MISSED = "missed"
 UNFINISHED_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
 ENDED_STATUSES = {b"finished", b"failed", b"stopped", b"canceled"}
 MISSED_RECORDS_PER_FIRING = 20  # missed firings are all counted; this many are listed in the history
-RUN_SEPARATOR = "\x1f"
 
 
 # --- recording ----------------------------------------------------------------------------------------
@@ -247,7 +247,8 @@ def _failure(connection: Redis, job_id: str) -> str | None:
 def record_ends(connection: Redis, batch: int = 500) -> int:
     """Written by the active scheduler: runs whose job ended (or expired) get their final state; returns how
     many. Reads of the history overlay the live state of runs not recorded yet, so this can run lazily."""
-    members = [m.decode() for m in connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1)]
+    opened = connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1, withscores=True)
+    members = [member.decode() for member, _ in opened]
     if not members:
         return 0
     pairs = [member.split(RUN_SEPARATOR, 1) for member in members]
@@ -257,11 +258,10 @@ def record_ends(connection: Redis, batch: int = 500) -> int:
         replies = pipe.execute()
     done = 0
     cutoff = time.time() - keys.SCHEDULE_OPEN_RUN_MAX_SECONDS
-    opened = dict(connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, batch - 1, withscores=True))
     with connection.pipeline(transaction=False) as pipe:
-        for member, (name, job_id), fields in zip(members, pairs, replies, strict=True):
+        for (member, opened_at), (name, job_id), fields in zip(opened, pairs, replies, strict=True):
             status = fields[0]
-            old = opened.get(member.encode(), time.time()) < cutoff
+            old = opened_at < cutoff
             if status is not None and status not in ENDED_STATUSES and not old:
                 continue
             update = _ended(job_id, fields)

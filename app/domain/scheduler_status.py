@@ -12,8 +12,8 @@ from redis import Redis
 from rq_scheduler import Scheduler
 
 from app.domain import keys
-from app.domain.schedule_runs import RUN_SEPARATOR, overlay
-from app.domain.schedules import TEMPLATE_PREFIX, utc_day
+from app.domain.schedule_runs import overlay
+from app.domain.schedules import RUN_SEPARATOR, TEMPLATE_PREFIX, utc_day
 from app.domain.timeutil import iso_from_timestamp
 
 

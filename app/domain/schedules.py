@@ -35,6 +35,7 @@ TEMPLATE_PREFIX = "rqmon-schedule-"
 META_SCHEDULE = "rqmon_schedule"
 META_TRIGGER = "rqmon_schedule_trigger"
 TRIGGERS = ("schedule", "manual")
+RUN_SEPARATOR = "\x1f"  # in "<schedule name><RUN_SEPARATOR><job id>" members (open runs, the latest run)
 _FUNC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
 
@@ -170,6 +171,11 @@ def _move_history(connection: Redis, old: str, new: str) -> None:
         for hash_key, value in zip(_HISTORY_HASHES, values, strict=True):
             if value is not None:
                 pipe.hset(hash_key, new, value)
+        for member, opened_at in connection.zrange(keys.SCHEDULE_OPEN_RUNS, 0, -1, withscores=True):
+            name, _, job_id = member.decode().partition(RUN_SEPARATOR)
+            if name == old:  # runs still going record their end under the new name
+                pipe.zrem(keys.SCHEDULE_OPEN_RUNS, member)
+                pipe.zadd(keys.SCHEDULE_OPEN_RUNS, {f"{new}{RUN_SEPARATOR}{job_id}": opened_at})
         pipe.execute()
 
 

@@ -140,7 +140,7 @@ def test_moderators_read_but_do_not_change(client, auth, method, path, json):
 
 def test_replace_keeps_the_history_and_may_rename(client, auth, connection, created):
     name = created["name"]
-    client.post(f"/api/v1/periodic/{name}/run", headers=auth("admin"))
+    job_id = client.post(f"/api/v1/periodic/{name}/run", headers=auth("admin")).get_json()["jobId"]
     replaced = client.put(
         f"/api/v1/periodic/{name}",
         json={**body(name=None), "intervalSeconds": 60, "func": "workers.tasks.add", "args": [1, 2]},
@@ -155,6 +155,7 @@ def test_replace_keeps_the_history_and_may_rename(client, auth, connection, crea
     assert renamed.get_json()["lastRun"]["trigger"] == "manual"  # the history goes with the name
     runs = client.get("/api/v1/periodic/renamed/runs", headers=auth("admin")).get_json()["runs"]
     assert len(runs) == 1
+    assert connection.zscore(keys.SCHEDULE_OPEN_RUNS, f"renamed\x1f{job_id}") is not None  # its end lands there
     assert client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).status_code == 404
     assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) is None
 
