@@ -18,6 +18,7 @@ from app.domain.users import Role
 from tests.api.test_live import read_events
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import stop_worker, wait_for
+from tests.workers.test_pool import start_pool  # noqa: F401, F811 (a fixture)
 from tests.workers.test_worker_liveness_and_control import launch
 
 API = "/api/v1/workers"
@@ -252,3 +253,37 @@ def test_the_workers_feed_publishes_once_per_tick_and_samples_once_a_minute(app,
     assert connection.llen(f"rqmon:worker-memory:{name}") == 1
     assert 0 < connection.ttl(f"rqmon:worker-memory:{name}") <= 3700
     assert 0 < connection.ttl(f"rqmon:worker-samples:h:{minute}") <= 31 * 86400
+
+
+def test_a_pool_through_the_api_restart_stop_start_and_its_events(client, auth, connection, start_pool):  # noqa: F811
+    queue_name = unique("pool")
+    _, pool = start_pool(queue_name, workers=2)
+    child = f"{pool}.1"
+
+    def listed() -> dict | None:
+        found = get(client, auth, "/overview")["workers"]
+        return next((w for w in found if w["worker_name"] == child and w["status"] == "idle"), None)
+
+    wait_for(listed, timeout=60)
+    worker = listed()
+    assert worker is not None and worker["pool"] == pool and worker["control"] == ["pause", "stop", "restart"]
+    path = f"{API}/worker/{child}/control"
+    restarted = client.post(path + "?action=restart", headers=auth("admin"))
+    assert restarted.status_code == 200, restarted.get_json()
+    assert restarted.get_json()["result"]["acknowledged"] is True
+    wait_for(listed, timeout=60)
+    stopped = client.post(path + "?action=stop", headers=auth("admin"))
+    assert stopped.status_code == 200, stopped.get_json()
+    wait_for(
+        lambda: any(
+            w["worker_name"] == child and w["status"] == "stopped" for w in get(client, auth, "/overview")["workers"]
+        ),
+        timeout=60,
+    )
+    stopped_row = next(w for w in get(client, auth, "/overview")["workers"] if w["worker_name"] == child)
+    assert stopped_row["control"] == ["start"]
+    started = client.post(path + "?action=start", headers=auth("admin"))
+    assert started.status_code == 200, started.get_json()
+    wait_for(listed, timeout=60)
+    actions = {(e["worker"], e["action"]) for e in get(client, auth, "/overview")["recent_activity"]}
+    assert (child, "restarted") in actions or (child, "started") in actions
