@@ -1,9 +1,9 @@
 """Runs of periodic jobs: firing (a NEW job from the schedule's template each time), the run history (the last
-SCHEDULE_RUNS_CAP runs of each schedule, kept after RQ expired the jobs) and the scheduler's status.
+SCHEDULE_RUNS_CAP runs of each schedule, kept after RQ expired the jobs) and the ends of runs.
 
-A run record: {"runId", "jobId", "trigger", "dueAt", "enqueuedAt", "startedAt", "endedAt", "state",
-"durationMs", "failedReason"}; state is a job state (waiting, active, completed, failed, ...) or `skipped` /
-`missed` for firings that enqueued nothing.
+A run record: {"runId", "jobId", "queue", "trigger", "dueAt", "enqueuedAt", "startedAt", "endedAt", "state",
+"durationMs", "failedReason"}; `queue` is where its job went (the schedule's queue at the time); state is a job
+state (waiting, active, completed, failed, ...) or `skipped` / `missed` for firings that enqueued nothing.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _enqueue_in(
     job = _run_job(definition, queue, trigger)
     queue.enqueue_job(job, pipeline=pipe)
     name = definition["name"]
-    run = _new_run(job.id, trigger, due, now, "waiting", job.id)
+    run = {**_new_run(job.id, trigger, due, now, "waiting", job.id), "queue": queue.name}
     _record(pipe, name, run, now)
     pipe.hset(keys.SCHEDULE_LAST_JOB, name, job.id)
     pipe.set(keys.SCHEDULE_LATEST_RUN, f"{name}{RUN_SEPARATOR}{job.id}")
@@ -307,6 +307,7 @@ def _public(run: dict[str, Any]) -> dict[str, Any]:
             "state",
             "durationMs",
             "failedReason",
+            "queue",
         )
     }
 

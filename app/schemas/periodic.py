@@ -140,6 +140,7 @@ class Run(Open):
     state: str
     durationMs: int | None
     failedReason: str | None
+    queue: str | None = Field(None, description="the queue its job went to (the schedule's queue at the time)")
 
 
 class RunList(Open):

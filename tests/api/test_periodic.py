@@ -150,11 +150,11 @@ def test_replace_keeps_the_history_and_may_rename(client, auth, connection, crea
     doc = replaced.get_json()
     assert doc["name"] == name and doc["intervalSeconds"] == 60 and "cron" not in doc and doc["args"] == [1, 2]
     assert doc["schedule"] == "every minute" and doc["lastRun"]["trigger"] == "manual"
-    renamed = client.put(f"/api/v1/periodic/{name}", json=body(name="renamed"), headers=auth("admin"))
+    renamed = client.put(f"/api/v1/periodic/{name}", json=body(name="renamed", queue="other-q"), headers=auth("admin"))
     assert renamed.status_code == 200 and renamed.get_json()["name"] == "renamed"
     assert renamed.get_json()["lastRun"]["trigger"] == "manual"  # the history goes with the name
     runs = client.get("/api/v1/periodic/renamed/runs", headers=auth("admin")).get_json()["runs"]
-    assert len(runs) == 1
+    assert len(runs) == 1 and runs[0]["queue"] == "periodic-q"  # where that run's job is, for its link
     assert connection.zscore(keys.SCHEDULE_OPEN_RUNS, f"renamed\x1f{job_id}") is not None  # its end lands there
     assert client.get(f"/api/v1/periodic/{name}", headers=auth("admin")).status_code == 404
     assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) is None

@@ -226,7 +226,7 @@
           $('#detail-actions').replaceChildren(actionButtons(schedule, (action) => (action === 'delete' ? window.location.assign(ds.schedulesPage) : refresh())));
         }
         const rows = history.runs.map((run) => el('tr', {},
-          el('td', {}, run.jobId ? el('a', { href: jobPage(schedule.queue, run.jobId), class: 'mono id', title: run.jobId, text: `${run.jobId.slice(0, 12)}…` }) : el('span', { class: 'muted', text: '—' })),
+          el('td', {}, run.jobId ? el('a', { href: jobPage(run.queue || schedule.queue, run.jobId), class: 'mono id', title: run.jobId, text: `${run.jobId.slice(0, 12)}…` }) : el('span', { class: 'muted', text: '—' })),
           el('td', { text: run.trigger }),
           el('td', {}, run.dueAt ? el('time', { datetime: run.dueAt, text: when(run.dueAt) }) : '—'),
           el('td', {}, run.enqueuedAt ? el('time', { datetime: run.enqueuedAt, text: when(run.enqueuedAt) }) : '—'),
