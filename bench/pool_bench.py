@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,10 +56,12 @@ POOLS = {
 }
 
 
-def run_pool(url: str, connection: redis.Redis, kind: str, jobs: int) -> float:
+def run_pool(url: str, connection: redis.Redis, kind: str, jobs: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the pool and all its processes) for `jobs` jobs."""
     connection.flushall()
     queue = Queue(QUEUE, connection=connection)
     queue.enqueue_many([Queue.prepare_data("workers.tasks.noop") for _ in range(jobs)])
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [*POOLS[kind], "--url", url, QUEUE],
@@ -69,27 +72,39 @@ def run_pool(url: str, connection: redis.Redis, kind: str, jobs: int) -> float:
         timeout=900,
     )
     elapsed = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     finished = queue.finished_job_registry.count
     assert queue.count == 0 and finished == jobs, (kind, queue.count, finished)
-    return elapsed
+    return elapsed, cpu
 
 
 def throughput(url: str, connection: redis.Redis, jobs: int, rounds: int) -> bool:
     rates: dict[str, list[float]] = {kind: [] for kind in POOLS}
+    cpu_ms: dict[str, list[float]] = {kind: [] for kind in POOLS}
     print(f"{jobs:,} no-op jobs per pool run, 4 children, {rounds} rounds, alternating\n")
-    print(f"{'round':>5} {'pool':<30} {'wall s':>7} {'jobs/s':>8}")
+    print(f"{'round':>5} {'pool':<30} {'wall s':>7} {'jobs/s':>8} {'CPU ms/job':>10}")
     for index in range(rounds):
         kinds = list(POOLS) if index % 2 == 0 else list(reversed(POOLS))
         for kind in kinds:
-            elapsed = run_pool(url, connection, kind, jobs)
+            elapsed, cpu = run_pool(url, connection, kind, jobs)
             rates[kind].append(jobs / elapsed)
-            print(f"{index + 1:>5} {kind:<30} {elapsed:7.2f} {jobs / elapsed:8.1f}", flush=True)
+            cpu_ms[kind].append(1000 * cpu / jobs)
+            print(
+                f"{index + 1:>5} {kind:<30} {elapsed:7.2f} {jobs / elapsed:8.1f} {cpu_ms[kind][-1]:10.2f}", flush=True
+            )
     medians = {kind: statistics.median(values) for kind, values in rates.items()}
     ratio = medians["rq-monitor-pool"] / medians["rq worker-pool"]
     same_children = medians["rq-monitor-pool"] / medians["rq worker-pool -w Monitored"]
     print("\nmedian jobs/s  " + "   ".join(f"{kind} {rate:.1f}" for kind, rate in medians.items()))
     print(f"rq-monitor-pool / rq worker-pool: {ratio:.1%} {verdict(ratio >= 0.95)} (>= 95%)")
-    print(f"rq-monitor-pool / rq worker-pool with the same MonitoredWorker children: {same_children:.1%}\n")
+    print(f"rq-monitor-pool / rq worker-pool with the same MonitoredWorker children: {same_children:.1%}")
+    cpu = {kind: statistics.median(values) for kind, values in cpu_ms.items()}
+    print(
+        "median CPU ms per job (all the pool's processes; steadier than wall time on a shared machine)  "
+        + "   ".join(f"{kind} {value:.2f}" for kind, value in cpu.items())
+        + "\n"
+    )
     return ratio >= 0.95
 
 

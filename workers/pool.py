@@ -323,9 +323,12 @@ class MonitoredPool(WorkerPool):
     def _recover_dead(self, name: str, attempts: int = 3) -> None:
         """Its runs, before the slot starts again under the same name (after which the name no longer tells them
         apart). A run whose meta changed between the two scripts is found again and moved on the next attempt."""
-        self.log.warning(
-            "Pool %s: child %s died; its runs: %s", self.name, name, sorted(self._executions(name)) or "none"
-        )
+        try:
+            runs = sorted(self._executions(name))
+        except redis.RedisError:
+            runs = []
+        if runs:
+            self.log.warning("Pool %s: child %s died running %s", self.name, name, ", ".join(r.decode() for r in runs))
         for _ in range(attempts):
             self._recover(dead_workers=[name])
             try:
