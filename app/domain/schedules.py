@@ -34,7 +34,6 @@ TEMPLATE_PREFIX = "rqmon-schedule-"
 # job.meta keys of a run: the schedule it came from and what made it run ("schedule" or "manual").
 META_SCHEDULE = "rqmon_schedule"
 META_TRIGGER = "rqmon_schedule_trigger"
-TRIGGERS = ("schedule", "manual")
 RUN_SEPARATOR = "\x1f"  # in "<schedule name><RUN_SEPARATOR><job id>" members (open runs, the latest run)
 _FUNC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 
@@ -137,9 +136,9 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
     name = definition["name"]
     if replace is not None:
         get_definition(connection, replace)
-    if (replace != name) and (connection.hexists(keys.SCHEDULES, name) or name in rq_cron_names(connection)):
-        raise ScheduleExists(f"A schedule named '{name}' already exists")
     definition = {**definition, "updatedAt": iso_from_timestamp(time.time())}
+    if replace != name and not _claim(connection, name, definition):
+        raise ScheduleExists(f"A schedule named '{name}' already exists")
     if replace is not None and replace != name:
         _move_history(connection, replace, name)
         delete_schedule(connection, replace)
@@ -150,6 +149,13 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
         pipe.execute()
     _place_template(connection, definition, time.time())
     return get_schedule(connection, name)
+
+
+def _claim(connection: Redis, name: str, definition: dict[str, Any]) -> bool:
+    """A new name is taken at once (HSETNX), so two creations of one name cannot both succeed."""
+    return name not in rq_cron_names(connection) and bool(
+        connection.hsetnx(keys.SCHEDULES, name, json.dumps(definition))
+    )
 
 
 _HISTORY_HASHES = (keys.SCHEDULE_LAST_JOB, keys.SCHEDULE_MISSED, keys.SCHEDULE_MISSED_AT)

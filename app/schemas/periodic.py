@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from app.domain.schedule_timing import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS, cron_error
-from app.domain.schedules import NAME_PATTERN
+from app.domain.schedules import NAME_PATTERN, OVERLAP_POLICIES
 from app.schemas.jobs import Backoff, Open, Query
 
 RUN_STATES = (
@@ -74,7 +74,7 @@ class ScheduleBody(Timing):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     queue: str = Field("default", min_length=1, max_length=128)
     enabled: StrictBool = True
-    overlap: Literal["skip", "allow"] = "skip"
+    overlap: Literal[OVERLAP_POLICIES] = "skip"  # type: ignore[valid-type]
     timeout: StrictInt | None = Field(None, ge=1, le=7 * 86400, description="seconds a run may last")
     attempts: StrictInt = Field(1, ge=1, le=100)
     backoff: Backoff | None = None
