@@ -31,6 +31,7 @@ from app.domain import audit, history, schedules, worker_history
 from app.domain.jobs import fetch_job
 from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
+from app.domain.states import Period
 from app.domain.users import Role
 from app.domain.workers import read_worker
 from app.errors import ApiError, validation_failed
@@ -187,7 +188,7 @@ def alerts() -> Any:
 
 
 class TrendsQuery(Query):
-    period: Literal["24h", "7d", "30d"] = "24h"
+    period: Period = Period.DAY
 
 
 @bp.get("/trends")

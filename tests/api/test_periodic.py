@@ -262,3 +262,40 @@ def test_schedule_missed_is_raised_while_overdue_or_recently_missed_then_lets_go
     later = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now + 16 * 60)
     assert [a["rule"] for a in later["alerts"]] == ["scheduler_down"]  # the missed runs stay counted, not alerted
     assert later["missedRuns"] == 2
+
+
+def test_concurrent_creations_of_one_name_give_one_schedule(redis_url):
+    import threading  # noqa: PLC0415
+
+    from redis import Redis  # noqa: PLC0415
+
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def create() -> None:
+        connection = Redis.from_url(redis_url)
+        definition = {
+            **body(name="contested"),
+            "cron": None,
+            "description": None,
+            "args": [],
+            "kwargs": {},
+            "enabled": True,
+            "overlap": "skip",
+            "timeout": None,
+            "attempts": 1,
+            "backoff": None,
+        }
+        start.wait()
+        try:
+            schedules.save_schedule(connection, definition)
+            outcomes.append("created")
+        except schedules.ScheduleExists:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["409"] * 7 + ["created"]
