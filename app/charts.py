@@ -12,6 +12,8 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from app.domain.states import Period
+
 SIZES: dict[str, dict[str, Any]] = {
     "wide": {"width": 760, "height": 300, "labels": 8, "font": 11},
     "narrow": {"width": 360, "height": 340, "labels": 4, "font": 13},
@@ -34,7 +36,7 @@ def _style(font: int) -> Style:
     )
 
 
-LABEL_FORMAT = {"24h": "%H:%M", "7d": "%a %Hh", "30d": "%d %b"}
+LABEL_FORMAT: dict[str, str] = {Period.DAY: "%H:%M", Period.WEEK: "%a %Hh", Period.MONTH: "%d %b"}
 
 
 def _labels(series: list[dict[str, Any]], period: str) -> list[str]:

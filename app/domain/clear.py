@@ -9,7 +9,6 @@ stale entry but keeps its data whole: every job is either deleted entirely or le
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from redis import Redis
 from rq.executions import Execution, ExecutionRegistry
@@ -19,10 +18,11 @@ from rq.results import Result
 
 from app.domain.errors import InvalidInput
 from app.domain.queues import require_queue
+from app.domain.states import JobState
 
 CHUNK = 250  # ~5 ms of Redis time per call (bench/clear_bench.py), well under the 20 ms budget
-ClearType = Literal["completed", "failed", "all"]
-CLEAR_TYPES = ("completed", "failed", "all")
+CLEAR_ALL = "all"
+CLEAR_TYPES = (JobState.COMPLETED.value, JobState.FAILED.value, CLEAR_ALL)
 
 # The statuses a job has while it rightly sits in each registry (RQ files stopped jobs as failed).
 COMPLETED_STATUSES = (JobStatus.FINISHED.value,)
@@ -76,14 +76,15 @@ def _clear_registry(connection: Redis, registry_key: str, statuses: tuple[str, .
     return removed
 
 
-def clear_queue(connection: Redis, queue_name: str, clear_type: str = "all") -> dict[str, object]:
+def clear_queue(connection: Redis, queue_name: str, clear_type: str = CLEAR_ALL) -> dict[str, object]:
     """Delete the completed and/or failed jobs of a queue; never waiting, active, delayed or deferred ones."""
     if clear_type not in CLEAR_TYPES:
-        raise InvalidInput("Unknown clear type", {"type": "one of completed, failed, all"})
+        raise InvalidInput("Unknown clear type", {"type": f"one of {', '.join(CLEAR_TYPES)}"})
     queue = require_queue(connection, queue_name)
-    removed = {"completed": 0, "failed": 0}
-    if clear_type in ("completed", "all"):
-        removed["completed"] = _clear_registry(connection, queue.completed, COMPLETED_STATUSES)
-    if clear_type in ("failed", "all"):
-        removed["failed"] = _clear_registry(connection, queue.failed, FAILED_STATUSES)
+    completed, failed = JobState.COMPLETED.value, JobState.FAILED.value
+    removed = {completed: 0, failed: 0}
+    if clear_type in (completed, CLEAR_ALL):
+        removed[completed] = _clear_registry(connection, queue.completed, COMPLETED_STATUSES)
+    if clear_type in (failed, CLEAR_ALL):
+        removed[failed] = _clear_registry(connection, queue.failed, FAILED_STATUSES)
     return {"success": True, "queueName": queue_name, "type": clear_type, "removed": removed}

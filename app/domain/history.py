@@ -22,6 +22,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from app.domain import keys
+from app.domain.states import Period
 
 Outcome = Literal["ok", "fail", "retry"]
 FIELD_SEPARATOR = "|"
@@ -41,15 +42,19 @@ DAY = Granularity("d", 86400, 400 * 86400)
 PER_QUEUE_GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 
 # period -> (bucket granularity, number of buckets, including the current one): the series of `series=1`
-PERIODS: dict[str, tuple[Granularity, int]] = {"24h": (HOUR, 24), "7d": (QUARTER_DAY, 28), "30d": (DAY, 30)}
+PERIODS: dict[str, tuple[Granularity, int]] = {
+    Period.DAY: (HOUR, 24),
+    Period.WEEK: (QUARTER_DAY, 28),
+    Period.MONTH: (DAY, 30),
+}
 
 # The totals cover exactly the period back from now: whole coarse buckets, plus finer buckets for the part of
 # the oldest coarse bucket inside the window. The window starts at the minute (24h) or the hour (7d, 30d) at or
 # before now minus the period. period -> (seconds, the finer granularity of the leading edge)
 WINDOWS: dict[str, tuple[int, Granularity]] = {
-    "24h": (86400, MINUTE),
-    "7d": (7 * 86400, HOUR),
-    "30d": (30 * 86400, HOUR),
+    Period.DAY: (86400, MINUTE),
+    Period.WEEK: (7 * 86400, HOUR),
+    Period.MONTH: (30 * 86400, HOUR),
 }
 
 # One server-side call per ended attempt, so recording adds one command to the worker's pipeline. Beside the

@@ -26,11 +26,12 @@ from app.domain.errors import JobAlreadyRetried, JobNotRetryable
 from app.domain.jobs import fetch_job, job_options
 from app.domain.priority import enqueue_prioritized
 from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
+from app.domain.states import FAILED_STATES, JobState
 from app.domain.timeutil import to_ms
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATES = ("failed", "stopped", "canceled")
+RETRYABLE_STATES = FAILED_STATES
 STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
 
 
@@ -38,7 +39,7 @@ def _check_retryable(job: Job, state: str, thresholds: StuckThresholds, now: flo
     if state in RETRYABLE_STATES:
         return
     started_ms = to_ms(job.started_at)
-    if state == "active" and started_ms is not None:
+    if state == JobState.ACTIVE and started_ms is not None:
         if thresholds.is_stuck(int(now * 1000) - started_ms):
             return
         raise JobNotRetryable(f"Job '{job.id}' is active but not stuck; only stuck active jobs can be retried")
@@ -104,7 +105,7 @@ def stop_run(connection: Redis, job: Job, wait: float = STOP_WAIT_SECONDS) -> No
 
 def remove_original(connection: Redis, job: Job, state: str) -> None:
     """Registry entry, hash, executions and results in one transaction (rq 2.12's delete keeps results)."""
-    if state == "active":
+    if state == JobState.ACTIVE:
         stop_run(connection, job)
     with connection.pipeline() as pipe:
         job.delete(pipeline=pipe, remove_from_queue=True)

@@ -1,9 +1,11 @@
 """The product's vocabularies, written once: job states (BullMQ's words over RQ's statuses, SEMANTICS.md) and the
-stuck severities. Domain code, pages and schemas take them from here; the thresholds come from config.py."""
+stuck severities, the trend periods. Domain code and schemas take them from here, and the pages receive them as
+one JSON document (`vocabulary()`); the thresholds come from config.py (app.domain.severity.StuckThresholds)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from rq.job import JobStatus
 
@@ -30,6 +32,11 @@ BROWSABLE_STATES = (
     JobState.DELAYED,
 )
 
+# Runs that ended without completing: shown as failures, and the states a job can be retried from.
+FAILED_STATES = (JobState.FAILED, JobState.STOPPED, JobState.CANCELED)
+# Runs that have ended (a job page stops watching closely).
+FINISHED_STATES = (JobState.COMPLETED, *FAILED_STATES)
+
 # RQ status -> BullMQ word (SEMANTICS.md)
 STATE_OF_STATUS = {
     JobStatus.QUEUED: JobState.WAITING,
@@ -50,3 +57,24 @@ class Severity(StrEnum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
+
+
+class Period(StrEnum):
+    """The windows trends are read over (app.domain.history)."""
+
+    DAY = "24h"
+    WEEK = "7d"
+    MONTH = "30d"
+
+
+def vocabulary(stuck_minutes: tuple[float, ...]) -> dict[str, Any]:
+    """The words the pages' scripts use, as plain JSON (rendered once per page by base.html)."""
+    return {
+        "states": {state.name: state.value for state in JobState},
+        "browsableStates": list(BROWSABLE_STATES),
+        "failedStates": list(FAILED_STATES),
+        "finishedStates": list(FINISHED_STATES),
+        "severities": list(Severity),
+        "periods": list(Period),
+        "stuckThresholdsMinutes": list(stuck_minutes),
+    }

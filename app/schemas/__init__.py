@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def one_of(words: Iterable[str]) -> Any:
+    """`Literal[...]` of a vocabulary of app/domain/states.py, so that validation and the OpenAPI document list its
+    words without writing them again (mypy cannot read a computed Literal: it sees `str` where these are used)."""
+    return Literal[tuple(str(word) for word in words)]
 
 
 class Strict(BaseModel):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from app.domain.clear import CLEAR_ALL, CLEAR_TYPES
 from app.domain.jobs import MAX_PER_PAGE
 from app.domain.priority import MAX_PRIORITY
+from app.domain.states import BROWSABLE_STATES, JobState, Period, Severity
 from app.domain.stuck import DEFAULT_STUCK_LIMIT, MAX_STUCK_LIMIT
+from app.schemas import one_of
+
+if TYPE_CHECKING:
+    PeriodWord = str
+    BrowsableState = str
+    ClearType = str
+    SeverityWord = str
+else:
+    PeriodWord = one_of(Period)
+    BrowsableState = one_of(BROWSABLE_STATES)
+    ClearType = one_of(CLEAR_TYPES)
+    SeverityWord = one_of(Severity)
 
 
 class Query(BaseModel):
@@ -25,18 +39,18 @@ class Open(BaseModel):
 
 
 class TrendsQuery(Query):
-    period: Literal["24h", "7d", "30d"] = "24h"
+    period: PeriodWord = Period.DAY.value
     series: bool = False
 
 
 class JobsQuery(Query):
-    state: Literal["waiting", "prioritized", "active", "completed", "failed", "delayed"] = "waiting"
+    state: BrowsableState = JobState.WAITING.value
     page: int = Field(1, ge=1, le=1_000_000)
     perPage: int = Field(25, ge=1, le=MAX_PER_PAGE)
 
 
 class ClearQuery(Query):
-    type: Literal["completed", "failed", "all"] = "all"
+    type: ClearType = CLEAR_ALL
 
 
 class StuckQuery(Query):
@@ -111,7 +125,7 @@ class StuckAlert(Open):
     queueName: str
     jobName: str | None
     stuckDuration: int
-    severity: Literal["low", "medium", "high", "critical"]
+    severity: SeverityWord
     startedAt: str | None
     data: dict[str, Any] | None
     attemptsMade: int | None

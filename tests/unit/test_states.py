@@ -11,7 +11,16 @@ from rq.job import JobStatus
 
 import config
 from app.domain import jobs, severity
-from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS, JobState, Severity
+from app.domain.states import (
+    BROWSABLE_STATES,
+    FAILED_STATES,
+    FINISHED_STATES,
+    STATE_OF_STATUS,
+    JobState,
+    Period,
+    Severity,
+    vocabulary,
+)
 
 
 def test_every_state_but_prioritized_is_an_rq_status():
@@ -42,3 +51,20 @@ def test_stuck_thresholds_band_each_run_and_refuse_a_wrong_shape():
     for wrong in ((10, 30, 60), (10, 30, 30, 120), (-1, 30, 60, 120)):
         with pytest.raises(ValueError, match="increasing"):
             severity.StuckThresholds(wrong)
+
+
+def test_schemas_and_periods_take_their_words_from_the_vocabulary():
+    from app.domain import history
+    from app.domain.clear import CLEAR_TYPES
+    from app.schemas.jobs import ClearQuery, JobsQuery, StuckAlert, TrendsQuery
+
+    def words(model: type, field: str) -> list[str]:
+        return model.model_json_schema()["properties"][field]["enum"]
+
+    assert words(JobsQuery, "state") == list(BROWSABLE_STATES)
+    assert words(TrendsQuery, "period") == list(Period) == list(history.PERIODS) == ["24h", "7d", "30d"]
+    assert words(StuckAlert, "severity") == list(Severity)
+    assert words(ClearQuery, "type") == list(CLEAR_TYPES) == ["completed", "failed", "all"]
+    assert (JobState.COMPLETED, *FAILED_STATES) == FINISHED_STATES
+    assert vocabulary((10, 30, 60, 120))["stuckThresholdsMinutes"] == [10, 30, 60, 120]
+    assert json.loads(orjson.dumps(vocabulary((1, 2, 3, 4))))["states"]["WAITING_CHILDREN"] == "waiting-children"
