@@ -7,6 +7,7 @@ Under /admin/ an error a browser navigates to is an HTML page with the navigatio
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from spectree import Response as Resp
 
 from app import charts
 from app.domain import audit, history, schedules, worker_history
-from app.domain.jobs import fetch_job
+from app.domain.jobs import UnreadableJob, fetch_job
 from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
 from app.domain.states import Period
@@ -177,7 +178,8 @@ def queue(queueName: str) -> Any:
 @bp.get("/queues/<queueName>/jobs/<jobId>")
 @page
 def job(queueName: str, jobId: str) -> Any:
-    fetch_job(get_redis(), queueName, jobId)
+    with contextlib.suppress(UnreadableJob):  # it exists: its page shows what can be read, marked
+        fetch_job(get_redis(), queueName, jobId)
     return render("job.html", queue_name=queueName, job_id=jobId)
 
 

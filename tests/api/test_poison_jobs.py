@@ -123,3 +123,15 @@ def test_garbage_compressed_data_is_still_marked(client, moderator, connection):
     connection.hset(f"rq:job:{job.id}", "data", zlib.compress(b"\x80\x05not a pickle"))
     detail = assert_json_text(client.get(f"{API}/job/poison-zlib/{job.id}", headers=moderator))
     assert detail["unreadable"] is True and detail["data"] is None
+
+
+@pytest.mark.parametrize("kind", ["surrogate", "deep", "garbage", "bad-date"])
+def test_the_job_page_of_a_poison_job_opens(client, make_user, connection, kind):
+    from tests.api.test_pages import sign_in  # noqa: PLC0415
+
+    ids = poison(connection, "poison-page-html")
+    make_user("poison-page-reader", Role.MODERATOR)
+    sign_in(client, "poison-page-reader")
+    response = client.get(f"/admin/queues/poison-page-html/jobs/{ids[kind]}")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "text/html"
