@@ -3,10 +3,11 @@ GET /metrics costs (round trips, time) on the same Redis.
 
 A private redis-server seeded by bench/seed.py (50 queues x 20,000 jobs, ACTIVE running jobs, 30 days of history)
 plus WORKERS workers registered by RQ itself, half with the MonitoredWorker fields, each listening to one queue.
-Then, in one run, alternating tick by tick: a tick of the jobs feed alone (`without`) and the same tick with the
-alert-rules task (`with`). Both share the tick's metrics document (tick.once), as in the product, so the
-difference is what the rules add: the worker registry read, one pipeline of inputs and state, the stuck count and
-the state write. Wall time per tick, median and p95, and the round trips (client sends) of each.
+Then, in one run, alternating tick by tick: the app's own tick (every feed and task create_app registers) without
+the alert-rules task (`without`) and with it (`with`). The rules reuse the tick's shared documents (the metrics,
+the workers feed's registry read), as in the product, so the difference is what they add: one read pipeline
+(outcome window, Redis memory, scheduler, alert state, stuck count) and the write of what changed. Wall time per
+tick, median and p95, and the round trips (client sends) of each.
 
     .venv/bin/python bench/alerts_bench.py [--queues 50 --jobs 20000 --active 100 --workers 100 --ticks 40]
 """
@@ -25,14 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rq import Queue, Worker
 
-import config
-from app.blueprints.alerts import evaluate_rules
-from app.blueprints.live import JOBS_FEED
+from app import create_app
 from app.domain import workers as registry
 from app.domain.scrape import read_scrape
-from app.ticker import Task, Ticker
+from app.ticker import Ticker, registry_of
 from bench import seed as seeding
-from bench._common import percentile, private_redis, verdict
+from bench._common import SECRET, percentile, private_redis, verdict
 
 BUDGET_MS = 5.0
 
@@ -73,12 +72,17 @@ def main() -> int:
         print(f"seeding {args.queues} queues x {args.jobs} jobs, {args.active} running, {args.workers} workers ...")
         names = seeding.seed(connection, args.queues, args.jobs, args.active, quiet=True)["names"]
         register_workers(connection, names, args.workers)  # type: ignore[arg-type]
-        settings = config.defaults()
+        app = create_app({"REDIS_URL": _url, "JWT_SECRET_KEY": SECRET, "LIVE_PUBLISHER_ENABLED": False})
+        registry = registry_of(app)
+        others = [task for task in registry.tasks if task.name != "alert-rules"]
         counter = Counter()
         tickers = {
-            "without": Ticker(connection, 2.0, [JOBS_FEED], [], settings),
-            "with": Ticker(connection, 2.0, [JOBS_FEED], [Task("alert-rules", evaluate_rules)], settings),
+            "without": Ticker(connection, 2.0, registry.feeds, others, app.config),
+            "with": Ticker(connection, 2.0, registry.feeds, registry.tasks, app.config),
         }
+        print(
+            "feeds:", ", ".join(f.name for f in registry.feeds), "| tasks:", ", ".join(t.name for t in registry.tasks)
+        )
         # Ticks 2 s apart from now on (the private Redis has no other ticker): the workers registered a moment ago
         # stay within their liveness and the stuck runs keep their ages, as in a running deployment.
         base = int(time.time() // 2) * 2.0

@@ -23,6 +23,7 @@ from app.domain.stuck import longest_runs, longest_runs_reads, parse_longest_run
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import parse_workers, workers_reads
 
+FACTS_REFRESH_SECONDS = 20
 CLEARING = "clearing_since"  # internal field of a firing alert whose condition was false at the last evaluation
 
 
@@ -138,7 +139,8 @@ class Inputs:
     facts: Facts
     firing: dict[str, dict[str, Any]]
     pending: dict[str, float]
-    carried: dict[str, Any]  # what the next evaluation needs (missed-run tracking)
+    carried: dict[str, Any]  # what the next evaluation needs (missed-run tracking, worker samples)
+    previous: dict[str, Any]  # the facts the last evaluation wrote
 
 
 def gather(
@@ -200,6 +202,7 @@ def gather(
         {key.decode(): json.loads(value) for key, value in firing.items()},
         {key.decode(): float(value) for key, value in pending.items()},
         {"missed": tracked, "workers": samples},
+        previous,
     )
 
 
@@ -247,7 +250,12 @@ def evaluate(
     by the tick's publisher only. `workers`: the tick's worker registry read, or None to read it in the gather."""
     inputs = gather(connection, now, metrics, workers, stuck_bands, settings, liveness)
     transitions, state = step(inputs, settings, now)
-    facts = {"at": now, "stuck": inputs.facts.stuck, **inputs.carried}
+    facts = {"stuck": inputs.facts.stuck, **inputs.carried}
+    # The facts are rewritten when they change, and at least every FACTS_REFRESH_SECONDS (their `at` tells
+    # /metrics that the stuck counts are current): most ticks encode and send nothing of them.
+    previous_at = float(inputs.previous.get("at", 0))
+    stale = now - previous_at >= FACTS_REFRESH_SECONDS or now < previous_at
+    write_facts = stale or {k: v for k, v in inputs.previous.items() if k != "at"} != facts  # JSON-shaped both
     with connection.pipeline(transaction=True) as pipe:
         gone_firing = set(inputs.firing) - set(state["firing"])
         gone_pending = set(inputs.pending) - set(state["pending"])
@@ -265,7 +273,8 @@ def evaluate(
         if transitions.resolved:
             pipe.lpush(keys.ALERTS_RECENT, *(json.dumps(alert) for alert in transitions.resolved))
             pipe.ltrim(keys.ALERTS_RECENT, 0, keys.ALERTS_RECENT_CAP - 1)
-        pipe.set(keys.ALERTS_FACTS, json.dumps(facts), ex=keys.ALERTS_FACTS_TTL_SECONDS)
+        if write_facts:
+            pipe.set(keys.ALERTS_FACTS, json.dumps({"at": now, **facts}), ex=keys.ALERTS_FACTS_TTL_SECONDS)
         pipe.execute()
     return transitions
 

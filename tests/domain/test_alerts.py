@@ -307,3 +307,17 @@ def test_a_worker_with_too_few_attempts_or_restarted_counters_does_not_fire(conn
     assert documents.evaluate(connection, now + 60).fired == []
     busy.update(tasks_processed=25, tasks_failed=20)  # a new worker under the same name: counters went down
     assert documents.evaluate(connection, now + 120).fired == []
+
+
+def test_a_steady_tick_costs_one_round_trip_and_writes_nothing(connection, round_trips):
+    documents = Documents()
+    _backlog_on(connection, documents, 0)
+    now = time.time()
+    documents.evaluate(connection, now)  # fires: state and facts written
+    written = connection.get(keys.ALERTS_FACTS)
+    round_trips[0] = 0
+    assert documents.evaluate(connection, now + 2).fired == []
+    assert round_trips[0] == 1  # the read pipeline only: nothing changed, nothing sent
+    assert connection.get(keys.ALERTS_FACTS) == written
+    documents.evaluate(connection, now + 2 + alerts.FACTS_REFRESH_SECONDS)
+    assert json.loads(connection.get(keys.ALERTS_FACTS))["at"] > json.loads(written)["at"]  # kept current
