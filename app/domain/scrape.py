@@ -1,6 +1,7 @@
-"""Everything the Prometheus export shows, as plain data, in two round trips whatever the number of queues and
+"""Everything the Prometheus export shows, as plain data, in one round trip whatever the number of queues and
 workers: one pipeline (every queue's counts, the canceled registries and the oldest waiting job of each queue, the
-monotonic counters, the firing alerts and the last evaluation's stuck runs), then the worker registry.
+monotonic counters, the firing alerts, the last evaluation's stuck runs and the worker registry); schedules, when
+there are any, are listed by their own module.
 
 Stuck runs come from the alert engine's last evaluation (keys.ALERTS_FACTS, written every tick): counting them
 here would cost one more round trip and write the run index on a read.
@@ -18,7 +19,7 @@ from redis import Redis
 
 from app.domain import counters, keys, metrics
 from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
-from app.domain.workers import read_workers
+from app.domain.workers import parse_workers, workers_reads
 
 # Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
 # KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.
@@ -89,10 +90,11 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
         counters.counters_reads(pipe)
         pipe.hvals(keys.ALERTS_FIRING)
         pipe.get(keys.ALERTS_FACTS)
+        workers_reads(pipe)
         has_schedules = _schedules_present()
         if has_schedules:
             pipe.hlen(keys.SCHEDULES)
-        flat, extras, counter_fields, firing, facts, *schedule_count = pipe.execute()
+        flat, extras, counter_fields, firing, facts, registry, *schedule_count = pipe.execute()
     queues = {entry["queueName"]: entry for entry in metrics.parse_queue_counts(flat)}
     for name, canceled, enqueued in extras:
         entry = queues.get(name.decode())
@@ -101,7 +103,7 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
         entry["canceled"] = int(canceled)
         enqueued_at = _rq_time(enqueued) if enqueued else None
         entry["latencySeconds"] = max(0.0, now - enqueued_at) if enqueued_at is not None else 0.0
-    workers = read_workers(connection, now, active_seconds, stale_seconds)
+    workers = parse_workers(registry, now, active_seconds, stale_seconds)
     for entry in queues.values():
         entry["activeWorkers"] = sum(
             1 for worker in workers if worker["liveness"] == "active" and entry["queueName"] in worker["queues"]
