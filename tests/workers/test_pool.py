@@ -302,3 +302,39 @@ def test_a_redis_restart_under_a_busy_pool_loses_no_job(tmp_path):
         connection.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_events_go_to_the_capped_stream_and_to_python_callbacks(connection):
+    from workers.pool import MonitoredPool  # noqa: PLC0415
+
+    pool = MonitoredPool(["tp-events"], connection, 2, name="tp-events")
+    seen: list[dict] = []
+    pool.on("workerFailed", seen.append)
+    pool.on("workerFailed", lambda event: 1 / 0)  # a failing callback stops nothing
+    with pytest.raises(ValueError, match="unknown pool event"):
+        pool.on("workerExploded", seen.append)
+    pool.emit("workerFailed", 2, "job-1", reason="boom")
+    assert seen == [
+        {
+            "event": "workerFailed",
+            "pool": "tp-events",
+            "slot": 2,
+            "worker": "tp-events.2",
+            "jobId": "job-1",
+            "reason": "boom",
+        }
+    ]
+    (event,) = _events(connection, "tp-events")
+    assert (event["event"], event["worker"], event["jobId"], event["details"]) == (
+        "workerFailed",
+        "tp-events.2",
+        "job-1",
+        {"reason": "boom"},
+    )
+    assert pools.pool_ttl(10) == 30 and pool.num_workers == 2
+
+
+def test_bad_capabilities_stop_the_pool_at_start_with_the_reason(redis_url):
+    command = [sys.executable, "-m", "workers.pool", "--url", redis_url, "--capabilities", "[1, 2]", "tp-caps"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--capabilities" in result.stderr and "JSON object" in result.stderr

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 
 import psutil
+import pytest
 from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -108,7 +109,8 @@ def test_a_worker_named_dead_loses_its_job_at_once_whatever_its_heartbeat(connec
     assert [r.job_id for r in recover_stalled(connection, dead_workers=["test-worker"])] == [job.id]
 
 
-def test_concurrent_checks_recover_a_job_once(connection, redis_url):
+@pytest.mark.parametrize("dead_workers", [[], ["test-worker"]], ids=["stale", "named-dead"])
+def test_concurrent_checks_recover_a_job_once(connection, redis_url, dead_workers):
     jobs = [_stalled_job(connection, "st-race", minutes_running=6) for _ in range(20)]
     barrier = threading.Barrier(4)
     results: list[list] = []
@@ -116,7 +118,7 @@ def test_concurrent_checks_recover_a_job_once(connection, redis_url):
     def check() -> None:
         client = Redis.from_url(redis_url)
         barrier.wait()
-        results.append(recover_stalled(client, stale_seconds=300))
+        results.append(recover_stalled(client, stale_seconds=300, dead_workers=dead_workers))
 
     threads = [threading.Thread(target=check) for _ in range(4)]
     for thread in threads:
