@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rq import Queue
 
 from app import create_app
-from app.domain import keys, users, worker_history, workers
+from app.domain import keys, users, worker_history, worker_views, workers
 from app.domain.users import Role
 from bench._common import SECRET, percentile, private_redis, verdict, web_process
 from bench.api_bench import KeepAliveClient, RedisCounter
@@ -96,6 +97,16 @@ def tick_timings(app, runs: int) -> tuple[list[float], int]:
     return samples, trips
 
 
+def domain_p50(compute, runs: int = 50) -> float:  # type: ignore[no-untyped-def]
+    compute()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        compute()
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentile(samples, 0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1000)
@@ -131,6 +142,16 @@ def main() -> int:
                 size = len(client.get(path)[1])
                 results.append((label, samples, trips, size, budget_ms, budget_trips))
             ticks, tick_trips = tick_timings(app, 20)
+        settings = worker_views.Thresholds(60.0, 300.0, 1000)
+        in_process = [
+            ("get_overview", domain_p50(lambda: worker_views.get_overview(connection, settings))),
+            ("get_queue_status", domain_p50(lambda: worker_views.get_queue_status(connection, settings))),
+            ("get_performance(720)", domain_p50(lambda: worker_history.get_performance(connection, 720))),
+        ]
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (a loaded machine inflates every figure)")
+    for label, compute in in_process:
+        print(f"in-process {label:<22} p50 {compute:6.2f} ms (the domain function alone, no HTTP)")
+    print()
     header = f"{'request':<24} {'p50 ms':>8} {'p95 ms':>8} {'round trips':>11} {'KB':>8}  budget"
     print(header)
     print("-" * len(header))

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask_jwt_extended import get_jwt
+from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app.domain import keys, worker_history, worker_views
@@ -18,6 +19,7 @@ from app.domain.timeutil import iso_from_timestamp
 from app.domain.users import Role
 from app.domain.worker_control import send_control
 from app.domain.workers import cleanup_stale_workers, remove_stale_worker
+from app.errors import validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody
 from app.schemas.workers import (
@@ -103,7 +105,7 @@ live_stream.event_stream = True  # type: ignore[attr-defined]
 
 @bp.get("/queue/status")
 @role_required(Role.MODERATOR)
-@spec.validate(resp=Resp(HTTP_200=QueueStatus, HTTP_401=ErrorBody), tags=["workers"])
+@spec.validate(resp=Resp(HTTP_200=QueueStatus, HTTP_401=ErrorBody), tags=["workers"], skip_validation=True)
 def queue_status() -> Any:
     """Per queue: size, oldest waiting job's age, active workers listening, throughput and ETA to drain."""
     return jsonify(worker_views.get_queue_status(get_redis(), thresholds()))
@@ -111,7 +113,7 @@ def queue_status() -> Any:
 
 @bp.get("/worker/<name>/details")
 @role_required(Role.MODERATOR)
-@spec.validate(resp=Resp(HTTP_200=WorkerDetails, **ERRORS), tags=["workers"])
+@spec.validate(resp=Resp(HTTP_200=WorkerDetails, **ERRORS), tags=["workers"], skip_validation=True)
 def details(name: str) -> Any:
     """One worker: its <worker> fields, RQ's facts, last 50 attempts, 24 hourly buckets, memory over the last hour."""
     return jsonify(worker_views.get_worker_details(get_redis(), check_worker_name(name), thresholds()))
@@ -119,11 +121,14 @@ def details(name: str) -> Any:
 
 @bp.get("/performance/metrics")
 @role_required(Role.MODERATOR)
-@spec.validate(query=HoursQuery, resp=Resp(HTTP_200=Performance, **ERRORS), tags=["workers"])
+@spec.validate(query=HoursQuery, resp=Resp(HTTP_200=Performance, **ERRORS), tags=["workers"], skip_validation=True)
 def performance() -> Any:
     """Processed/failed per worker and system-wide per bucket (hourly ≤ 48 h, 6-hourly ≤ 7 d, else daily), the
     sampled queue size and workers, p95 and the change against the previous period."""
-    query: HoursQuery = request.context.query  # type: ignore[attr-defined]
+    try:  # validated here: spectree's response validation would re-parse a month of points (1 MB) each call
+        query = HoursQuery.model_validate(request.args.to_dict())
+    except ValidationError as error:
+        raise validation_failed(error) from None
     return jsonify(worker_history.get_performance(get_redis(), query.hours))
 
 
