@@ -141,6 +141,8 @@ def retry_job(
     """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, argsOverrides,
     removeOriginal, force (retry a job that was already retried)."""
     job, state = fetch_job(connection, queue_name, job_id)
+    if getattr(job, "_unreadable_meta", None) is not None:  # RQ kept the bytes it could not unpickle
+        raise JobNotRetryable(f"Job '{job.id}' cannot be retried: its metadata cannot be read")
     _check_retryable(job, state, thresholds, time.time() if now is None else now)
     force = bool(options.get("force"))
     if not force:

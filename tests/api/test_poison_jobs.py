@@ -135,3 +135,30 @@ def test_the_job_page_of_a_poison_job_opens(client, make_user, connection, kind)
     response = client.get(f"/admin/queues/poison-page-html/jobs/{ids[kind]}")
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert response.mimetype == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("surrogate", 201, None),
+        ("deep", 201, None),
+        ("garbage", 409, "job_not_retryable"),
+        ("garbage-meta", 409, "job_not_retryable"),
+        ("bad-date", 409, "job_unreadable"),
+    ],
+)
+def test_retrying_a_poison_job_is_done_or_refused_never_a_500(client, make_user, connection, kind, status, code):
+    from tests.api.test_job_actions import failed_job  # noqa: PLC0415
+
+    admin = {"Authorization": f"Bearer {login(client, make_user('poison-admin', Role.ADMIN))['access_token']}"}
+    arguments = {"surrogate": ((SURROGATE_NAME,), {}), "deep": ((), {"tree": nested(100)})}.get(kind, (("x",), {}))
+    job = failed_job(connection, None, "poison-retry", *arguments[0], **arguments[1])
+    broken = {"garbage": {"data": b"\x00garbage"}, "garbage-meta": {"meta": b"?"}, "bad-date": {"created_at": b"?"}}
+    if kind in broken:
+        connection.hset(f"rq:job:{job.id}", mapping=broken[kind])
+    before = connection.hgetall(f"rq:job:{job.id}")
+    response = client.post(f"{API}/retry/poison-retry/{job.id}", json={}, headers=admin)
+    assert response.status_code == status, response.get_json()
+    if code:
+        assert response.get_json()["error"]["code"] == code
+        assert connection.hgetall(f"rq:job:{job.id}") == before  # refused: the original is untouched
