@@ -8,6 +8,7 @@ what the API never accepts (API.md): nesting deeper than `MAX_JSON_DEPTH` and Na
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -27,6 +28,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid syntax, but Infinity once read
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def nesting_exceeds(value: Any, limit: int) -> bool:
     """Whether arrays/objects nest deeper than `limit` (`{}` is one level); iterative, so any depth is safe."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -42,7 +50,7 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
 def loads_checked(data: str | bytes) -> Any:
     """Strict JSON: no NaN/Infinity, at most MAX_JSON_DEPTH levels; any failure is a ValueError."""
     try:
-        value = json.loads(data, parse_constant=_refuse_constant)
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError:  # deeper than the interpreter's recursion limit: far deeper than allowed
         raise JSONTooDeep(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     if isinstance(value, dict | list) and nesting_exceeds(value, MAX_JSON_DEPTH):
