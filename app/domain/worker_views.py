@@ -1,9 +1,10 @@
 """The worker documents of API.md § Workers: overview (also the live stream's), queue status and one worker's
 details. Each is one round trip: the worker registry's script (app.domain.workers) and the other reads in one
-pipeline. Health follows seed 000's rules (`worker_health`) until the alert rules own the roll-up."""
+pipeline. Health is the worse of the alert rules' roll-up (the firing alerts) and seed 000's rules (`rolled_up`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -11,7 +12,7 @@ from typing import Any
 
 from redis import Redis
 
-from app.domain import history, keys, worker_history, workers
+from app.domain import alerts, history, keys, worker_history, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
 from app.domain.timeutil import iso_from_timestamp
 
@@ -82,6 +83,25 @@ def worker_health(
     return ("degraded" if reasons else "healthy"), reasons
 
 
+SEVERITY_ORDER = ("healthy", "degraded", "critical")
+
+
+def rolled_up(seed_rules: tuple[str, list[str]], firing: list[bytes]) -> tuple[str, list[str]]:
+    """The worse of seed 000's rules (immediate, from this read) and the alert rules' roll-up (the firing alerts of
+    ALERTS.md, as GET /api/v1/health reports them, evaluated by the ticker); the reasons of both, critical first."""
+    alerts_found = []
+    for raw in firing:
+        try:
+            alerts_found.append(json.loads(raw))
+        except ValueError:
+            continue
+    alerts_found.sort(key=lambda alert: alert.get("severity") != "critical")
+    status = alerts.status_of(alerts.severity_counts(alerts_found))
+    worst = max(status, seed_rules[0], key=SEVERITY_ORDER.index)
+    messages = [str(alert.get("message", "")) for alert in alerts_found]
+    return worst, messages + [reason for reason in seed_rules[1] if reason not in messages]
+
+
 def _age(seconds: float) -> str:
     return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
@@ -142,15 +162,16 @@ def get_overview(connection: Redis, thresholds: Thresholds, now: float | None = 
         pipe.xrevrange(keys.POOL_EVENTS, count=POOL_EVENTS_SHOWN)
         pipe.zrange(keys.WORKER_LAST_END, 0, -1, withscores=True)
         pipe.info("memory")
+        pipe.hvals(keys.ALERTS_FIRING)
         _window_reads(pipe, now)
-        registry, counts, recent, events, ends, memory, *minutes = pipe.execute()
+        registry, counts, recent, events, ends, memory, firing, *minutes = pipe.execute()
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
     queues = parse_queue_counts(counts)
     sizes, last_end, window = _sizes(queues), worker_history.last_ends(ends), _window(minutes)
     for worker in found:
         _complete(worker, sizes, last_end.get(worker["worker_name"]))
     waiting = sum(sizes.values())
-    status, reasons = worker_health(found, waiting, window)
+    status, reasons = rolled_up(worker_health(found, waiting, window), firing)
     finished = sum(c["ok"] + c["fail"] for q, c in window.items() if q)
     duration_ms = sum(c["ms"] for q, c in window.items() if q)
     active = [worker for worker in found if worker["liveness"] == workers.Liveness.ACTIVE]
@@ -237,8 +258,9 @@ def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | Non
         workers.workers_reads(pipe)
         queue_counts_reads(pipe, now)
         pipe.eval(_OLDEST_LUA, 2, ALL_QUEUES_KEY, keys.KNOWN_QUEUES, QUEUE_KEY_PREFIX, keys.prioritized(""), "rq:job:")
+        pipe.hvals(keys.ALERTS_FIRING)
         _window_reads(pipe, now)
-        registry, counts, oldest_flat, *minutes = pipe.execute()
+        registry, counts, oldest_flat, firing, *minutes = pipe.execute()
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
     queues, window, oldest = parse_queue_counts(counts), _window(minutes), _oldest(oldest_flat, now)
     listening: dict[str, int] = {}
@@ -267,7 +289,7 @@ def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | Non
     capacity = thresholds.max_queue_size * len(documents)
     etas = [document["estimated_completion_time"] for document in documents.values()]
     waiting_unserved = [n for n, d in documents.items() if d["size"] and not d["workers"]]
-    status, _ = worker_health(found, total, window)
+    status, _ = rolled_up(worker_health(found, total, window), firing)
     return {
         "success": True,
         "timestamp": iso_from_timestamp(now),

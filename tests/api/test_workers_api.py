@@ -3,6 +3,7 @@ performance, queue status, control round trips, a SIGKILLed worker seen stale th
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -287,3 +288,14 @@ def test_a_pool_through_the_api_restart_stop_start_and_its_events(client, auth, 
     wait_for(listed, timeout=60)
     actions = {(e["worker"], e["action"]) for e in get(client, auth, "/overview")["recent_activity"]}
     assert (child, "restarted") in actions or (child, "started") in actions
+
+
+def test_health_is_the_worse_of_the_firing_alerts_and_seed_rules(client, auth, connection):
+    alert = {"id": "scheduler_down:system:scheduler", "rule": "scheduler_down", "severity": "critical",
+             "subject": {"kind": "system", "name": "scheduler"}, "value": 120, "threshold": 60,
+             "since": "2026-12-01T00:00:00.000Z", "message": "The scheduler has not beaten for 2 min"}  # fmt: skip
+    assert get(client, auth, "/overview")["system_overview"]["overall_health"] == "healthy"
+    connection.hset("rqmon:alerts:firing", alert["id"], json.dumps(alert))
+    system = get(client, auth, "/overview")["system_overview"]
+    assert system["overall_health"] == "critical" and system["health_reasons"] == [alert["message"]]
+    assert get(client, auth, "/queue/status")["system_health"]["status"] == "critical"
