@@ -107,6 +107,36 @@ def domain_p50(compute, runs: int = 50) -> float:  # type: ignore[no-untyped-def
     return percentile(samples, 0.5)
 
 
+def compare_with_dashboard(url: str, client: KeepAliveClient, rounds: int) -> tuple[float, float] | None:
+    """rq-dashboard's /0/data/workers.json (RQ's Worker.all(): two round trips per worker) beside /overview,
+    interleaved request by request; None when no rq-dashboard venv is installed (optional)."""
+    import tempfile
+
+    from bench._common import stop_process
+    from bench.dashboard_bench import dashboard_venv, start_dashboard
+
+    venv = dashboard_venv()
+    if venv is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="rqdash-") as folder:
+        port, process = start_dashboard(venv, url, Path(folder))
+        try:
+            theirs_client = KeepAliveClient(port)
+            ours, theirs = [], []
+            for _ in range(rounds):
+                for samples, target, path in (
+                    (ours, client, f"{API}/overview"),
+                    (theirs, theirs_client, "/0/data/workers.json"),
+                ):
+                    started = time.perf_counter()
+                    status, _ = target.get(path)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    assert status == 200
+        finally:
+            stop_process(process)
+    return percentile(ours, 0.5), percentile(theirs, 0.5)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1000)
@@ -142,6 +172,7 @@ def main() -> int:
                 size = len(client.get(path)[1])
                 results.append((label, samples, trips, size, budget_ms, budget_trips))
             ticks, tick_trips = tick_timings(app, 20)
+            dashboard = compare_with_dashboard(url, client, max(20, args.requests // 4))
         settings = worker_views.Thresholds(60.0, 300.0, 1000)
         in_process = [
             ("get_overview", domain_p50(lambda: worker_views.get_overview(connection, settings))),
@@ -176,6 +207,12 @@ def main() -> int:
     tick_p95 = percentile(ticks, 0.95)
     print(f"\nworkers feed tick + minute sample (in-process): p50 {tick_p50:.2f} ms, p95 {tick_p95:.2f} ms, "
           f"{tick_trips} round trips  {verdict(tick_ok)} (p50 <= 30 ms)")  # fmt: skip
+    if dashboard is None:
+        print("rq-dashboard comparison skipped: no rq-dashboard venv (see bench/dashboard_bench.py to make one)")
+    else:
+        ours, theirs = dashboard
+        print(f"interleaved on the same Redis: /overview p50 {ours:.2f} ms vs rq-dashboard's workers.json "
+              f"{theirs:.2f} ms: {theirs / ours:.1f}x")  # fmt: skip
     print(f"history keys kept {keys.WORKER_HISTORY_DAYS} days")
     return 0 if ok else 1
 
