@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -239,11 +240,19 @@ return out
 """
 
 
+def _rq_epoch(raw: str) -> float | None:
+    """RQ's UTC times (`2026-12-01T03:10:00.123456Z`) as epoch seconds; None for anything else."""
+    try:
+        return datetime.fromisoformat(raw.rstrip("Z")).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
 def _oldest(flat: list[bytes], now: float) -> dict[str, float | None]:
     found: dict[str, float | None] = {}
     for at in range(0, len(flat), 3):
         name, *times = (value.decode(errors="replace") for value in flat[at : at + 3])
-        moments = [workers._rq_time(value) for value in times if value]
+        moments = [_rq_epoch(value) for value in times if value]
         known = [moment for moment in moments if moment is not None]
         found[name] = round(max(0.0, now - min(known)), 3) if known else None
     return found
