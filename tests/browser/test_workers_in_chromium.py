@@ -118,6 +118,10 @@ def test_an_admin_watches_controls_and_removes_workers(page, fast_server, make_u
         wait_for(lambda kind=kind: page.evaluate(f"() => document.getElementById('chart-{kind}').naturalWidth") > 0)
     screenshot(page, "worker-detail")
     page.set_viewport_size(NARROW)
+    for kind in ("hourly", "memory"):  # phones get the chart drawn at their size
+        image = f"document.getElementById('chart-{kind}')"
+        narrow = f"() => {image}.complete && {image}.currentSrc.includes('size=narrow')"
+        wait_for(lambda narrow=narrow: page.evaluate(narrow))
     fits_375(page)
     screenshot(page, "worker-detail-375px")
 
