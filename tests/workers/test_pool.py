@@ -338,3 +338,17 @@ def test_bad_capabilities_stop_the_pool_at_start_with_the_reason(redis_url):
     command = [sys.executable, "-m", "workers.pool", "--url", redis_url, "--capabilities", "[1, 2]", "tp-caps"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--capabilities" in result.stderr and "JSON object" in result.stderr
+
+
+def test_children_stop_when_their_pool_is_sigkilled(connection, start_pool):
+    pool, name = start_pool("tp-orphans", workers=2)
+    wait_for(lambda: connection.hget(f"rq:worker:{name}.2", "pid"), timeout=30)
+    children = [_child_pid(connection, f"{name}.{slot}") for slot in (1, 2)]
+    os.kill(pool.pid, signal.SIGKILL)
+    pool.wait(timeout=10)
+
+    def gone(pid: int) -> bool:
+        return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    wait_for(lambda: all(gone(pid) for pid in children), timeout=20)  # warm shutdown on the pool's death
+    wait_for(lambda: not connection.sismember("rq:workers", f"rq:worker:{name}.1"), timeout=10)
