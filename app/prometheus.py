@@ -78,9 +78,10 @@ class ScrapeCollector(Collector):
             paused.add_metric([name], 1 if queue["paused"] else 0)
             latency.add_metric([name], queue.get("latencySeconds", 0.0))
             listening.add_metric([name], queue.get("activeWorkers", 0))
-            bands = self.scrape["stuck"].get(name, {})
-            for severity in SEVERITIES:
-                stuck.add_metric([name, severity], bands.get(severity, 0))
+            bands = self.scrape["stuck"].get(name)
+            if bands:  # queues with a stuck run only: 4 zero samples per queue would be a fifth of a large scrape
+                for severity in SEVERITIES:
+                    stuck.add_metric([name, severity], bands.get(severity, 0))
         yield from (jobs, paused, latency, listening, stuck)
 
     def _counters(self) -> Iterator[Metric]:
