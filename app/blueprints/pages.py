@@ -32,7 +32,7 @@ from app.domain import audit, history, schedules, worker_history
 from app.domain.jobs import UnreadableJob, fetch_job
 from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
-from app.domain.states import Period
+from app.domain.states import Period, vocabulary
 from app.domain.users import Role
 from app.domain.workers import read_worker
 from app.errors import ApiError, validation_failed
@@ -85,6 +85,13 @@ def page(view: Callable[..., Any]) -> Callable[..., Any]:
         return response
 
     return wrapper
+
+
+@bp.app_context_processor
+def _vocabulary() -> dict[str, Any]:
+    """Every page's words and stuck bands: base.html hands `vocabulary` to the scripts as JSON (data-vocabulary)."""
+    thresholds = current_app.config["STUCK_THRESHOLDS"]
+    return {"stuck_thresholds": thresholds, "vocabulary": vocabulary(thresholds.minutes)}
 
 
 def render(template: str, **context: Any) -> str:

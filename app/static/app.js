@@ -8,7 +8,10 @@
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const integer = new Intl.NumberFormat('en-US');
   const decimal = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
-  const STATE_DONE = ['completed', 'failed', 'canceled', 'stopped'];
+  // The server's words and stuck bands (app/domain/states.py, STUCK_THRESHOLDS_MINUTES): base.html's data-vocabulary.
+  const VOCABULARY = JSON.parse(ds.vocabulary);
+  const STATES = VOCABULARY.states; // { WAITING: 'waiting', ACTIVE: 'active', … }
+  const STATE_DONE = VOCABULARY.finishedStates;
 
   // --- formatting -----------------------------------------------------------------------------------
   const num = (value) => (value === null || value === undefined ? '—' : integer.format(value));
@@ -49,7 +52,7 @@
     if (!iso) return '—';
     return el('time', { class: 'relative', datetime: iso, title: when(iso), text: relativeText(iso) });
   }
-  const FAILED_STATES = ['failed', 'stopped', 'canceled'];
+  const FAILED_STATES = VOCABULARY.failedStates;
 
   function el(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
@@ -197,9 +200,8 @@
   window.rqMonitor = { Live }; // lets tests and curious operators look at the live state
 
   // --- navigation badge: stuck jobs on every page ---------------------------------------------------
-  const SEVERITIES = ['low', 'medium', 'high', 'critical'];
-  // The stuck bands in minutes, from the server's configuration (STUCK_THRESHOLDS_MINUTES).
-  const stuckThresholds = (ds.stuckThresholds || '').split(',').filter(Boolean).map(Number);
+  const SEVERITIES = VOCABULARY.severities;
+  const stuckThresholds = VOCABULARY.stuckThresholdsMinutes; // where each band starts, in minutes
   const minutesText = (m) => (m >= 60 && m % 60 === 0 ? `${m / 60} h` : m >= 1 ? `${decimal.format(m)} min` : `${Math.round(m * 60)} s`);
   function showStuckBadge(summary) {
     const badge = $('#stuck-badge');
@@ -219,7 +221,7 @@
   // --- pages ----------------------------------------------------------------------------------------
   function overviewPage() {
     const render = (metrics) => {
-      for (const key of ['waiting', 'active', 'completed', 'failed', 'delayed']) $(`#total-${key}`).textContent = num(metrics.totals[key]);
+      for (const node of $$('[id^="total-"]')) node.textContent = num(metrics.totals[node.id.slice('total-'.length)]);
       $('#success-rate').textContent = pct(metrics.successRate);
       $('#processing-rate').textContent = decimal.format(metrics.processingRate);
       $('#updated').textContent = when(metrics.timestamp);
@@ -227,8 +229,8 @@
       const rows = metrics.queues.map((queue) => el('tr', { 'data-queue': queue.queueName },
         el('th', { scope: 'row' }, el('span', {}, el('a', { href: queuePage(queue.queueName) }, breakable(queue.queueName, 'name')),
           queue.paused ? el('span', { class: 'badge badge-paused', text: 'Paused' }) : '')),
-        ...['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed'].map((key) =>
-          el('td', { class: `num${key === 'failed' && queue.failed ? ' bad' : ''}`, 'data-count': key, text: num(queue[key]) })),
+        ...VOCABULARY.browsableStates.map((key) =>
+          el('td', { class: `num${key === STATES.FAILED && queue.failed ? ' bad' : ''}`, 'data-count': key, text: num(queue[key]) })),
         el('td', { class: 'num', text: pct(queue.successRate) }),
         el('td', { class: 'num', text: decimal.format(queue.processingRate || 0) })));
       fill($('#queues-body'), rows, 'No queues yet.', 9);
@@ -238,7 +240,7 @@
 
   function queuePage_() {
     const queue = ds.queue;
-    let state = 'waiting';
+    let state = VOCABULARY.browsableStates[0];
     let page = 1;
     let counts = {};
     const perPage = 25;
@@ -270,7 +272,7 @@
     function render(doc) {
       const previous = counts;
       counts = doc.queue;
-      for (const key of ['waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed']) $(`#count-${key}`).textContent = num(counts[key]);
+      for (const key of VOCABULARY.browsableStates) $(`#count-${key}`).textContent = num(counts[key]);
       $('#paused-badge').hidden = !counts.paused;
       if ($('#pause-btn')) { $('#pause-btn').hidden = counts.paused; $('#resume-btn').hidden = !counts.paused; }
       $('#updated').textContent = when(doc.timestamp);
@@ -318,8 +320,8 @@
     for (const button of $$('[data-clear]')) {
       button.addEventListener('click', () => {
         const type = button.dataset.clear;
-        const completed = type === 'failed' ? 0 : counts.completed || 0;
-        const failed = type === 'completed' ? 0 : counts.failed || 0;
+        const completed = type === STATES.FAILED ? 0 : counts[STATES.COMPLETED] || 0;
+        const failed = type === STATES.COMPLETED ? 0 : counts[STATES.FAILED] || 0;
         const parts = [completed && `${num(completed)} completed`, failed && `${num(failed)} failed`].filter(Boolean);
         $('#confirm-text').textContent = parts.length
           ? `Delete ${parts.join(' and ')} job${completed + failed === 1 ? '' : 's'} of queue ${queue}, with their data and results? Waiting, running and delayed jobs are not touched. This cannot be undone.`
@@ -345,11 +347,11 @@
     let timer = null;
     let current = null;
     let prefilled = false;
-    const stuckAfterMs = Number(ds.stuckAfterMs || 600000);
+    const stuckAfterMs = Math.round(stuckThresholds[0] * 60000);
     function fact(label, value) { return [el('dt', { text: label }), el('dd', {}, value)]; }
     function retryable(job) {
       if (FAILED_STATES.includes(job.state)) return true;
-      return job.state === 'active' && Boolean(job.processedOn) && Date.now() - Date.parse(job.processedOn) >= stuckAfterMs;
+      return job.state === STATES.ACTIVE && Boolean(job.processedOn) && Date.now() - Date.parse(job.processedOn) >= stuckAfterMs;
     }
     function renderErrors(job) {
       const traces = job.stacktrace || [];
@@ -398,7 +400,7 @@
       const offered = retryable(job);
       form.hidden = !offered;
       $('#retry-unavailable').hidden = offered;
-      $('#retry-state').textContent = job.state === 'active' ? 'running, not stuck' : job.state;
+      $('#retry-state').textContent = job.state === STATES.ACTIVE ? 'running, not stuck' : job.state;
       const copy = $('#retry-copy');
       copy.hidden = !job.retriedAs;
       if (job.retriedAs) copy.replaceChildren('This job was already retried as ', fullJobLink(job.queueName, job.retriedAs), '. Retrying it again makes another copy.');

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html as html_module
+import json
+import re
+
 import pytest
 
 from tests.api.test_auth import assert_error
@@ -85,7 +89,8 @@ def test_the_alerts_page_shows_the_configured_bands(redis_url, tmp_path, make_us
     html = client.get("/admin/alerts").get_data(as_text=True)
     for text in texts:
         assert text in html
-    assert f'data-stuck-thresholds="{",".join(str(b) for b in bands)}"' in html
+    attribute = re.search(r"data-vocabulary='([^']*)'", html)
+    assert attribute and json.loads(html_module.unescape(attribute[1]))["stuckThresholdsMinutes"] == list(bands)
     assert 'id="stuck-counts"' in html
 
 
