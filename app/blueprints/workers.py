@@ -33,7 +33,7 @@ from app.schemas.workers import (
     Removed,
     WorkerDetails,
 )
-from app.security import role_required
+from app.security import joined_read, read_with_auth, role_required
 from app.sse import event_stream, snapshot_event
 from app.ticker import Feed, Tick, register_feed, register_task
 
@@ -80,10 +80,12 @@ def _register(state: BlueprintSetupState) -> None:
 
 @bp.get("/overview")
 @role_required(Role.MODERATOR)
+@read_with_auth(lambda pipe: worker_views.overview_reads(pipe, thresholds()))  # one round trip, auth included
 @spec.validate(resp=Resp(HTTP_200=Overview, HTTP_401=ErrorBody), tags=["workers"], skip_validation=True)
 def overview() -> Any:
     """Every worker RQ knows, the system roll-up (health and why), the last 50 ended attempts and pool events."""
-    return jsonify(worker_views.get_overview(get_redis(), thresholds()))
+    document = joined_read()
+    return jsonify(document if document is not None else worker_views.get_overview(get_redis(), thresholds()))
 
 
 @bp.get("/live-stream")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -155,17 +156,30 @@ def _mean(values: list[float]) -> float | None:
 
 def get_overview(connection: Redis, thresholds: Thresholds, now: float | None = None) -> dict[str, Any]:
     """GET /overview (and the live stream's document): one round trip."""
-    now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
-        workers.workers_reads(pipe)
-        queue_counts_reads(pipe, now)
-        pipe.lrange(keys.WORKER_ACTIVITY, 0, RECENT_ACTIVITY - 1)
-        pipe.xrevrange(keys.POOL_EVENTS, count=POOL_EVENTS_SHOWN)
-        pipe.zrange(keys.WORKER_LAST_END, 0, -1, withscores=True)
-        pipe.info("memory")
-        pipe.hvals(keys.ALERTS_FIRING)
-        _window_reads(pipe, now)
-        registry, counts, recent, events, ends, memory, firing, *minutes = pipe.execute()
+        finish = overview_reads(pipe, thresholds, now)
+        return finish(pipe.execute())
+
+
+def overview_reads(
+    pipe: Any, thresholds: Thresholds, now: float | None = None
+) -> Callable[[list[Any]], dict[str, Any]]:
+    """Queue the overview's reads on `pipe` (a caller may join them to a round trip of its own, as the request's
+    auth lookup does); the returned function builds the document from their results."""
+    now = time.time() if now is None else now
+    workers.workers_reads(pipe)
+    queue_counts_reads(pipe, now)
+    pipe.lrange(keys.WORKER_ACTIVITY, 0, RECENT_ACTIVITY - 1)
+    pipe.xrevrange(keys.POOL_EVENTS, count=POOL_EVENTS_SHOWN)
+    pipe.zrange(keys.WORKER_LAST_END, 0, -1, withscores=True)
+    pipe.info("memory")
+    pipe.hvals(keys.ALERTS_FIRING)
+    _window_reads(pipe, now)
+    return lambda results: _overview(results, thresholds, now)
+
+
+def _overview(results: list[Any], thresholds: Thresholds, now: float) -> dict[str, Any]:
+    registry, counts, recent, events, ends, memory, firing, *minutes = results
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
     queues = parse_queue_counts(counts)
     sizes, last_end, window = _sizes(queues), worker_history.last_ends(ends), _window(minutes)

@@ -299,3 +299,29 @@ def test_health_is_the_worse_of_the_firing_alerts_and_seed_rules(client, auth, c
     system = get(client, auth, "/overview")["system_overview"]
     assert system["overall_health"] == "critical" and system["health_reasons"] == [alert["message"]]
     assert get(client, auth, "/queue/status")["system_health"]["status"] == "critical"
+
+
+def test_the_overview_is_one_round_trip_with_the_token_check_and_nothing_for_a_revoked_token(
+    client, auth, connection, monkeypatch
+):
+    from redis.connection import AbstractConnection
+
+    from app.domain import users
+
+    headers = auth("moderator")
+    assert client.get(f"{API}/overview", headers=headers).status_code == 200  # warm: the connection is open
+    sent = []
+    send = AbstractConnection.send_packed_command
+
+    def counting(conn, command, check_health=True):  # type: ignore[no-untyped-def]
+        sent.append(command)
+        return send(conn, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    response = client.get(f"{API}/overview", headers=headers)
+    assert response.status_code == 200 and "system_overview" in response.get_json()
+    assert len(sent) == 1
+    monkeypatch.undo()
+    users.delete_user(connection, "user-moderator")
+    refused = client.get(f"{API}/overview", headers=headers)
+    assert refused.status_code == 401 and "workers" not in refused.get_json()
