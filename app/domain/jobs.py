@@ -21,7 +21,7 @@ from app.domain import attempts
 from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
 from app.domain.names import check_job_id
 from app.domain.queues import QueueKeys, live_count_reads, live_page_reads, queue_exists_reads, queue_keys
-from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS
+from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS, JobState
 from app.domain.timeutil import iso, iso_from_timestamp
 
 MAX_PER_PAGE = 200
@@ -131,7 +131,7 @@ def job_data(job: Job) -> dict[str, Any]:
 def state_of(job: Job, prioritized: bool = False) -> str:
     status = job.get_status(refresh=False)
     if status == JobStatus.QUEUED and prioritized:
-        return "prioritized"
+        return JobState.PRIORITIZED.value
     return STATE_OF_STATUS.get(status, str(status.value if status else "unknown"))  # type: ignore[union-attr]
 
 
@@ -259,7 +259,7 @@ def summarize_raw(
     delayed job becomes waiting (its ScheduledJobRegistry score)."""
     if not raw:
         return {"jobId": job_id, "queueName": queue_name, "state": state, "dataError": "job data has expired"}
-    if state == "failed":
+    if state == JobState.FAILED:
         state = _OWN_STATE_IN_FAILED.get(raw.get(b"status") or b"", state)
     try:
         return summarize_fast(job_id, queue_name, state, raw, delay_until)
@@ -273,18 +273,18 @@ def summarize_raw(
 
 
 def _page_ids_reads(pipe: Any, queue: QueueKeys, state: str, start: int, end: int) -> None:
-    if state == "waiting":
+    if state == JobState.WAITING:
         pipe.llen(queue.waiting)
         pipe.lrange(queue.waiting, start, end)
-    elif state in ("completed", "failed"):  # newest first; entries whose job RQ has expired are left out
-        key = queue.completed if state == "completed" else queue.failed
+    elif state in (JobState.COMPLETED, JobState.FAILED):  # newest first; entries whose job RQ has expired are left out
+        key = queue.completed if state == JobState.COMPLETED else queue.failed
         live_count_reads(pipe, key)
         live_page_reads(pipe, key, start, end)
-    elif state == "delayed":  # scored by when each becomes waiting
+    elif state == JobState.DELAYED:  # scored by when each becomes waiting
         pipe.zcard(queue.delayed)
         pipe.zrange(queue.delayed, start, end, withscores=True)
     else:
-        key = {"prioritized": queue.prioritized, "active": queue.active}[state]
+        key = {JobState.PRIORITIZED: queue.prioritized, JobState.ACTIVE: queue.active}[JobState(state)]
         pipe.zcard(key)
         pipe.zrange(key, start, end)
 
@@ -303,11 +303,11 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
     if not (in_rq or known):
         raise QueueNotFound(queue_name)
     due: dict[str, str] = {}
-    if state == "delayed":
+    if state == JobState.DELAYED:
         due = {member.decode(): iso_from_timestamp(score) for member, score in entries}
         entries = [member for member, _score in entries]
     ids = [entry.decode() for entry in entries]
-    if state == "active":
+    if state == JobState.ACTIVE:
         ids = [started_entry_job_id(entry) for entry in ids]
     with connection.pipeline(transaction=False) as pipe:
         for job_id in ids:
@@ -359,8 +359,8 @@ class UnreadableJob(Conflict):
         status = (raw.get(b"status") or b"").decode("utf-8", "replace")
         self.raw = raw
         self.state = STATE_OF_STATUS.get(status, status)  # type: ignore[call-overload]
-        if prioritized and self.state == "waiting":
-            self.state = "prioritized"
+        if prioritized and self.state == JobState.WAITING:
+            self.state = JobState.PRIORITIZED.value
 
 
 _DETAIL_READERS: dict[str, Any] = _SUMMARY_READERS | {
@@ -442,7 +442,7 @@ def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dic
         attemptsStarted=recorded["attemptsStarted"],
         timestamp=iso(job.created_at or job.enqueued_at),  # first enqueued
         enqueuedAt=iso(job.enqueued_at),  # latest: RQ re-sets it when a retry or a delay requeues the job
-        delayUntil=_delay_until(connection, queue_name, job.id) if state == "delayed" else None,
+        delayUntil=_delay_until(connection, queue_name, job.id) if state == JobState.DELAYED else None,
         processedOn=iso(job.started_at),
         finishedOn=iso(job.ended_at),
         returnValue=return_value,

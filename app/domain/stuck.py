@@ -21,6 +21,7 @@ from app.domain import keys
 from app.domain.jobs import job_key, summarize_raw
 from app.domain.queues import QueueKeys, list_queue_names, parse_queue_names, queue_names_reads
 from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, SEVERITIES, StuckThresholds
+from app.domain.states import JobState
 
 DEFAULT_STUCK_LIMIT = 100
 MAX_STUCK_LIMIT = 1000
@@ -323,7 +324,7 @@ def parse_longest_runs(
 
 def describe_run(connection: Redis, run: dict[str, Any]) -> dict[str, Any]:
     """An active run as the per-queue live view shows it (shown even when its payload cannot be read)."""
-    summary = summarize_raw(connection, run["jobId"], run["queueName"], "active", run["raw"] or {})
+    summary = summarize_raw(connection, run["jobId"], run["queueName"], JobState.ACTIVE.value, run["raw"] or {})
     view = {
         "jobId": run["jobId"],
         "jobName": summary.get("jobName"),

@@ -23,6 +23,7 @@ from rq.job import JobStatus
 from app.domain import keys
 from app.domain.errors import ActionNotSupported, InvalidInput, JobNotActive
 from app.domain.jobs import fetch_job
+from app.domain.states import JobState
 from app.domain.workers import WorkerStatus, read_worker
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -184,7 +185,7 @@ def stop_job(connection: Redis, queue_name: str, job_id: str, timeout: float = D
     QueueNotFound/JobNotFound as for any job; JobNotActive when it is not running or no worker listens. Waits up
     to `timeout` for the job to end; returns whether it did."""
     job, state = fetch_job(connection, queue_name, job_id)
-    if state != "active":
+    if state != JobState.ACTIVE:
         raise JobNotActive(f"Job '{job_id}' is {state}, not active; only a running job can be stopped")
     worker_name = job.worker_name
     if not worker_name or not connection.pubsub_numsub(f"rq:pubsub:{worker_name}")[0][1]:
