@@ -19,6 +19,7 @@ from rq.registry import StartedJobRegistry
 from app.domain import attempts, history, keys, schedules, users
 from app.domain.priority import enqueue_prioritized
 from app.domain.queues import remember_queue
+from app.domain.states import Period
 from app.domain.users import Role
 
 DEMO_QUEUES = ("emails", "reports", "images")
@@ -161,7 +162,7 @@ def ensure_demo_schedules(connection: Redis) -> list[str]:
 
 
 def _has_history(connection: Redis) -> bool:
-    return any(trend["total"] for trend in history.get_trends(connection, "30d", list(DEMO_QUEUES)))
+    return any(trend["total"] for trend in history.get_trends(connection, Period.MONTH, list(DEMO_QUEUES)))
 
 
 def seed_demo(connection: Redis, password: str) -> dict:

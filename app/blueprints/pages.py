@@ -212,6 +212,7 @@ def trends() -> Any:
         "trends.html",
         period=period,
         periods=list(history.PERIODS),
+        bucket=history.PERIODS[period][0].words,
         trends=history.get_trends(connection, period, list_queue_names(connection)),
     )
 

@@ -33,12 +33,13 @@ class Granularity:
     name: str
     seconds: int
     ttl: int
+    words: str  # one bucket, as the pages say it ("per 6 hours")
 
 
-MINUTE = Granularity("m", 60, 25 * 3600)  # 25 h: the leading edge of a 24h window is read at the minute
-HOUR = Granularity("h", 3600, 8 * 86400)
-QUARTER_DAY = Granularity("q", 21600, 35 * 86400)
-DAY = Granularity("d", 86400, 400 * 86400)
+MINUTE = Granularity("m", 60, 25 * 3600, "minute")  # 25 h: the leading edge of a 24h window is read at the minute
+HOUR = Granularity("h", 3600, 8 * 86400, "hour")
+QUARTER_DAY = Granularity("q", 21600, 35 * 86400, "6 hours")
+DAY = Granularity("d", 86400, 400 * 86400, "day")
 PER_QUEUE_GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 
 # period -> (bucket granularity, number of buckets, including the current one): the series of `series=1`

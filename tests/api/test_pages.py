@@ -130,3 +130,13 @@ def test_trend_charts_are_svg_without_scripts(client, make_user, connection):
     json = {"Accept": "application/json"}
     assert_error(client.get("/admin/trends/chart.svg?queue=p-chart&period=1y", headers=json), 400, "validation_error")
     assert_error(client.get("/admin/trends/chart.svg?period=7d", headers=json), 400, "validation_error")
+
+
+@pytest.mark.parametrize(("period", "bucket"), [("24h", "hour"), ("7d", "6 hours"), ("30d", "day")])
+def test_trend_charts_say_their_bucket(client, make_user, connection, period, bucket):
+    """The chart's words come from the period's granularity (app.domain.history), not from the template."""
+    make_user("vic", Role.MODERATOR)
+    history.record_attempt(connection, "p-words", "ok", 10, "j", "f")
+    sign_in(client, "vic")
+    html = client.get(f"/admin/trends?period={period}").get_data(as_text=True)
+    assert f"Completed and failed jobs of p-words per {bucket} over {period}" in html
