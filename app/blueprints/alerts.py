@@ -40,7 +40,7 @@ def evaluate_rules(tick: Tick) -> None:
     # The workers feed's document when it was computed this tick; else the rules read the registry themselves.
     overview = tick.shared.get(WORKERS_OVERVIEW)
     workers = overview["workers"] if isinstance(overview, dict) and "workers" in overview else None
-    bands = tuple(config["STUCK_THRESHOLDS_MINUTES"])
+    bands = config["STUCK_THRESHOLDS"]
     transitions = evaluate(tick.connection, tick.now, metrics, workers, bands, settings_from(config), liveness)
     events = [("firing", alert) for alert in transitions.fired] + [("resolved", a) for a in transitions.resolved]
     if events and config["ALERT_WEBHOOK_URLS"]:

@@ -18,7 +18,7 @@ from redis import Redis
 
 from app.domain import history, keys
 from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
-from app.domain.severity import SEVERITIES
+from app.domain.severity import SEVERITIES, StuckThresholds
 from app.domain.stuck import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import parse_workers, workers_reads
@@ -70,10 +70,11 @@ def _window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dict[str
 
 
 def _stuck(
-    connection: Redis, reply: Any, names: list[str], bands: tuple[float, ...], threshold: float | None, now: float
+    connection: Redis, reply: Any, names: list[str], bands: StuckThresholds, threshold: float | None, now: float
 ) -> dict[str, dict[str, int]]:
     """Per queue: runs in each severity band, and runs lasting at least the stuck_jobs threshold."""
     cutoffs = _stuck_cutoffs(bands, threshold)
+    band_count = len(bands.minutes)
     if stuck_index_unusable(reply):  # a server without ZDIFF: the scanning fallback, one more round trip
         _, counts = longest_runs(connection, names, cutoffs, 0, now)
     else:
@@ -82,17 +83,17 @@ def _stuck(
     for queue, runs in counts.items():
         started = runs.started_before
         per_band = {
-            severity: max(0, started[at] - (started[at + 1] if at + 1 < len(bands) else 0))
+            severity: max(0, started[at] - (started[at + 1] if at + 1 < band_count else 0))
             for at, severity in enumerate(SEVERITIES)
         }
-        at_threshold = started[len(bands)] if threshold is not None else 0
+        at_threshold = started[band_count] if threshold is not None else 0
         if sum(per_band.values()) or at_threshold:
             found[queue] = {**per_band, "atThreshold": at_threshold}
     return found
 
 
-def _stuck_cutoffs(bands: tuple[float, ...], threshold: float | None) -> tuple[float, ...]:
-    return tuple(bands) + ((threshold,) if threshold is not None else ())
+def _stuck_cutoffs(bands: StuckThresholds, threshold: float | None) -> tuple[float, ...]:
+    return bands.minutes + ((threshold,) if threshold is not None else ())
 
 
 def _missed_recently(previous: dict[str, Any] | None, missed: dict[bytes, bytes], now: float) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def gather(
     now: float,
     metrics: dict[str, Any],
     workers: list[dict[str, Any]] | None,
-    stuck_bands: tuple[float, ...],
+    stuck_bands: StuckThresholds,
     settings: Mapping[str, RuleSetting],
     liveness: tuple[float, float] = (60.0, 300.0),
 ) -> Inputs:
@@ -242,7 +243,7 @@ def evaluate(
     now: float,
     metrics: dict[str, Any],
     workers: list[dict[str, Any]] | None,
-    stuck_bands: tuple[float, ...],
+    stuck_bands: StuckThresholds,
     settings: Mapping[str, RuleSetting],
     liveness: tuple[float, float] = (60.0, 300.0),
 ) -> Transitions:

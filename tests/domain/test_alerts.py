@@ -16,9 +16,10 @@ import config
 from app.domain import alerts, history, keys
 from app.domain.alert_rules import RULES, settings_from
 from app.domain.queues import QueueKeys
+from app.domain.severity import StuckThresholds
 from tests.helpers import make_active_job
 
-BANDS = (10, 30, 60, 120)
+BANDS = StuckThresholds((10, 30, 60, 120))
 
 
 def settings(**overrides: Any):
