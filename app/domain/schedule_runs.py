@@ -29,12 +29,21 @@ from app.domain.schedules import (
     get_definition,
     utc_day,
 )
+from app.domain.states import JobState
 from app.domain.timeutil import iso_from_timestamp, to_ms
 
 log = logging.getLogger(__name__)
 
 SKIPPED = "skipped"
 MISSED = "missed"
+EXPIRED = "expired"  # the run's job is gone (RQ expired it) before its end was recorded
+# The states the run history can be filtered by (GET /periodic/<name>/runs?status=): its job's, and no job at all.
+RUN_STATES = (
+    *(s.value for s in JobState if s not in (JobState.PRIORITIZED, JobState.WAITING_CHILDREN)),
+    SKIPPED,
+    MISSED,
+    EXPIRED,
+)
 UNFINISHED_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
 ENDED_STATUSES = {b"finished", b"failed", b"stopped", b"canceled"}
 MISSED_RECORDS_PER_FIRING = 20  # missed firings are all counted; this many are listed in the history
@@ -103,7 +112,7 @@ def _enqueue_in(
     job = _run_job(definition, queue, trigger)
     queue.enqueue_job(job, pipeline=pipe)
     name = definition["name"]
-    run = {**_new_run(job.id, trigger, due, now, "waiting", job.id), "queue": queue.name}
+    run = {**_new_run(job.id, trigger, due, now, JobState.WAITING.value, job.id), "queue": queue.name}
     _record(pipe, name, run, now)
     pipe.hset(keys.SCHEDULE_LAST_JOB, name, job.id)
     pipe.set(keys.SCHEDULE_LATEST_RUN, f"{name}{RUN_SEPARATOR}{job.id}")
@@ -205,14 +214,14 @@ def _ended(job_id: str, fields: list[bytes | None]) -> dict[str, Any]:
     """What a run's job says now: state, start, end, duration, failure reason (None fields when unknown)."""
     status, started, ended = fields
     if status is None:
-        return {"state": "expired"}
+        return {"state": EXPIRED}
     text = status.decode(errors="replace")
     state = STATE_OF_STATUS.get(JobStatus(text), text) if text in JobStatus._value2member_map_ else text
     start, end = _rq_time(started), _rq_time(ended)
     update: dict[str, Any] = {
         "state": state,
         "startedAt": _iso(start),
-        "endedAt": _iso(end) if state != "active" else None,
+        "endedAt": _iso(end) if state != JobState.ACTIVE else None,
     }
     if start is not None and end is not None and status in ENDED_STATUSES:
         update["durationMs"] = int((end - start) * 1000)
@@ -281,7 +290,9 @@ def record_ends(connection: Redis, batch: int = 500) -> int:
 
 def overlay(connection: Redis, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs not recorded as ended yet get their job's live state (read only)."""
-    open_runs = [run for run in runs if run.get("jobId") and run["state"] not in ("completed", "failed", "expired")]
+    open_runs = [
+        run for run in runs if run.get("jobId") and run["state"] not in (JobState.COMPLETED, JobState.FAILED, EXPIRED)
+    ]
     if not open_runs:
         return runs
     with connection.pipeline(transaction=False) as pipe:

@@ -6,22 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
+from app.domain.schedule_runs import RUN_STATES
 from app.domain.schedule_timing import MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS, cron_error
 from app.domain.schedules import NAME_PATTERN, OVERLAP_POLICIES
 from app.schemas.jobs import Backoff, Open, Query
-
-RUN_STATES = (
-    "waiting",
-    "active",
-    "completed",
-    "failed",
-    "delayed",
-    "stopped",
-    "canceled",
-    "skipped",
-    "missed",
-    "expired",
-)
 
 
 class ListQuery(Query):
