@@ -106,7 +106,7 @@ def _stop_with_parent() -> None:
     unsupervised."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() == 1:  # the pool died before the line above
+        if str(os.getppid()) != os.environ.get("RQMON_POOL_PID", str(os.getppid())):  # it died before that line
             os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -233,7 +233,7 @@ class MonitoredPool(WorkerPool):
         return int(worker_name.rpartition(".")[2])
 
     def _child_env(self, slot: int) -> dict[str, str]:
-        env = {"RQMON_POOL": self.name, "RQMON_SLOT": str(slot)}
+        env = {"RQMON_POOL": self.name, "RQMON_SLOT": str(slot), "RQMON_POOL_PID": str(os.getpid())}
         if self.memory_limit_mb:
             env["RQMON_MEMORY_LIMIT_MB"] = repr(self.memory_limit_mb)
         if self.capabilities is not None:

@@ -131,7 +131,8 @@ for at = next_arg + 4, #ARGV, 8 do
       redis.call('LPUSH', 'rq:queue:' .. queue, job_id)
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
     end
-    local pool, slot = string.match(worker, '^(.*)%.(%d+)$')
+    local owner = redis.call('HMGET', 'rq:worker:' .. worker, 'rqmon_pool', 'rqmon_slot')  -- a pool's child?
+    local pool, slot = owner[1], owner[2]
     local event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled'
     redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'event', event,
       'pool', pool or '', 'slot', slot or '', 'worker', worker, 'jobId', job_id, 'queue', queue, 'at', event_time,

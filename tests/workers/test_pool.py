@@ -65,6 +65,13 @@ def _children_of(pid: int) -> list[int]:
         return []
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _events(connection: Redis, pool: str, event: str | None = None) -> list[dict]:
     return [
         fields
@@ -224,7 +231,7 @@ def test_slot_control_stop_start_and_restart_are_acknowledged(connection, start_
     time.sleep(1.5)
     assert _status(connection, f"{name}.1") == "stopped"
     assert pools.get_pool(connection, name)["slots"]["1"]["state"] == pools.SLOT_STOPPED
-    assert not psutil.pid_exists(first) or psutil.Process(first).status() == psutil.STATUS_ZOMBIE
+    assert _gone(first)
 
     assert send_control(connection, f"{name}.1", "restart").error == "not_running"
     started = send_control(connection, f"{name}.1", "start")
@@ -347,8 +354,5 @@ def test_children_stop_when_their_pool_is_sigkilled(connection, start_pool):
     os.kill(pool.pid, signal.SIGKILL)
     pool.wait(timeout=10)
 
-    def gone(pid: int) -> bool:
-        return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-
-    wait_for(lambda: all(gone(pid) for pid in children), timeout=20)  # warm shutdown on the pool's death
+    wait_for(lambda: all(_gone(pid) for pid in children), timeout=20)  # warm shutdown on the pool's death
     wait_for(lambda: not connection.sismember("rq:workers", f"rq:worker:{name}.1"), timeout=10)
