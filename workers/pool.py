@@ -684,7 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["health"]:
         return _health_command(argv[1:])
     args = _parse_run(argv)
-    settings = {**config.defaults(), **config.from_env()}
+    names = ("WORKER_HEARTBEAT_SECONDS", "WORKER_STALE_SECONDS")  # only the pool's: never fail on the web's
+    found = config.from_env({name: os.environ[name] for name in names if name in os.environ})
+    settings = {name: found.get(name, getattr(config.Config, name)) for name in names}
     capabilities = None
     if args.capabilities is not None:
         try:

@@ -41,7 +41,8 @@ def start_pool(redis_url: str, tmp_path) -> Iterator[PoolStarter]:
         name = f"tp{uuid.uuid4().hex[:6]}"
         command = [sys.executable, "-m", "workers.pool", "--url", redis_url, "--name", name]
         command += ["--workers", str(workers), "--logging-level", "WARNING", *options, *queues]
-        env = {**os.environ, "WORKER_HEARTBEAT_SECONDS": "1"}
+        # A broken web setting is none of the pool's business (it must not stop it).
+        env = {**os.environ, "WORKER_HEARTBEAT_SECONDS": "1", "LIVE_TICK_SECONDS": "not-a-number"}
         with (tmp_path / f"{name}.log").open("w") as log:  # never a pipe nobody reads: it would fill and block
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         started.append(process)
