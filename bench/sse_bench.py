@@ -29,13 +29,15 @@ from app.embedded_redis import free_port, start_private_redis  # noqa: E402
 from app.launcher import start_web, wait_for_web  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
+STREAM = "/api/v1/admin/jobs/live"
 
 
-async def client(port: int, token: str, received: list[tuple[float, str]], connected: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+async def client(
+    port: int, token: str, received: list[tuple[float, str]], connected: asyncio.Event, path: str = STREAM
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
     writer.write(
-        f"GET /api/v1/admin/jobs/live HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
     )
     await writer.drain()
     try:
@@ -63,10 +65,12 @@ def commands(connection: redis.Redis) -> int:
     return sum(int(value["calls"]) for name, value in stats.items() if name != "cmdstat_info")
 
 
-async def measure(port: int, token: str, count: int, ticks: int, connection: redis.Redis, master: int) -> str:
+async def measure(
+    port: int, token: str, count: int, ticks: int, connection: redis.Redis, master: int, path: str = STREAM
+) -> str:
     streams = [[] for _ in range(count)]
     events = [asyncio.Event() for _ in range(count)]
-    tasks = [asyncio.create_task(client(port, token, streams[i], events[i])) for i in range(count)]
+    tasks = [asyncio.create_task(client(port, token, streams[i], events[i], path)) for i in range(count)]
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in events)), timeout=60)
     await asyncio.sleep(2.0 - time.time() % 2.0 + 0.5)  # start just after a tick
     for stream in streams:
@@ -99,6 +103,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", default="1,100,1000")
     parser.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--path", default=STREAM, help="the stream, e.g. /api/v1/workers/live-stream")
+    parser.add_argument("--workers", type=int, default=0, help="workers registered (bench/workers_bench.seed)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -107,6 +113,10 @@ def main() -> int:
     users.create_user(connection, "bench", "bench-password", Role.MODERATOR)
     for index in range(10):  # a few queues so the document has some weight
         connection.sadd("rqmon:queues", f"sse-{index}")
+    if args.workers:
+        from bench.workers_bench import seed as seed_workers
+
+        seed_workers(connection, args.workers)
     port = free_port()
     env = {
         **os.environ,
@@ -123,12 +133,12 @@ def main() -> int:
             json={"username": "bench", "password": "bench-password"},
             timeout=10,
         ).json()["access_token"]
-        print(f"one gunicorn gevent worker, tick 2 s, {args.ticks} ticks per run\n")
+        print(f"{args.path}: one gunicorn gevent worker, tick 2 s, {args.ticks} ticks per run\n")
         print(
             f"{'clients':>7} {'ticks':>6} {'got all':>15} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>8} {'cmds/tick':>10}"
         )
         for count in (int(part) for part in args.clients.split(",")):
-            print(asyncio.run(measure(port, token, count, args.ticks, connection, web.pid)), flush=True)
+            print(asyncio.run(measure(port, token, count, args.ticks, connection, web.pid, args.path)), flush=True)
     finally:
         web.terminate()
         web.wait(timeout=10)
