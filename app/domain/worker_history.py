@@ -136,16 +136,15 @@ def record_attempt(
 
 # --- the once-a-minute sample ------------------------------------------------------------------------
 
-# KEYS: the minute's mark, the three sample buckets. ARGV: ttls (h q d), queue size, busy, active, now, then
-# name, rss, cpu per MonitoredWorker. Does nothing when this minute was already sampled.
+# KEYS: the three sample buckets. ARGV: ttls (h q d), queue size, busy, active, now, then name, rss, cpu per
+# MonitoredWorker.
 _SAMPLE_LUA = f"""
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 120) then return 0 end
-for i = 2, 4 do
+for i = 1, 3 do
   redis.call('HINCRBY', KEYS[i], 'n', 1)
   redis.call('HINCRBY', KEYS[i], 'queue_size', ARGV[4])
   redis.call('HINCRBY', KEYS[i], 'busy_workers', ARGV[5])
   redis.call('HINCRBY', KEYS[i], 'active_workers', ARGV[6])
-  redis.call('EXPIRE', KEYS[i], ARGV[i - 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[i])
 end
 for i = 8, #ARGV, 3 do
   local key = ARGV[i]
@@ -158,7 +157,10 @@ return 1
 
 
 def take_sample(connection: Redis, now: float, queue_size: int, workers: Iterable[dict[str, Any]]) -> bool:
-    """Record this minute's sample once for the deployment (the first tick of a minute that gets here)."""
+    """Record this minute's sample once for the deployment (the first tick of a minute that gets here); every
+    other tick costs one small SET."""
+    if not connection.set(keys.worker_sample_mark(int(now // 60)), 1, nx=True, ex=120):
+        return False
     listed = list(workers)
     busy = sum(1 for worker in listed if worker["status"] == "busy")
     active = sum(1 for worker in listed if worker["liveness"] == "active")
@@ -168,12 +170,11 @@ def take_sample(connection: Redis, now: float, queue_size: int, workers: Iterabl
             cpu = worker["cpu_percent"]
             name, rss = keys.worker_memory(worker["worker_name"]), str(worker["memory_usage_mb"])
             memory += [name, rss, "" if cpu is None else str(cpu)]
-    mark = keys.worker_sample_mark(int(now // 60))
     buckets = [keys.worker_samples(g.name, int(now // g.seconds)) for g in GRANULARITIES]
     ttls = [str(RETENTION_SECONDS + g.seconds) for g in GRANULARITIES]
     counts = [str(queue_size), str(busy), str(active), repr(round(now, 3))]
-    reply = connection.eval(_SAMPLE_LUA, 4, mark, *buckets, *ttls, *counts, *memory)
-    return bool(reply)
+    connection.eval(_SAMPLE_LUA, 3, *buckets, *ttls, *counts, *memory)
+    return True
 
 
 # --- reading ----------------------------------------------------------------------------------------
