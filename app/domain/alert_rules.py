@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from app.domain.severity import SEVERITIES
-
-
-class AlertSeverity(StrEnum):
-    WARNING = "warning"
-    CRITICAL = "critical"
+from app.domain.states import AlertSeverity
 
 
 @dataclass(frozen=True)

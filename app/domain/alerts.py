@@ -19,6 +19,7 @@ from redis import Redis
 from app.domain import history, keys
 from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
 from app.domain.severity import SEVERITIES, StuckThresholds
+from app.domain.states import AlertSeverity, HealthStatus
 from app.domain.stuck import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import parse_workers, workers_reads
@@ -31,7 +32,7 @@ CLEARING = "clearing_since"  # internal field of a firing alert whose condition 
 class Transitions:
     fired: list[dict[str, Any]] = field(default_factory=list)
     resolved: list[dict[str, Any]] = field(default_factory=list)
-    health: str = "healthy"  # the status once they happened
+    health: str = HealthStatus.HEALTHY.value  # the status once they happened
 
 
 def public(alert: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +285,7 @@ def evaluate(
 
 
 def _sorted(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(alerts, key=lambda alert: (alert["severity"] != "critical", alert["since"], alert["id"]))
+    return sorted(alerts, key=lambda alert: (alert["severity"] != AlertSeverity.CRITICAL, alert["since"], alert["id"]))
 
 
 def get_alerts(connection: Redis) -> dict[str, Any]:
@@ -300,13 +301,13 @@ def get_alerts(connection: Redis) -> dict[str, Any]:
 
 
 def status_of(counts: Mapping[str, int]) -> str:
-    if counts.get("critical"):
-        return "critical"
-    return "degraded" if counts.get("warning") else "healthy"
+    if counts.get(AlertSeverity.CRITICAL):
+        return HealthStatus.CRITICAL.value
+    return (HealthStatus.DEGRADED if counts.get(AlertSeverity.WARNING) else HealthStatus.HEALTHY).value
 
 
 def severity_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
-    counts = {"critical": 0, "warning": 0}
+    counts = {severity.value: 0 for severity in reversed(AlertSeverity)}  # critical first, as before
     for alert in alerts:
         counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
     return counts

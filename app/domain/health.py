@@ -12,14 +12,15 @@ from redis import Redis
 from app.domain import keys
 from app.domain.alert_rules import RULES_BY_NAME
 from app.domain.alerts import public, severity_counts, status_of
+from app.domain.states import AlertSeverity, HealthStatus
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import read_workers
 
 MB = 1024 * 1024
-MESSAGES = {
-    "healthy": "All systems operational",
-    "degraded": "Warnings are firing",
-    "critical": "Critical alerts are firing",
+MESSAGES: dict[str, str] = {
+    HealthStatus.HEALTHY: "All systems operational",
+    HealthStatus.DEGRADED: "Warnings are firing",
+    HealthStatus.CRITICAL: "Critical alerts are firing",
 }
 
 
@@ -94,7 +95,7 @@ def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
     return {
         "success": False,
         "error": {"code": "redis_unavailable", "message": "Redis is not reachable; try again shortly"},
-        "status": "critical",
+        "status": HealthStatus.CRITICAL.value,
         "message": f"Redis does not answer: {error}",
         "timestamp": iso_from_timestamp(now),
         "redis": {
@@ -107,6 +108,6 @@ def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
         "workers": {"total": None, "active": None, "stale": None},
         "scheduler": {"alive": None, "last_heartbeat": None},
         "last_run": None,
-        "alerts": {"critical": 1, "warning": 0},
+        "alerts": {AlertSeverity.CRITICAL.value: 1, AlertSeverity.WARNING.value: 0},
         "firing": [unreachable_alert(since, error)],
     }

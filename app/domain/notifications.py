@@ -16,6 +16,7 @@ from redis import Redis
 from rq import Queue, Retry
 
 from app.domain import keys
+from app.domain.states import AlertSeverity, HealthStatus
 
 DELIVERY_FUNCTION = "workers.notify.deliver"
 CONNECT_TIMEOUT_SECONDS = 5.0  # urllib has one timeout for connect and each read
@@ -40,7 +41,7 @@ def format_for(url: str, forced: str = "auto") -> str:
 def body_for(status: str, alert: dict[str, Any], health: str, shape: str) -> dict[str, Any]:
     """The generic document {"status", "alert", "health"}, or Slack's incoming-webhook {"text"}."""
     if shape == "slack":
-        mark = ":rotating_light:" if status == "firing" and alert["severity"] == "critical" else ":warning:"
+        mark = ":rotating_light:" if status == "firing" and alert["severity"] == AlertSeverity.CRITICAL else ":warning:"
         if status == "resolved":
             mark = ":white_check_mark:"
         subject = alert["subject"]
@@ -126,7 +127,7 @@ def send_test(urls: Iterable[str], forced_format: str = "auto") -> list[dict[str
     alert = {
         "id": "test:system:rq-monitor",
         "rule": "test",
-        "severity": "warning",
+        "severity": AlertSeverity.WARNING.value,
         "subject": {"kind": "system", "name": "rq-monitor"},
         "value": 0,
         "threshold": 0,
@@ -136,7 +137,8 @@ def send_test(urls: Iterable[str], forced_format: str = "auto") -> list[dict[str
     report = []
     for url in urls:
         try:
-            status = post_json(url, body_for("firing", alert, "healthy", format_for(url, forced_format)))
+            body = body_for("firing", alert, HealthStatus.HEALTHY.value, format_for(url, forced_format))
+            status = post_json(url, body)
             report.append({"url": redacted(url), "delivered": True, "status": status, "error": None})
         except DeliveryFailed as error:
             report.append({"url": redacted(url), "delivered": False, "status": None, "error": str(error)})

@@ -59,6 +59,21 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class AlertSeverity(StrEnum):
+    """An alert rule's severity (ALERTS.md)."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class HealthStatus(StrEnum):
+    """The roll-up of GET /api/v1/health and the workers overview, best first."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+
+
 class Period(StrEnum):
     """The windows trends are read over (app.domain.history)."""
 
@@ -76,5 +91,7 @@ def vocabulary(stuck_minutes: tuple[float, ...]) -> dict[str, Any]:
         "finishedStates": list(FINISHED_STATES),
         "severities": list(Severity),
         "periods": list(Period),
+        "alertSeverities": list(AlertSeverity),
+        "healthStatuses": list(HealthStatus),
         "stuckThresholdsMinutes": list(stuck_minutes),
     }

@@ -16,6 +16,7 @@ from redis import Redis
 
 from app.domain import alerts, history, keys, worker_history, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
+from app.domain.states import AlertSeverity, HealthStatus
 from app.domain.timeutil import iso_from_timestamp
 
 RECENT_ACTIVITY = 50
@@ -81,11 +82,11 @@ def worker_health(
     if ended and 100.0 * failed / ended > ERROR_RATE_DEGRADED:
         reasons.append(f"error rate {100.0 * failed / ended:.1f} % over the last {WINDOW_MINUTES} minutes")
     if critical:
-        return "critical", reasons
-    return ("degraded" if reasons else "healthy"), reasons
+        return HealthStatus.CRITICAL.value, reasons
+    return (HealthStatus.DEGRADED if reasons else HealthStatus.HEALTHY).value, reasons
 
 
-SEVERITY_ORDER = ("healthy", "degraded", "critical")
+SEVERITY_ORDER = tuple(HealthStatus)
 
 
 def rolled_up(seed_rules: tuple[str, list[str]], firing: list[bytes]) -> tuple[str, list[str]]:
@@ -97,7 +98,7 @@ def rolled_up(seed_rules: tuple[str, list[str]], firing: list[bytes]) -> tuple[s
             alerts_found.append(json.loads(raw))
         except ValueError:
             continue
-    alerts_found.sort(key=lambda alert: alert.get("severity") != "critical")
+    alerts_found.sort(key=lambda alert: alert.get("severity") != AlertSeverity.CRITICAL)
     status = alerts.status_of(alerts.severity_counts(alerts_found))
     worst = max(status, seed_rules[0], key=SEVERITY_ORDER.index)
     messages = [str(alert.get("message", "")) for alert in alerts_found]
@@ -178,46 +179,70 @@ def overview_reads(
     return lambda results: _overview(results, thresholds, now)
 
 
+@dataclass
+class _Tally:
+    """The system figures of the overview, counted in the one pass that completes the workers."""
+
+    by_liveness: dict[str, int]
+    busy: int = 0
+    processed: int = 0
+    memory_mb: float = 0.0
+    cpu: list[float] | None = None
+
+
+def _tally(found: list[dict[str, Any]], sizes: dict[str, int], last_end: dict[str, float]) -> _Tally:
+    tally = _Tally({liveness: 0 for liveness in workers.Liveness}, cpu=[])
+    assert tally.cpu is not None
+    for worker in found:
+        _complete(worker, sizes, last_end.get(worker["worker_name"]))
+        liveness = worker["liveness"]
+        tally.by_liveness[liveness] += 1
+        tally.busy += worker["status"] == workers.WorkerStatus.BUSY
+        tally.processed += worker["tasks_processed"]
+        if liveness != workers.Liveness.STALE:
+            tally.memory_mb += worker["memory_usage_mb"] or 0.0
+        if liveness == workers.Liveness.ACTIVE and worker["monitored"] and worker["cpu_percent"] is not None:
+            tally.cpu.append(worker["cpu_percent"])
+    return tally
+
+
 def _overview(results: list[Any], thresholds: Thresholds, now: float) -> dict[str, Any]:
     registry, counts, recent, events, ends, memory, firing, *minutes = results
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
-    queues = parse_queue_counts(counts)
-    sizes, last_end, window = _sizes(queues), worker_history.last_ends(ends), _window(minutes)
-    for worker in found:
-        _complete(worker, sizes, last_end.get(worker["worker_name"]))
+    sizes, window = _sizes(parse_queue_counts(counts)), _window(minutes)
+    tally = _tally(found, sizes, worker_history.last_ends(ends))
     waiting = sum(sizes.values())
     status, reasons = rolled_up(worker_health(found, waiting, window), firing)
     finished = sum(c["ok"] + c["fail"] for q, c in window.items() if q)
     duration_ms = sum(c["ms"] for q, c in window.items() if q)
-    active = [worker for worker in found if worker["liveness"] == workers.Liveness.ACTIVE]
-    busy = sum(1 for worker in found if worker["status"] == workers.WorkerStatus.BUSY)
-    monitored = [worker for worker in active if worker["monitored"]]
+    active = tally.by_liveness[workers.Liveness.ACTIVE]
     activity = worker_history.activity(recent) + _pool_activity(events)
     activity.sort(key=lambda entry: entry["timestamp"] or "", reverse=True)
     max_memory = int(memory.get("maxmemory", 0))
+    load = _mean(tally.cpu or [])
     return {
         "success": True,
         "timestamp": iso_from_timestamp(now),
         "system_overview": {
             "total_workers": len(found),
-            "active_workers": len(active),
-            "inactive_workers": sum(1 for w in found if w["liveness"] == workers.Liveness.INACTIVE),
-            "stale_workers": sum(1 for w in found if w["liveness"] == workers.Liveness.STALE),
-            "busy_workers": busy,
-            "utilization": round(100.0 * busy / len(active), 1) if active else 0.0,
+            "active_workers": active,
+            "inactive_workers": tally.by_liveness[workers.Liveness.INACTIVE],
+            "stale_workers": tally.by_liveness[workers.Liveness.STALE],
+            "busy_workers": tally.busy,
+            "utilization": round(100.0 * tally.busy / active, 1) if active else 0.0,
             "overall_health": status,
             "health_reasons": reasons,
-            "total_tasks_processed": sum(worker["tasks_processed"] for worker in found),
+            "total_tasks_processed": tally.processed,
             "total_tasks_in_queue": waiting,
             "avg_system_response_time": round(duration_ms / finished / 1000, 3) if finished else None,
-            "system_load": _mean([w["cpu_percent"] for w in monitored if w["cpu_percent"] is not None]),
+            "system_load": load,
             "jobs_per_minute": round(finished / WINDOW_MINUTES, 2),
         },
         "workers": found,
         "recent_activity": activity[:RECENT_ACTIVITY],
         "performance_metrics": {
-            "cpu_usage": _mean([w["cpu_percent"] for w in monitored if w["cpu_percent"] is not None]),
-            "memory_usage": round(sum(w["memory_usage_mb"] or 0.0 for w in found if w["liveness"] != "stale"), 1),
+            "cpu_usage": load,
+            "memory_usage": round(tally.memory_mb, 1),
             "redis_memory_mb": round(int(memory.get("used_memory", 0)) / MB, 2),
             "redis_max_memory_mb": round(max_memory / MB, 2) if max_memory else None,
         },

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
+
+from app.domain.states import AlertSeverity, HealthStatus
+from app.schemas import one_of
+
+if TYPE_CHECKING:
+    AlertSeverityWord = str
+    HealthStatusWord = str
+else:
+    AlertSeverityWord = one_of(AlertSeverity)
+    HealthStatusWord = one_of(HealthStatus)
 
 
 class Subject(BaseModel):
@@ -15,7 +25,7 @@ class Subject(BaseModel):
 class Alert(BaseModel):
     id: str = Field(description="<rule>:<subject kind>:<subject name>")
     rule: str
-    severity: Literal["warning", "critical"]
+    severity: AlertSeverityWord
     subject: Subject
     value: float
     threshold: float
@@ -35,7 +45,7 @@ class AlertList(BaseModel):
 
 class RuleInForce(BaseModel):
     rule: str
-    severity: Literal["warning", "critical"]
+    severity: AlertSeverityWord
     subject: Literal["queue", "worker", "schedule", "system"]
     enabled: bool
     threshold: float | None
@@ -87,7 +97,7 @@ class SeverityCounts(BaseModel):
 
 class Health(BaseModel):
     success: bool
-    status: Literal["healthy", "degraded", "critical"]
+    status: HealthStatusWord
     message: str
     timestamp: str
     redis: RedisHealth

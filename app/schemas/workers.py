@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.domain.states import HealthStatus
 from app.domain.worker_control import Action
 from app.domain.workers import Liveness, WorkerStatus
+from app.schemas import one_of
+
+if TYPE_CHECKING:
+    HealthStatusWord = str
+else:
+    HealthStatusWord = one_of(HealthStatus)
 
 MAX_HOURS = 720
 
@@ -72,7 +79,7 @@ class SystemOverview(Open):
     stale_workers: int
     busy_workers: int
     utilization: float
-    overall_health: Literal["healthy", "degraded", "critical"]
+    overall_health: HealthStatusWord
     health_reasons: list[str]
     total_tasks_processed: int
     total_tasks_in_queue: int
@@ -119,7 +126,7 @@ class QueueState(Open):
 
 
 class SystemHealth(Open):
-    status: Literal["healthy", "degraded", "critical"]
+    status: HealthStatusWord
     queue_utilization: float
     estimated_processing_time: float | None
 

@@ -650,7 +650,7 @@
   }
 
   // The helpers other page scripts build on (static/js/schedules.js).
-  window.RQMon = { $, $$, el, api, relative, relativeText, when, duration, num, notify, confirmAction, fill, status, jobPage, breakable };
+  window.RQMon = { $, $$, el, api, relative, relativeText, when, duration, num, notify, confirmAction, fill, status, jobPage, breakable, VOCABULARY };
   const pages = { overview: overviewPage, queue: queuePage_, job: jobPage_, alerts: alertsPage, trends: trendsPage, login: loginPage };
   common();
   (pages[ds.page] || (() => {}))();

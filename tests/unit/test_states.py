@@ -68,3 +68,22 @@ def test_schemas_and_periods_take_their_words_from_the_vocabulary():
     assert (JobState.COMPLETED, *FAILED_STATES) == FINISHED_STATES
     assert vocabulary((10, 30, 60, 120))["stuckThresholdsMinutes"] == [10, 30, 60, 120]
     assert json.loads(orjson.dumps(vocabulary((1, 2, 3, 4))))["states"]["WAITING_CHILDREN"] == "waiting-children"
+
+
+def test_alert_severities_and_health_statuses_have_one_source():
+    from app.domain import alert_rules, alerts, worker_views
+    from app.domain.states import AlertSeverity, HealthStatus
+    from app.schemas.alerts import Alert, Health
+    from app.schemas.workers import SystemHealth
+
+    assert alert_rules.AlertSeverity is AlertSeverity
+    assert Alert.model_json_schema()["properties"]["severity"]["enum"] == ["warning", "critical"]
+    for model, field in ((Health, "status"), (SystemHealth, "status")):
+        assert model.model_json_schema()["properties"][field]["enum"] == list(HealthStatus)
+    assert worker_views.SEVERITY_ORDER == tuple(HealthStatus) == ("healthy", "degraded", "critical")
+    assert [alerts.status_of(counts) for counts in ({}, {"warning": 1}, {"warning": 1, "critical": 1})] == [
+        "healthy",
+        "degraded",
+        "critical",
+    ]
+    assert vocabulary((1, 2, 3, 4))["healthStatuses"] == ["healthy", "degraded", "critical"]

@@ -4,15 +4,18 @@
 (() => {
   'use strict';
 
-  const { $, $$, el, api, relative, fill, num } = window.RQMon;
+  const { $, $$, el, api, relative, fill, num, VOCABULARY } = window.RQMon;
   const ds = document.body.dataset;
-  const STATUS_TEXT = { healthy: 'Healthy', degraded: 'Degraded', critical: 'Critical' };
+  const HEALTH = VOCABULARY.healthStatuses; // best first: healthy, degraded, critical
+  const WORST = HEALTH[HEALTH.length - 1];
+  const STATUS_TEXT = Object.fromEntries(HEALTH.map((word) => [word, word[0].toUpperCase() + word.slice(1)]));
+  const CRITICAL = VOCABULARY.alertSeverities[VOCABULARY.alertSeverities.length - 1];
   const REFRESH_MS = 5000;
 
   function showHealth(summary) {
     const badge = $('#health-badge');
     if (!badge) return;
-    const status = summary.status in STATUS_TEXT ? summary.status : 'critical';
+    const status = summary.status in STATUS_TEXT ? summary.status : WORST;
     badge.dataset.status = status;
     badge.className = `health health-${status}`;
     $('#health-text').textContent = STATUS_TEXT[status];
@@ -36,7 +39,7 @@
     let pollTimer = null;
     const startPolling = () => {
       if (pollTimer) return;
-      const tick = () => pollHealth().catch(() => showHealth({ status: 'critical', firing: 0, message: 'The monitor does not answer' }));
+      const tick = () => pollHealth().catch(() => showHealth({ status: WORST, firing: 0, message: 'The monitor does not answer' }));
       tick();
       pollTimer = setInterval(tick, 10000);
     };
@@ -53,10 +56,11 @@
 
   const subjectText = (alert) => `${alert.subject.kind} ${alert.subject.name}`;
   const valueText = (value) => (Number.isInteger(value) ? num(value) : String(Math.round(value * 100) / 100));
-  const sev = (severity) => el('span', { class: `sev sev-${severity === 'critical' ? 'critical' : 'medium'}`, text: severity });
+  const sevClass = (severity) => (severity === CRITICAL ? 'critical' : 'medium'); // the stuck bands' colours
+  const sev = (severity) => el('span', { class: `sev sev-${sevClass(severity)}`, text: severity });
 
   function renderRules(answer) {
-    const firing = answer.firing.map((alert) => el('tr', { 'data-alert': alert.id, 'data-severity': alert.severity, class: `row-sev row-sev-${alert.severity === 'critical' ? 'critical' : 'medium'}` },
+    const firing = answer.firing.map((alert) => el('tr', { 'data-alert': alert.id, 'data-severity': alert.severity, class: `row-sev row-sev-${sevClass(alert.severity)}` },
       el('td', {}, sev(alert.severity)),
       el('td', { class: 'mono', text: alert.rule }),
       el('td', { text: subjectText(alert) }),
