@@ -14,6 +14,7 @@ from typing import Any
 
 from app.domain.severity import SEVERITIES
 from app.domain.states import AlertSeverity
+from app.domain.workers import Liveness
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Facts:
 
 
 def _queue_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
-    listened = {q for w in facts.workers if w["liveness"] == "active" for q in w["queues"]}
+    listened = {q for w in facts.workers if w["liveness"] == Liveness.ACTIVE for q in w["queues"]}
     for queue in facts.queues:
         name = queue["queueName"]
         waiting = queue["waiting"] + queue["prioritized"]

@@ -14,7 +14,7 @@ from app.domain.alert_rules import RULES_BY_NAME
 from app.domain.alerts import public, severity_counts, status_of
 from app.domain.states import AlertSeverity, HealthStatus
 from app.domain.timeutil import iso_from_timestamp
-from app.domain.workers import read_workers
+from app.domain.workers import Liveness, read_workers
 
 MB = 1024 * 1024
 MESSAGES: dict[str, str] = {
@@ -60,7 +60,7 @@ def get_health(
         },
         "workers": {
             "total": len(workers),
-            "active": sum(1 for worker in workers if worker["liveness"] == "active"),
+            "active": sum(1 for worker in workers if worker["liveness"] == Liveness.ACTIVE),
             "stale": sum(1 for worker in workers if worker["liveness"] == "stale"),
         },
         "scheduler": {

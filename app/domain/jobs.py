@@ -244,7 +244,7 @@ def unreadable_marks(exc: BaseException) -> dict[str, Any]:
 
 # RQ keeps stopped (and, in older versions, canceled) jobs in the failed registry: a list says what they are,
 # as the job's own page does.
-_OWN_STATE_IN_FAILED = {b"stopped": "stopped", b"canceled": "canceled"}
+_OWN_STATE_IN_FAILED = {state.value.encode(): state.value for state in (JobState.STOPPED, JobState.CANCELED)}
 
 
 def summarize_raw(

@@ -14,6 +14,7 @@ from rq_scheduler import Scheduler
 from app.domain import keys
 from app.domain.schedule_runs import overlay
 from app.domain.schedules import RUN_SEPARATOR, TEMPLATE_PREFIX, utc_day
+from app.domain.states import AlertSeverity
 from app.domain.timeutil import iso_from_timestamp
 
 
@@ -63,14 +64,15 @@ def scheduler_status(connection: Redis, down_after: float, grace: float, now: fl
     missed_counts = {name.decode(): int(count) for name, count in missed.items()}
     alerts: list[dict[str, Any]] = []
     if not alive and schedule_count:
-        alerts.append(_alert("scheduler_down", "critical", "No scheduler is running: periodic jobs are not enqueued"))
+        message = "No scheduler is running: periodic jobs are not enqueued"
+        alerts.append(_alert("scheduler_down", AlertSeverity.CRITICAL.value, message))
     recent = {name.decode() for name, at in missed_at.items() if now - float(at) <= MISSED_ALERT_SECONDS}
     overdue = set(_overdue(connection, now, grace))
     for name in sorted(recent | overdue):
         message = f"Schedule '{name}' missed {missed_counts.get(name, 0)} run(s)" + (
             " and is overdue now" if name in overdue else ""
         )
-        alerts.append(_alert("schedule_missed", "warning", message, name))
+        alerts.append(_alert("schedule_missed", AlertSeverity.WARNING.value, message, name))
     latest = _latest_run(connection)
     return {
         "success": True,

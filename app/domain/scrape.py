@@ -19,7 +19,7 @@ from redis import Redis
 
 from app.domain import counters, keys, metrics
 from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
-from app.domain.workers import parse_workers, workers_reads
+from app.domain.workers import Liveness, parse_workers, workers_reads
 
 # Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
 # KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.
@@ -106,7 +106,7 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
     workers = parse_workers(registry, now, active_seconds, stale_seconds)
     for entry in queues.values():
         entry["activeWorkers"] = sum(
-            1 for worker in workers if worker["liveness"] == "active" and entry["queueName"] in worker["queues"]
+            1 for worker in workers if worker["liveness"] == Liveness.ACTIVE and entry["queueName"] in worker["queues"]
         )
     return {
         "queues": list(queues.values()),
