@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from app.domain.timeutil import iso_from_timestamp
 
@@ -22,6 +22,10 @@ def cron_error(expression: str) -> str | None:
         return "must have 5 fields: minute hour day-of-month month day-of-week"
     if not croniter.is_valid(expression):
         return "is not a valid cron expression"
+    try:  # valid fields can still name no date at all (0 0 31 2 *): it would never fire
+        croniter(expression).get_next(float)
+    except CroniterBadDateError:
+        return "never fires (no date matches it)"
     return None
 
 

@@ -98,8 +98,9 @@ def get_definition(connection: Redis, name: str) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def _place_template(connection: Redis, definition: dict[str, Any], now: float) -> None:
-    """(Re)create the schedule's rq-scheduler job; enabled schedules get their next due time in its sorted set."""
+def _place_template(connection: Redis, definition: dict[str, Any], due: float) -> None:
+    """(Re)create the schedule's rq-scheduler job; enabled schedules get their next due time (`due`, computed by
+    the caller before it wrote anything) in its sorted set."""
     scheduler = Scheduler(connection=connection)
     job_id = template_id(definition["name"])
     scheduler.cancel(job_id)
@@ -113,7 +114,6 @@ def _place_template(connection: Redis, definition: dict[str, Any], now: float) -
         "meta": meta,
         "description": definition.get("description") or None,
     }
-    due = next_due(definition, now)
     if definition.get("cron"):
         with warnings.catch_warnings():  # rq-scheduler's crontab warns about a default it passes; our time is set below
             warnings.simplefilter("ignore", FutureWarning)
@@ -137,6 +137,7 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
     if replace is not None:
         get_definition(connection, replace)
     definition = {**definition, "updatedAt": iso_from_timestamp(time.time())}
+    due = next_due(definition, time.time())  # before any write: a cron that never fires raises here
     if replace != name and not _claim(connection, name, definition):
         raise ScheduleExists(f"A schedule named '{name}' already exists")
     if replace is not None and replace != name:
@@ -147,7 +148,7 @@ def save_schedule(connection: Redis, definition: dict[str, Any], *, replace: str
         pipe.zadd(keys.SCHEDULE_NAMES, {name: 0})
         pipe.hset(keys.SCHEDULE_TEMPLATES, template_id(name), name)
         pipe.execute()
-    _place_template(connection, definition, time.time())
+    _place_template(connection, definition, due)
     return get_schedule(connection, name)
 
 
@@ -206,9 +207,10 @@ def set_enabled(connection: Redis, name: str, enabled: bool) -> dict[str, Any]:
     definition = get_definition(connection, name)
     if definition["enabled"] != enabled:
         definition["enabled"] = enabled
+        due = next_due(definition, time.time()) if enabled else None  # before any write, as in save_schedule
         connection.hset(keys.SCHEDULES, name, json.dumps(definition))
-        if enabled:
-            connection.zadd(Scheduler.scheduled_jobs_key, {template_id(name): next_due(definition, time.time())})
+        if due is not None:
+            connection.zadd(Scheduler.scheduled_jobs_key, {template_id(name): due})
         else:
             connection.zrem(Scheduler.scheduled_jobs_key, template_id(name))
     return get_schedule(connection, name)

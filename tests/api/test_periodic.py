@@ -3,6 +3,7 @@ action, runs newest first with a status filter, status, and RQ's own `rq cron` j
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -84,6 +85,29 @@ def test_bad_schedules_are_refused_with_field_errors(client, auth, connection, f
     assert response.status_code == 400, response.get_json()
     assert field in response.get_json()["error"]["details"]
     assert connection.hlen(keys.SCHEDULES) == 0
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *"])
+def test_a_cron_that_never_fires_is_refused_before_anything_is_written(client, auth, connection, cron):
+    preview = client.get("/api/v1/periodic/preview", query_string={"cron": cron}, headers=auth("moderator"))
+    assert preview.status_code == 400 and "cron" in preview.get_json()["error"]["details"]
+    created = client.post("/api/v1/periodic", json=body(cron=cron, intervalSeconds=None), headers=auth("admin"))
+    assert created.status_code == 400 and "never fires" in created.get_json()["error"]["details"]["cron"]
+    assert connection.hlen(keys.SCHEDULES) == 0 and connection.zcard(keys.SCHEDULE_NAMES) == 0
+    assert connection.zcard(Scheduler.scheduled_jobs_key) == 0 and connection.hlen(keys.SCHEDULE_TEMPLATES) == 0
+
+
+def test_resuming_a_stored_cron_that_never_fires_writes_nothing(connection, created):
+    from croniter import CroniterBadDateError  # noqa: PLC0415
+
+    name = created["name"]
+    schedules.set_enabled(connection, name, False)
+    stored = {**schedules.get_definition(connection, name), "cron": "0 0 31 2 *"}  # saved before the check existed
+    connection.hset(keys.SCHEDULES, name, json.dumps(stored))
+    with pytest.raises(CroniterBadDateError):
+        schedules.set_enabled(connection, name, True)
+    assert schedules.get_definition(connection, name)["enabled"] is False
+    assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) is None
 
 
 def test_allowed_modules_are_configurable(redis_url, tmp_path, make_user):
