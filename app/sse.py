@@ -155,10 +155,13 @@ def event_stream(channel: str, first_event: Callable[[], str | None], expires_at
     hub = get_hub()
     heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
     retry_ms = int(current_app.config["SSE_RETRY_MS"])
-    inbox = hub.subscribe(channel)
 
     @stream_with_context
     def events() -> Iterator[str]:
+        # Subscribed when the body is first read, not when the response is made: a HEAD (or a client gone before
+        # the first read) never runs this generator, so its `finally` could not release the inbox. Still before
+        # `first_event()`, so that nothing published after that snapshot is missed.
+        inbox = hub.subscribe(channel)
         try:
             yield f"retry: {retry_ms}\n\n"
             try:

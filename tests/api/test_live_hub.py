@@ -136,6 +136,34 @@ def test_one_subscription_per_process_released_with_the_last_stream(app, client,
     again.close()
 
 
+LIVE_PATHS = [f"{API}/live", f"{API}/queue/l-head/live", "/api/v1/workers/live-stream", "/api/v1/alerts/live"]
+
+
+def listening(app) -> int:
+    hub = app.extensions.get("sse_hub")
+    return 0 if hub is None else sum(len(inboxes) for inboxes in hub.listeners.values())
+
+
+@pytest.mark.parametrize("path", LIVE_PATHS)
+def test_a_head_or_an_unread_get_leaves_no_listener(app, client, auth, connection, path):
+    make_active_job(connection, "l-head", 1)
+    for _ in range(3):
+        head = client.head(path, headers=auth("moderator"))
+        assert head.status_code == 200 and head.mimetype == "text/event-stream"
+        head.close()
+    unread = client.get(path, headers=auth("moderator"), buffered=False)
+    assert unread.status_code == 200
+    unread.close()  # closed before its first chunk was read
+    assert listening(app) == 0
+    assert app.extensions["sse_hub"].channels() == set()
+    read = client.get(path, headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(read)
+    next(chunks), next(chunks)  # a stream that is read still subscribes, from its first chunk on
+    assert listening(app) == 1
+    read.close()
+    assert listening(app) == 0
+
+
 @pytest.mark.parametrize("foreign", [b"not json", b"[1, 2]", b'{"no": "data"}', b"\xff\xfe"])
 def test_the_hub_drops_foreign_messages_and_keeps_delivering(client, auth, connection, foreign):
     # the previous case's hub (another app) releases its subscription within a poll: not to be counted as ours
