@@ -104,6 +104,7 @@ def _verify_api_token(secret: str) -> None:
         "exp": int(expires),
         "api_token": check.token.name,
         "creator": check.token.creator,
+        "creator_uid": check.token.creator_uid,
     }
     g._jwt_extended_jwt_header = {}
     g._jwt_extended_jwt_user = {"loaded_user": None}
@@ -126,14 +127,18 @@ def access_lifetime() -> int:
 def _access_token(username: str, role: str, refresh_claims: dict[str, Any]) -> str:
     # rexp: how long the session can live, so that logout keeps its marker exactly that long.
     claims = {"role": role, "rexp": refresh_claims["exp"]}
-    if refresh_claims.get("sid"):  # every refresh token of a login has one
-        claims["sid"] = refresh_claims["sid"]
+    for name in ("sid", "uid"):  # every refresh token of a login has a sid; a uid unless its user predates uids
+        if refresh_claims.get(name):
+            claims[name] = refresh_claims[name]
     return create_access_token(identity=username, additional_claims=claims)
 
 
 def issue_tokens(user: User) -> dict[str, Any]:
-    """A new session: the login response's access and refresh tokens."""
+    """A new session: the login response's access and refresh tokens, bound to this user's uid (a user created
+    again under the same name has another)."""
     session = {"role": user.role.value, "sid": uuid.uuid4().hex}
+    if user.uid:
+        session["uid"] = user.uid
     refresh_token = create_refresh_token(identity=user.username, additional_claims=session)
     return {
         "access_token": _access_token(user.username, user.role.value, decode_token(refresh_token)),
@@ -172,7 +177,9 @@ def revoke_token(claims: dict[str, Any]) -> None:
 
 @jwt.token_in_blocklist_loader
 def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> bool:
-    """One round trip: is the token or its session revoked, and does its user still exist (with which role)?"""
+    """One round trip: is the token or its session revoked, and does its user still exist (with which role)? A
+    user deleted and created again has another uid: the old user's tokens are revoked. A token without a uid only
+    matches a user without one (both made before uids existed)."""
     markers = [keys.revoked_token(jwt_payload["jti"])]
     if jwt_payload.get("sid"):
         markers.append(keys.revoked_session(jwt_payload["sid"]))
@@ -180,10 +187,10 @@ def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> b
     read = getattr(view, "read_with_auth", None) if request.method == "GET" else None
     with get_redis().pipeline(transaction=False) as pipe:
         pipe.exists(*markers)
-        pipe.hget(keys.user(jwt_payload["sub"]), "role")
+        pipe.hmget(keys.user(jwt_payload["sub"]), ["role", "uid"])
         finish = read(pipe) if read is not None else None
-        revoked, role, *read_results = pipe.execute()
-    if revoked or role is None:
+        revoked, (role, uid), *read_results = pipe.execute()
+    if revoked or role is None or (uid or b"").decode() != jwt_payload.get("uid", ""):
         return True
     if finish is not None:
         g.joined_read = finish(read_results)

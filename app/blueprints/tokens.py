@@ -25,9 +25,12 @@ def create() -> Any:
     """A new API token, at most the creator's role; the secret is in this answer only."""
     body: TokenBody = request.context.json  # type: ignore[attr-defined]
     claims = get_jwt()
-    creator = claims.get("creator") if claims.get("api_token") else claims["sub"]  # a token's maker answers for it
+    # A token's maker answers for it; the maker's uid ties it to this user, not to a later one of the same name.
+    made_by_token = bool(claims.get("api_token"))
+    creator = claims.get("creator") if made_by_token else claims["sub"]
+    creator_uid = claims.get("creator_uid" if made_by_token else "uid") or ""
     secret, token = tokens.create_token(
-        get_redis(), body.name, body.role, creator or "", current_role(), body.expires_in_days
+        get_redis(), body.name, body.role, creator or "", current_role(), body.expires_in_days, creator_uid=creator_uid
     )
     return jsonify({**token.to_dict(), "token": secret, "token_type": "Bearer"}), 201
 

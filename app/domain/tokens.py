@@ -2,7 +2,8 @@
 
 The secret is high-entropy random, so a fast hash is right (scrypt would only slow every request down). One
 script checks a token in one round trip: the address's failure throttle, the token, its creator's current role,
-and the last-used time (written at most once a TOUCH_INTERVAL_SECONDS).
+and the last-used time (written at most once a TOUCH_INTERVAL_SECONDS). A token made by a user stores that user's
+uid: once the user is deleted, a new user of the same name (another uid) does not bring the token back.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ApiToken:
     created_at: float
     expires_at: float | None
     last_used_at: float | None
+    creator_uid: str = ""  # the creator's uid ("" for the command line, or a creator made before uids existed)
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """The listing's view: never the secret (which is not stored) nor its digest."""
@@ -84,8 +86,10 @@ def create_token(
     creator_role: Role | None,
     expires_in_days: int | None = None,
     now: float | None = None,
+    creator_uid: str = "",
 ) -> tuple[str, ApiToken]:
-    """A new token and its secret (returned once, never stored). `creator_role` None: the command line."""
+    """A new token and its secret (returned once, never stored). `creator_role` None: the command line;
+    `creator_uid`: the creator's uid, which the creator must still have for the token to work."""
     check_name(name)
     if creator_role is not None and not creator_role.includes(role):
         raise InvalidInput("A token cannot carry a role above its creator's", {"role": f"at most {creator_role}"})
@@ -101,12 +105,14 @@ def create_token(
     fields = {"name": name, "role": role.value, "creator": creator, "created_at": repr(now)}
     if expires_at is not None:
         fields["expires_at"] = repr(expires_at)
+    if creator_uid:
+        fields["creator_uid"] = creator_uid
     with connection.pipeline() as pipe:
         pipe.hset(keys.api_token(token_digest), mapping=fields)  # type: ignore[arg-type]
         if expires_at is not None:
             pipe.expireat(keys.api_token(token_digest), int(expires_at) + keys.API_TOKEN_GRACE_SECONDS)
         pipe.execute()
-    return secret, ApiToken(name, role, creator, now, expires_at, None)
+    return secret, ApiToken(name, role, creator, now, expires_at, None, creator_uid)
 
 
 def _prune_gone(connection: Redis) -> None:
@@ -136,6 +142,7 @@ def _parse(fields: dict[bytes, bytes]) -> ApiToken:
         created_at=number(b"created_at") or 0.0,
         expires_at=number(b"expires_at"),
         last_used_at=number(b"last_used_at"),
+        creator_uid=fields.get(b"creator_uid", b"").decode(),
     )
 
 
@@ -163,13 +170,16 @@ def revoke_token(connection: Redis, name: str) -> None:
 
 
 # KEYS: the token's hash, the address's failure counter. ARGV: now, allowed failures, window seconds, touch
-# interval, the users' key prefix. A failure (unknown, expired, creator gone) counts towards the throttle.
+# interval, the users' key prefix. A failure (unknown, expired, creator gone) counts towards the throttle. The
+# creator is gone when deleted, or replaced by another user of the same name (another uid; none on both sides: a
+# token and a user made before uids existed, which match).
 _VERIFY = """
 local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
 if failures >= tonumber(ARGV[2]) then
   return {'throttled', tostring(redis.call('PTTL', KEYS[2]))}
 end
-local t = redis.call('HMGET', KEYS[1], 'name', 'role', 'creator', 'created_at', 'expires_at', 'last_used_at')
+local t = redis.call('HMGET', KEYS[1], 'name', 'role', 'creator', 'created_at', 'expires_at', 'last_used_at',
+  'creator_uid')
 local now = tonumber(ARGV[1])
 local outcome = false
 local creator_role = ''
@@ -178,8 +188,9 @@ if not t[1] then
 elseif t[5] and t[5] ~= '' and tonumber(t[5]) <= now then
   outcome = 'expired'
 elseif t[3] and t[3] ~= '' then
-  creator_role = redis.call('HGET', ARGV[5] .. t[3], 'role')
-  if not creator_role then outcome = 'invalid' end
+  local creator = redis.call('HMGET', ARGV[5] .. t[3], 'role', 'uid')
+  creator_role = creator[1]
+  if not creator_role or (creator[2] or '') ~= (t[7] or '') then outcome = 'invalid' end
 end
 if outcome then
   redis.call('SET', KEYS[2], 0, 'EX', ARGV[3], 'NX')
@@ -189,7 +200,7 @@ end
 if not t[6] or now - tonumber(t[6]) >= tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1])
 end
-return {'ok', t[1], t[2], t[3] or '', t[4] or '', t[5] or '', t[6] or '', creator_role}
+return {'ok', t[1], t[2], t[3] or '', t[4] or '', t[5] or '', t[6] or '', creator_role, t[7] or ''}
 """
 
 
@@ -210,9 +221,15 @@ def verify_token(
         return TokenCheck("throttled", retry_after=max(1, -(-int(reply[1]) // 1000)))
     if outcome != "ok":
         return TokenCheck(outcome)  # type: ignore[arg-type]
-    name, role, creator, created, expires, last_used, creator_role = (part.decode() for part in reply[1:])
+    name, role, creator, created, expires, last_used, creator_role, creator_uid = (part.decode() for part in reply[1:])
     token = ApiToken(
-        name, Role(role), creator, float(created or 0), float(expires) if expires else None, float(last_used or now)
+        name,
+        Role(role),
+        creator,
+        float(created or 0),
+        float(expires) if expires else None,
+        float(last_used or now),
+        creator_uid,
     )
     acting = token.role
     if creator_role and not Role(creator_role).includes(acting):

@@ -1,7 +1,13 @@
-"""Users of the monitor: stored in Redis with hashed passwords, each with one role."""
+"""Users of the monitor: stored in Redis with hashed passwords, each with one role.
+
+Each user gets a random `uid` when created; tokens carry it, so a user deleted and created again under the same
+name does not inherit the old one's sessions or API tokens. Users created before uids existed have none: a token
+without a uid matches such a user (and only such a user), the missing uid on both sides counting as equal.
+"""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -46,6 +52,7 @@ class User:
     username: str
     role: Role
     created_at: str
+    uid: str = ""  # "" for a user created before uids existed
 
 
 def create_user(connection: Redis, username: str, password: str, role: Role, hash_method: str | None = None) -> User:
@@ -57,6 +64,7 @@ def create_user(connection: Redis, username: str, password: str, role: Role, has
         "password_hash": _hash(password, hash_method),
         "role": role.value,
         "created_at": created_at,
+        "uid": secrets.token_hex(16),
     }
     # HSETNX on one field decides the race between two creators; the rest follows in one transaction.
     if not connection.hsetnx(keys.user(username), "role", role.value):
@@ -65,47 +73,56 @@ def create_user(connection: Redis, username: str, password: str, role: Role, has
         pipe.hset(keys.user(username), mapping=fields)
         pipe.sadd(keys.USERS, username)
         pipe.execute()
-    return User(username, role, created_at)
+    return User(username, role, created_at, str(fields["uid"]))
 
 
 def get_user(connection: Redis, username: str) -> User | None:
-    data = connection.hmget(keys.user(username), ["role", "created_at"])
-    if data[0] is None:
+    role, created_at, uid = connection.hmget(keys.user(username), ["role", "created_at", "uid"])
+    if role is None:
         return None
-    return User(username, Role(data[0].decode()), (data[1] or b"").decode())
+    return User(username, Role(role.decode()), (created_at or b"").decode(), (uid or b"").decode())
 
 
 def authenticate(connection: Redis, username: str, password: str, hash_method: str | None = None) -> User | None:
     """The user when the password matches; None otherwise, in about the same time either way (`hash_method`:
     the one users are created with, for the check an unknown user costs)."""
-    role, created_at, password_hash = connection.hmget(keys.user(username), ["role", "created_at", "password_hash"])
+    fields = ["role", "created_at", "password_hash", "uid"]
+    role, created_at, password_hash, uid = connection.hmget(keys.user(username), fields)
     if password_hash is None or role is None:
         check_password_hash(_dummy_hash(hash_method), password)
         return None
     if not check_password_hash(password_hash.decode(), password):
         return None
-    return User(username, Role(role.decode()), (created_at or b"").decode())
+    return User(username, Role(role.decode()), (created_at or b"").decode(), (uid or b"").decode())
 
 
 def list_users(connection: Redis) -> list[User]:
     names = sorted(name.decode() for name in connection.smembers(keys.USERS))
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.hmget(keys.user(name), ["role", "created_at"])
+            pipe.hmget(keys.user(name), ["role", "created_at", "uid"])
         rows = pipe.execute()
     return [
-        User(name, Role(role.decode()), (created or b"").decode())
-        for name, (role, created) in zip(names, rows, strict=True)
+        User(name, Role(role.decode()), (created or b"").decode(), (uid or b"").decode())
+        for name, (role, created, uid) in zip(names, rows, strict=True)
         if role is not None
     ]
 
 
+# Only an existing user's role changes: a delete between a check and the write must not leave a role-only hash.
+_SET_ROLE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'role', ARGV[1])
+return 1
+"""
+
+
 def set_role(connection: Redis, username: str, role: Role) -> User:
-    if not connection.exists(keys.user(username)):
+    if not connection.eval(_SET_ROLE, 1, keys.user(username), role.value):
         raise UserNotFound(f"User '{username}' does not exist")
-    connection.hset(keys.user(username), "role", role.value)
     user = get_user(connection, username)
-    assert user is not None
+    if user is None:  # deleted right after the change
+        raise UserNotFound(f"User '{username}' does not exist")
     return user
 
 

@@ -218,6 +218,48 @@ def test_role_change_and_deletion_take_effect_at_once(client, make_user, connect
     assert_error(client.get("/api/v1/auth/me", headers=headers), 401, "token_revoked")
 
 
+def test_a_user_created_again_under_the_same_name_does_not_inherit_the_old_sessions(client, make_user, connection):
+    """Regression: moderator bob's tokens, after bob was deleted and created again as super_admin, answered
+    /me with super_admin and /refresh with 200."""
+    make_user("bob", Role.MODERATOR)
+    old = login(client, "bob")
+    users.delete_user(connection, "bob")
+    assert_error(client.get("/api/v1/auth/me", headers=bearer(old["access_token"])), 401, "token_revoked")
+    make_user("bob", Role.SUPER_ADMIN)
+    assert_error(client.get("/api/v1/auth/me", headers=bearer(old["access_token"])), 401, "token_revoked")
+    assert_error(client.post("/api/v1/auth/refresh", headers=bearer(old["refresh_token"])), 401, "token_revoked")
+    new = login(client, "bob")
+    assert client.get("/api/v1/auth/me", headers=bearer(new["access_token"])).get_json()["role"] == "super_admin"
+    renewed = client.post("/api/v1/auth/refresh", headers=bearer(new["refresh_token"])).get_json()["access_token"]
+    assert client.get("/api/v1/auth/me", headers=bearer(renewed)).status_code == 200
+
+
+def test_a_user_made_before_uids_keeps_its_sessions_and_only_it_matches_a_token_without_one(
+    client, make_user, connection
+):
+    """Users created before uids existed have none, nor have their tokens: a missing uid on both sides matches."""
+    make_user("olde", Role.ADMIN)
+    connection.hdel(keys.user("olde"), "uid")
+    tokens = login(client, "olde")
+    assert client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])).get_json()["role"] == "admin"
+    assert client.post("/api/v1/auth/refresh", headers=bearer(tokens["refresh_token"])).status_code == 200
+    users.delete_user(connection, "olde")
+    make_user("olde", Role.ADMIN)  # a new user of the same name has a uid: the old tokens do not match it
+    assert_error(client.get("/api/v1/auth/me", headers=bearer(tokens["access_token"])), 401, "token_revoked")
+
+
+def test_set_role_never_brings_a_deleted_user_back(connection, make_user):
+    make_user("gone", Role.ADMIN)
+    users.delete_user(connection, "gone")
+    with pytest.raises(users.UserNotFound):
+        users.set_role(connection, "gone", Role.SUPER_ADMIN)
+    assert not connection.exists(keys.user("gone"))
+    make_user("kept", Role.MODERATOR)
+    uid = connection.hget(keys.user("kept"), "uid")
+    assert users.set_role(connection, "kept", Role.ADMIN).role == Role.ADMIN
+    assert connection.hget(keys.user("kept"), "uid") == uid
+
+
 def test_repeated_failures_for_one_username_are_throttled(client, make_user, connection):
     make_user("gina", Role.ADMIN)
     user_hash = connection.hgetall(keys.user("gina"))

@@ -9,7 +9,7 @@ import pytest
 from redis.connection import AbstractConnection
 from rq import Queue
 
-from app.domain import keys, tokens
+from app.domain import keys, tokens, users
 from app.domain.users import Role
 
 URL = "/api/v1/auth/tokens"
@@ -95,6 +95,28 @@ def test_a_token_never_carries_a_role_above_its_makers(client, auth, connection,
     with pytest.raises(Exception, match="above its creator"):
         tokens.create_token(connection, "too-high", Role.SUPER_ADMIN, "someone", Role.ADMIN)
     assert connection.hget(keys.API_TOKENS, "too-high") is None
+
+
+def test_a_users_tokens_die_with_the_user_even_when_the_name_is_used_again(client, auth, connection, make_user):
+    """Regression: the creator was looked up by name only, so a new user of the same name revived the old tokens
+    (made directly, and made by another of the creator's tokens)."""
+    secret = create(client, auth, "orphan", "super_admin")["token"]
+    child = client.post(URL, json={"name": "orphan-child", "role": "admin"}, headers=bearer(secret))
+    child_secret = child.get_json()["token"]
+    assert client.get("/api/v1/auth/me", headers=bearer(child_secret)).status_code == 200
+    users.delete_user(connection, "user-super_admin")
+    make_user("user-super_admin", Role.SUPER_ADMIN)
+    for dead in (secret, child_secret):
+        refused = client.get("/api/v1/auth/me", headers=bearer(dead))
+        assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "invalid_token"
+
+
+def test_a_token_and_a_creator_made_before_uids_still_match(client, auth, connection):
+    secret = create(client, auth, "legacy", "admin")["token"]
+    connection.hdel(keys.api_token(tokens.digest(secret)), "creator_uid")
+    assert client.get("/api/v1/auth/me", headers=bearer(secret)).status_code == 401  # the creator has a uid
+    connection.hdel(keys.user("user-super_admin"), "uid")
+    assert client.get("/api/v1/auth/me", headers=bearer(secret)).get_json()["role"] == "admin"
 
 
 @pytest.mark.parametrize(
