@@ -55,7 +55,17 @@ def _alert(condition: Condition, since: float) -> dict[str, Any]:
 # --- the facts of one tick ----------------------------------------------------------------------------------
 
 
-def _window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dict[str, int]]:
+WINDOW_MINUTES = 5  # the outcome window of the rules, and of the workers overview's rates
+
+
+def window_reads(pipe: Any, now: float) -> None:
+    """Queue the minute buckets of the window on `pipe`: WINDOW_MINUTES + 1 HGETALL, oldest first."""
+    current = int(now // history.MINUTE.seconds)
+    for minute in range(current - WINDOW_MINUTES, current + 1):
+        pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
+
+
+def parse_window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dict[str, int]]:
     """Per queue ok / fail / retry / ms over the 5 minutes before now (history's minute buckets; the oldest one
     counts for its part inside the window, as the processing rate does)."""
     oldest_weight = 1.0 - (now % history.MINUTE.seconds) / history.MINUTE.seconds
@@ -156,12 +166,10 @@ def gather(
 ) -> Inputs:
     """The facts beyond the tick's shared documents, and the alert state: one pipeline (the worker registry too
     when the tick has not read it; `liveness` = active and stale seconds for it)."""
-    current = int(now // history.MINUTE.seconds)
     names = [queue["queueName"] for queue in metrics["queues"]]
     threshold = settings["stuck_jobs"].threshold
     with connection.pipeline(transaction=False) as pipe:
-        for minute in range(current - 5, current + 1):
-            pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
+        window_reads(pipe, now)
         pipe.info("memory")
         pipe.hlen(keys.SCHEDULES)
         pipe.hget(keys.SCHEDULER_HEARTBEAT, "at")
@@ -174,7 +182,7 @@ def gather(
         if workers is None:
             workers_reads(pipe)
         replies = pipe.execute(raise_on_error=False)
-    fixed = 6 + 7  # the minute buckets, then the seven single reads above
+    fixed = WINDOW_MINUTES + 1 + 7  # the minute buckets, then the seven single reads above
     *minutes, memory, schedule_count, beat, missed, firing, pending, facts = replies[:fixed]
     rest = replies[fixed:]
     stuck = _stuck(connection, rest.pop(0), names, stuck_bands, threshold, now) if names else {}
@@ -193,7 +201,7 @@ def gather(
             success_rate=metrics.get("successRate"),
             workers=workers,
             stuck=stuck,
-            window=_window(minutes, now),
+            window=parse_window(minutes, now),
             redis_used_bytes=int(memory.get("used_memory", 0)),
             redis_max_bytes=int(memory.get("maxmemory", 0)),
             schedules_exist=bool(schedule_count),
@@ -304,6 +312,13 @@ def status_of(counts: Mapping[str, int]) -> str:
     if counts.get(AlertSeverity.CRITICAL):
         return HealthStatus.CRITICAL.value
     return (HealthStatus.DEGRADED if counts.get(AlertSeverity.WARNING) else HealthStatus.HEALTHY).value
+
+
+def firing_health(firing: list[bytes]) -> tuple[str, list[str]]:
+    """The health of the firing alerts (HVALS of keys.ALERTS_FIRING), rolled up as GET /api/v1/health does, and
+    their messages, critical first: the workers overview's overall_health and health_reasons."""
+    found = _sorted([json.loads(raw) for raw in firing])
+    return status_of(severity_counts(found)), [str(alert["message"]) for alert in found]
 
 
 def severity_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:

@@ -1,10 +1,10 @@
 """The worker documents of API.md § Workers: overview (also the live stream's), queue status and one worker's
 details. Each is one round trip: the worker registry's script (app.domain.workers) and the other reads in one
-pipeline. Health is the worse of the alert rules' roll-up (the firing alerts) and seed 000's rules (`rolled_up`)."""
+pipeline. Health is the alert rules' roll-up of the firing alerts, as GET /api/v1/health reports it (the rules are
+evaluated each tick by the ticker: app/domain/alerts.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,15 +14,13 @@ from typing import Any
 
 from redis import Redis
 
-from app.domain import alerts, history, keys, worker_history, workers
+from app.domain import alerts, keys, worker_history, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
-from app.domain.states import AlertSeverity, HealthStatus
 from app.domain.timeutil import iso_from_timestamp
 
 RECENT_ACTIVITY = 50
 POOL_EVENTS_SHOWN = 50
-WINDOW_MINUTES = 5  # avg_system_response_time, throughput and the error rate of the health rules
-ERROR_RATE_DEGRADED = 10.0  # percent of the window's ended attempts
+WINDOW_MINUTES = alerts.WINDOW_MINUTES  # avg_system_response_time and throughput: the rules' outcome window
 MB = 1024 * 1024
 # Pool events worth showing in the activity feed: what happened to a worker, not every job (those are attempts).
 POOL_ACTIONS = {
@@ -42,71 +40,6 @@ class Thresholds:
     active_seconds: float
     stale_seconds: float
     max_queue_size: int = 1000
-
-
-def _window_reads(pipe: Any, now: float) -> None:
-    current = int(now // history.MINUTE.seconds)
-    for minute in range(current - WINDOW_MINUTES + 1, current + 1):
-        pipe.hgetall(keys.stats_bucket(history.MINUTE.name, minute))
-
-
-def _window(replies: list[dict[bytes, bytes]]) -> dict[str, dict[str, int]]:
-    """Ended attempts of the last minutes per queue ("" = all): ok, fail, retry and the finished jobs' ms."""
-    found: dict[str, dict[str, int]] = {}
-    for fields in replies:
-        for raw_field, value in fields.items():
-            queue, _, kind = raw_field.decode(errors="replace").rpartition(history.FIELD_SEPARATOR)
-            counts = found.setdefault(queue, {"ok": 0, "fail": 0, "retry": 0, "ms": 0})
-            counts[kind] = counts.get(kind, 0) + int(value)
-    return found
-
-
-def worker_health(
-    workers_found: list[dict[str, Any]], waiting: int, window: dict[str, dict[str, int]]
-) -> tuple[str, list[str]]:
-    """Seed 000's rules: critical when jobs wait and no worker is active; degraded for stale workers or an error
-    rate above 10 % of the attempts ended in the last minutes. Returns the status and its reasons."""
-    reasons: list[str] = []
-    active = sum(1 for worker in workers_found if worker["liveness"] == workers.Liveness.ACTIVE)
-    if waiting and not active:
-        reasons.append(f"{waiting} jobs are waiting and no worker is active")
-    critical = bool(reasons)
-    for worker in workers_found:
-        if worker["liveness"] == workers.Liveness.STALE:
-            age = worker["seconds_since_heartbeat"]
-            since = "no heartbeat" if age is None else f"no heartbeat for {_age(age)}"
-            reasons.append(f"worker {worker['worker_name']} is stale ({since})")
-    total = window.get("", {})
-    ended = total.get("ok", 0) + total.get("fail", 0) + total.get("retry", 0)
-    failed = total.get("fail", 0) + total.get("retry", 0)
-    if ended and 100.0 * failed / ended > ERROR_RATE_DEGRADED:
-        reasons.append(f"error rate {100.0 * failed / ended:.1f} % over the last {WINDOW_MINUTES} minutes")
-    if critical:
-        return HealthStatus.CRITICAL.value, reasons
-    return (HealthStatus.DEGRADED if reasons else HealthStatus.HEALTHY).value, reasons
-
-
-SEVERITY_ORDER = tuple(HealthStatus)
-
-
-def rolled_up(seed_rules: tuple[str, list[str]], firing: list[bytes]) -> tuple[str, list[str]]:
-    """The worse of seed 000's rules (immediate, from this read) and the alert rules' roll-up (the firing alerts of
-    ALERTS.md, as GET /api/v1/health reports them, evaluated by the ticker); the reasons of both, critical first."""
-    alerts_found = []
-    for raw in firing:
-        try:
-            alerts_found.append(json.loads(raw))
-        except ValueError:
-            continue
-    alerts_found.sort(key=lambda alert: alert.get("severity") != AlertSeverity.CRITICAL)
-    status = alerts.status_of(alerts.severity_counts(alerts_found))
-    worst = max(status, seed_rules[0], key=SEVERITY_ORDER.index)
-    messages = [str(alert.get("message", "")) for alert in alerts_found]
-    return worst, messages + [reason for reason in seed_rules[1] if reason not in messages]
-
-
-def _age(seconds: float) -> str:
-    return f"{int(seconds)} s" if seconds < 120 else f"{int(seconds // 60)} min"
 
 
 def _sizes(queues: list[dict[str, Any]]) -> dict[str, int]:
@@ -175,7 +108,7 @@ def overview_reads(
     pipe.zrange(keys.WORKER_LAST_END, 0, -1, withscores=True)
     pipe.info("memory")
     pipe.hvals(keys.ALERTS_FIRING)
-    _window_reads(pipe, now)
+    alerts.window_reads(pipe, now)
     return lambda results: _overview(results, thresholds, now)
 
 
@@ -209,12 +142,12 @@ def _tally(found: list[dict[str, Any]], sizes: dict[str, int], last_end: dict[st
 def _overview(results: list[Any], thresholds: Thresholds, now: float) -> dict[str, Any]:
     registry, counts, recent, events, ends, memory, firing, *minutes = results
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
-    sizes, window = _sizes(parse_queue_counts(counts)), _window(minutes)
+    sizes, window = _sizes(parse_queue_counts(counts)), alerts.parse_window(minutes, now)
     tally = _tally(found, sizes, worker_history.last_ends(ends))
     waiting = sum(sizes.values())
-    status, reasons = rolled_up(worker_health(found, waiting, window), firing)
-    finished = sum(c["ok"] + c["fail"] for q, c in window.items() if q)
-    duration_ms = sum(c["ms"] for q, c in window.items() if q)
+    status, reasons = alerts.firing_health(firing)
+    finished = sum(c.get("ok", 0) + c.get("fail", 0) for c in window.values())
+    duration_ms = sum(c.get("ms", 0) for c in window.values())
     active = tally.by_liveness[workers.Liveness.ACTIVE]
     activity = worker_history.activity(recent) + _pool_activity(events)
     activity.sort(key=lambda entry: entry["timestamp"] or "", reverse=True)
@@ -307,10 +240,10 @@ def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | Non
         queue_counts_reads(pipe, now)
         pipe.eval(_OLDEST_LUA, 2, ALL_QUEUES_KEY, keys.KNOWN_QUEUES, QUEUE_KEY_PREFIX, keys.prioritized(""), "rq:job:")
         pipe.hvals(keys.ALERTS_FIRING)
-        _window_reads(pipe, now)
+        alerts.window_reads(pipe, now)
         registry, counts, oldest_flat, firing, *minutes = pipe.execute()
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
-    queues, window, oldest = parse_queue_counts(counts), _window(minutes), _oldest(oldest_flat, now)
+    queues, window, oldest = parse_queue_counts(counts), alerts.parse_window(minutes, now), _oldest(oldest_flat, now)
     listening: dict[str, int] = {}
     for worker in found:
         if worker["liveness"] == workers.Liveness.ACTIVE:
@@ -337,7 +270,7 @@ def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | Non
     capacity = thresholds.max_queue_size * len(documents)
     etas = [document["estimated_completion_time"] for document in documents.values()]
     waiting_unserved = [n for n, d in documents.items() if d["size"] and not d["workers"]]
-    status, _ = rolled_up(worker_health(found, total, window), firing)
+    status, _ = alerts.firing_health(firing)
     return {
         "success": True,
         "timestamp": iso_from_timestamp(now),

@@ -16,6 +16,7 @@ from rq import Queue
 
 from app.domain import workers as registry
 from app.domain.users import Role
+from app.ticker import make_ticker
 from tests.api.test_live import read_events
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import stop_worker, wait_for
@@ -138,7 +139,7 @@ def test_control_round_trips_and_what_a_plain_worker_cannot_do(client, auth, con
 
 
 def test_a_killed_worker_goes_stale_is_reported_then_removed(redis_url, tmp_path, connection, make_user, running):
-    app = make_app(redis_url, tmp_path, WORKER_ACTIVE_SECONDS=1.0, WORKER_STALE_SECONDS=3.0)
+    app = make_app(redis_url, tmp_path, WORKER_ACTIVE_SECONDS=1.0, WORKER_STALE_SECONDS=3.0, ALERT_NO_WORKERS_FOR=0)
     client = app.test_client()
     make_user("killer", Role.ADMIN)
     token = client.post("/api/v1/auth/login", json={"username": "killer", "password": PASSWORD})
@@ -158,9 +159,12 @@ def test_a_killed_worker_goes_stale_is_reported_then_removed(redis_url, tmp_path
         return next((w for w in overview["workers"] if w["worker_name"] == name and w["liveness"] == "stale"), None)
 
     wait_for(stale, timeout=30)
+    assert client.get(f"{API}/overview", headers=headers).get_json()["system_overview"]["health_reasons"] == []
+    assert make_ticker(app).tick() is True  # the rules are evaluated by the tick: workers_stale fires at once
     overview = client.get(f"{API}/overview", headers=headers).get_json()
-    assert overview["system_overview"]["overall_health"] in ("degraded", "critical")
-    assert any(name in reason and "stale" in reason for reason in overview["system_overview"]["health_reasons"])
+    health = client.get("/api/v1/health", headers=headers).get_json()
+    assert overview["system_overview"]["overall_health"] == health["status"] == "critical"  # no_workers: for 0 s
+    assert f"worker {name} is stale" in " ".join(overview["system_overview"]["health_reasons"])
     removed = client.delete(f"{API}/worker/{name}", headers=headers)
     assert removed.status_code == 200, removed.get_json()
     assert removed.get_json() == {"success": True, "worker_name": name, "removed": True, "abandoned_job": None}
@@ -180,9 +184,31 @@ def test_queue_status_says_when_no_worker_listens(client, auth, connection):
     assert mine["size"] == 3 and mine["workers"] == 0 and mine["processing"] is False
     assert mine["oldest_task_age_seconds"] > 0 and mine["estimated_completion_time"] is None
     assert mine["max_size"] == 1000 and status["total_queued_tasks"] >= 3
-    assert status["system_health"]["status"] == "critical"
+
+
+def health_everywhere(client, auth) -> tuple[str, str, str, list[str]]:
+    """/api/v1/health's status, /queue/status's and /overview's, and the overview's reasons."""
     overview = get(client, auth, "/overview")["system_overview"]
-    assert overview["overall_health"] == "critical" and "no worker is active" in overview["health_reasons"][0]
+    return (
+        client.get("/api/v1/health", headers=auth("moderator")).get_json()["status"],
+        get(client, auth, "/queue/status")["system_health"]["status"],
+        overview["overall_health"],
+        overview["health_reasons"],
+    )
+
+
+def test_health_follows_the_rules_and_their_for_through_real_ticks(app, client, auth, connection):
+    """no_workers holds for its 60 s before the overview says critical, exactly when /api/v1/health does."""
+    queue_name = unique("lonely")
+    for _ in range(3):
+        Queue(queue_name, connection=connection).enqueue("workers.tasks.noop")
+    assert health_everywhere(client, auth) == ("healthy", "healthy", "healthy", [])  # no tick has run yet
+    ticker, now = make_ticker(app), time.time()
+    assert ticker.tick(now) is True
+    assert health_everywhere(client, auth) == ("healthy", "healthy", "healthy", [])  # pending: `for` 60 s
+    assert ticker.tick(now + 61) is True
+    message = f"3 jobs wait in {queue_name} and no worker listens"
+    assert health_everywhere(client, auth) == ("critical", "critical", "critical", [message])
 
 
 @pytest.mark.parametrize("hours", ["0", "721", "-1", "abc", "1.5", ""])
@@ -290,7 +316,7 @@ def test_a_pool_through_the_api_restart_stop_start_and_its_events(client, auth, 
     assert (child, "restarted") in actions or (child, "started") in actions
 
 
-def test_health_is_the_worse_of_the_firing_alerts_and_seed_rules(client, auth, connection):
+def test_health_is_the_roll_up_of_the_firing_alerts(client, auth, connection):
     alert = {"id": "scheduler_down:system:scheduler", "rule": "scheduler_down", "severity": "critical",
              "subject": {"kind": "system", "name": "scheduler"}, "value": 120, "threshold": 60,
              "since": "2026-12-01T00:00:00.000Z", "message": "The scheduler has not beaten for 2 min"}  # fmt: skip
@@ -298,7 +324,15 @@ def test_health_is_the_worse_of_the_firing_alerts_and_seed_rules(client, auth, c
     connection.hset("rqmon:alerts:firing", alert["id"], json.dumps(alert))
     system = get(client, auth, "/overview")["system_overview"]
     assert system["overall_health"] == "critical" and system["health_reasons"] == [alert["message"]]
-    assert get(client, auth, "/queue/status")["system_health"]["status"] == "critical"
+    assert health_everywhere(client, auth) == ("critical", "critical", "critical", [alert["message"]])
+    warning = alert | {"id": "workers_stale:worker:w.1", "severity": "warning", "message": "worker w.1 is stale"}
+    connection.hset("rqmon:alerts:firing", warning["id"], json.dumps(warning))
+    assert get(client, auth, "/overview")["system_overview"]["health_reasons"] == [
+        alert["message"],
+        "worker w.1 is stale",
+    ]
+    connection.hdel("rqmon:alerts:firing", alert["id"])
+    assert health_everywhere(client, auth) == ("degraded", "degraded", "degraded", ["worker w.1 is stale"])
 
 
 def test_the_overview_is_one_round_trip_with_the_token_check_and_nothing_for_a_revoked_token(
