@@ -340,10 +340,12 @@ class MonitoredPool(WorkerPool):
         self.log.warning("Pool %s: runs of %s still active after %d attempts", self.name, name, attempts)
 
     def _ask_exit(self, slot: int, reason: str) -> None:
-        """Warm stop of one child: it finishes its current job, then exits (RQ's SIGTERM)."""
+        """Warm stop of one child: it finishes its current job, then exits (RQ's SIGTERM). Signalled once only: RQ
+        takes a second stop signal for a forced stop, which kills the work horse and its job."""
         data = self.worker_dict.get(self.worker_name(slot))
+        already = slot in self._exiting
         self._exiting[slot] = reason
-        if data is not None:
+        if data is not None and not already and data.process.is_alive():
             self.stop_worker(data, sig=signal.SIGTERM)
 
     # --- running --------------------------------------------------------------------------------------
@@ -399,8 +401,16 @@ class MonitoredPool(WorkerPool):
             return
         self._deadline = time.monotonic() + self.grace_period
         self.emit("shuttingDown", gracePeriod=self.grace_period)
-        self._exiting.update({self._slot_of(name): "shutdown" for name in self.worker_dict})
-        super().request_stop(signum, frame)  # STOPPED, and RQ's warm stop (SIGINT) to every child
+        super().request_stop(signum, frame)  # STOPPED, and stop_workers() below
+
+    def stop_workers(self) -> None:
+        """RQ's warm stop (SIGINT) to every child not already asked to exit: a second signal would kill its job."""
+        for name, data in list(self.worker_dict.items()):
+            slot = self._slot_of(name)
+            already = slot in self._exiting
+            self._exiting[slot] = "shutdown"
+            if not already:
+                self.stop_worker(data)
 
     def _interrupt_running_jobs(self) -> None:
         """Grace period over: kill what still runs and put its jobs back at the head of their queues."""
@@ -619,12 +629,20 @@ class MonitoredPool(WorkerPool):
         name = self.worker_name(slot)
         if command.action == "stop":
             self.slots[slot] = pools.SLOT_STOPPED
+            if slot in self._exiting:  # already asked to exit: no second signal, which would kill its job
+                self._exiting[slot] = "stop"
+                return worker_control.Ack(True, before, "stopping", f"{name} is already stopping; not respawned")
             self._ask_exit(slot, "stop")
             after = "stopping" if name in self.worker_dict else "stopped"
             return worker_control.Ack(True, before, after, f"{name} stops after its current job; not respawned")
         if command.action == "restart":
             if name not in self.worker_dict:
                 return worker_control.Ack(False, before, before, f"{name} is not running: start it", "not_running")
+            if slot in self._exiting:  # already asked to exit: no second signal; it comes back after its job
+                self.slots[slot] = pools.SLOT_RUNNING
+                if self._exiting[slot] == "stop":
+                    self._exiting[slot] = "restart"
+                return worker_control.Ack(True, before, "stopping", f"{name} is already stopping; it restarts")
             self._ask_exit(slot, "restart")
             return worker_control.Ack(True, before, "stopping", f"{name} restarts after its current job")
         if command.action == "start":

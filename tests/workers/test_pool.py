@@ -357,3 +357,32 @@ def test_children_stop_when_their_pool_is_sigkilled(connection, start_pool):
 
     wait_for(lambda: all(_gone(pid) for pid in children), timeout=20)  # warm shutdown on the pool's death
     wait_for(lambda: not connection.sismember("rq:workers", f"rq:worker:{name}.1"), timeout=10)
+
+
+def test_a_second_stop_never_kills_the_running_job(connection, start_pool):
+    """RQ takes a second stop signal for a forced stop (it kills the work horse): a child already asked to exit is
+    never signalled again, by control or by the pool's own shutdown."""
+    queue = Queue("tp-twice-stop", connection=connection)
+    pool, name = start_pool("tp-twice-stop")
+    wait_for(lambda: connection.pubsub_numsub(keys.pool_control_channel(name))[0][1] == 1, timeout=15)
+    job = queue.enqueue("workers.tasks.record_then_sleep", "tp-twice-stop:runs", "run", 7)
+    worker = _running_on(connection, job)
+    first = send_control(connection, worker, "stop")
+    assert first.acknowledged and first.status_before == "busy", first
+    time.sleep(1.3)  # RQ ignores a second signal within a second of the first: these come later
+    again = send_control(connection, worker, "stop")
+    assert again.acknowledged and again.status_after == "stopping", again
+    time.sleep(1.3)
+    restart = send_control(connection, worker, "restart")  # comes back after its job: still no second signal
+    assert restart.acknowledged and restart.status_after == "stopping", restart
+    time.sleep(1.3)
+    assert job.get_status() == JobStatus.STARTED
+    pool.send_signal(signal.SIGTERM)  # and the pool's shutdown: no signal to a child already exiting
+
+    assert pool.wait(timeout=30) == 0
+    assert job.get_status() == JobStatus.FINISHED
+    assert connection.lrange("tp-twice-stop:runs", 0, -1) == [b"run"]  # ran once: not stalled, not failed
+    job.refresh()
+    assert STALLED_COUNTER not in job.meta and INTERRUPTED_COUNTER not in job.meta
+    assert connection.zcard("rq:wip:tp-twice-stop") == 0  # nothing left active
+    assert not _events(connection, name, "workerStalled")
