@@ -237,37 +237,72 @@ def _login_limits(username: str) -> list[tuple[str, int, int]]:
     return [(keys.login_failures(address, username), *per_user), (keys.login_failures(address), *per_address)]
 
 
-def _check_throttle(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
-    with connection.pipeline(transaction=False) as pipe:
-        for key, _, _ in limits:
-            pipe.get(key)
-            pipe.pttl(key)
-        results = pipe.execute()
-    waits = [
-        math.ceil(max(ttl, 1000) / 1000)
-        for (_, allowed, _), count, ttl in zip(limits, results[::2], results[1::2], strict=True)
-        if count is not None and int(count) >= allowed
-    ]
-    if waits:
-        raise LoginThrottled(max(waits))
+# KEYS: the failure counters; ARGV: allowed failures and window seconds of each, in turn. Reserves one attempt on
+# every counter at once (a window starts with its first attempt), or refuses when one of them is at its limit.
+# Returns {1} (reserved) or {0, wait ms, first}: `first` is 1 for the first refusal of a window (a refused attempt
+# bumps the full counter past its limit once, so later refusals of the window say 0).
+_RESERVE = """
+local wait, refused, first = 0, false, 0
+for i, key in ipairs(KEYS) do
+  local allowed, window = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count >= allowed then
+    refused = true
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('EXPIRE', key, window)
+      ttl = window * 1000
+    end
+    if ttl > wait then wait = ttl end
+    if count == allowed then
+      redis.call('INCR', key)
+      first = 1
+    end
+  end
+end
+if refused then return {0, wait, first} end
+for i, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+end
+return {1}
+"""
+
+# KEYS: the counters of a reservation to give back (a right password is no failure); never below zero, never a
+# counter whose window has ended meanwhile.
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+"""
 
 
-def _count_failure(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
-    with connection.pipeline(transaction=True) as pipe:  # a window starts with the first failure, atomically
-        for key, _, window in limits:
-            pipe.set(key, 0, ex=window, nx=True)
-            pipe.incr(key)
-        pipe.execute()
+def _reserve_attempt(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
+    """Count this attempt as a failure before its password is checked, atomically with the limit check, so that
+    parallel attempts cannot all pass the check first; 429 when a counter is at its limit."""
+    args = [number for _, allowed, window in limits for number in (allowed, window)]
+    reply = connection.eval(_RESERVE, len(limits), *(key for key, _, _ in limits), *args)
+    if reply[0] != 1:
+        raise LoginThrottled(math.ceil(max(int(reply[1]), 1000) / 1000))
+
+
+def _release_attempt(connection: Redis, limits: list[tuple[str, int, int]]) -> None:
+    connection.eval(_RELEASE, len(limits), *(key for key, _, _ in limits))
 
 
 def authenticate_login(username: str, password: str) -> User:
-    """The user for a right password, unless this address failed too often (429); a wrong one counts (401)."""
+    """The user for a right password, unless this address failed too often (429); a wrong one counts (401). The
+    attempt is reserved first and given back when the password is right, so a success never counts."""
     connection = get_redis()
     limits = _login_limits(username)
-    _check_throttle(connection, limits)
-    user = users.authenticate(connection, username, password, current_app.config["PASSWORD_HASH_METHOD"])
+    _reserve_attempt(connection, limits)
+    wrong = False
+    try:
+        user = users.authenticate(connection, username, password, current_app.config["PASSWORD_HASH_METHOD"])
+        wrong = user is None
+    finally:
+        if not wrong:  # a right password, or no answer at all: not a failure
+            _release_attempt(connection, limits)
     if user is None:
-        _count_failure(connection, limits)
         raise ApiError(401, "invalid_credentials", BAD_CREDENTIALS)
     g.signed_in_user = user  # for the audit entry of this login
     return user

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import jwt as pyjwt
@@ -285,6 +287,38 @@ def test_repeated_failures_from_one_address_are_throttled(redis_url, tmp_path, m
     other_address = {"REMOTE_ADDR": "10.9.8.7"}
     ok = other.post("/api/v1/auth/login", json={"username": "ivy", "password": PASSWORD}, environ_base=other_address)
     assert ok.status_code == 200
+
+
+def test_parallel_wrong_passwords_cannot_pass_the_limit(app, connection):
+    """Regression: the check, the password check and the count were separate steps, so 30 parallel wrong passwords
+    against a limit of 5 got 30 401s and no 429. Each attempt is now reserved before its password is checked."""
+    users.create_user(connection, "mob", PASSWORD, Role.ADMIN, "pbkdf2:sha256:200000")  # a check takes a while
+    attempts = 20
+    start = threading.Barrier(attempts)
+
+    def attempt(_: int) -> int:
+        client = app.test_client()
+        start.wait()
+        return client.post("/api/v1/auth/login", json={"username": "mob", "password": "wrong-guess"}).status_code
+
+    with ThreadPoolExecutor(attempts) as pool:
+        statuses = list(pool.map(attempt, range(attempts)))
+    assert statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == attempts, statuses
+    # The right password is refused too until the window ends; from another address it works.
+    assert post_login(app.test_client(), "mob", PASSWORD, "127.0.0.1").status_code == 429
+    assert post_login(app.test_client(), "mob", PASSWORD, "198.51.100.8").status_code == 200
+
+
+def test_a_right_password_gives_its_reservation_back(client, make_user, connection):
+    """Four failures, then right passwords: none is throttled by its own reservation, and none counts."""
+    make_user("judy", Role.MODERATOR)
+    for _ in range(4):
+        assert post_login(client, "judy", "wrong-guess", "203.0.113.20").status_code == 401
+    for _ in range(3):
+        assert post_login(client, "judy", PASSWORD, "203.0.113.20").status_code == 200
+    assert connection.get(keys.login_failures("203.0.113.20", "judy")) == b"4"
+    assert post_login(client, "judy", "wrong-guess", "203.0.113.20").status_code == 401
+    assert post_login(client, "judy", PASSWORD, "203.0.113.20").status_code == 429
 
 
 def test_successful_logins_are_not_throttled(client, make_user):
