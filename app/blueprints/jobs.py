@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import RootModel, ValidationError
+from pydantic import RootModel
 from spectree import Response as Resp
 
 from app.domain import history
@@ -15,7 +15,6 @@ from app.domain.queues import list_queue_names
 from app.domain.severity import StuckThresholds
 from app.domain.stuck import get_stuck_page, get_stuck_summary, queue_names_read
 from app.domain.users import Role
-from app.errors import validation_failed
 from app.extensions import get_redis, spec
 from app.schemas import ErrorBody
 from app.schemas.jobs import (
@@ -34,10 +33,6 @@ from app.security import joined_read, read_with_auth, role_required
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/admin/jobs")
 
 
-# Routes without request input skip spectree's response validation: it re-parses and re-validates the whole
-# document on every call (the largest of the API). The schemas still document them.
-
-
 def thresholds() -> StuckThresholds:
     return current_app.config["STUCK_THRESHOLDS"]
 
@@ -45,7 +40,7 @@ def thresholds() -> StuckThresholds:
 @bp.get("/metrics")
 @role_required(Role.MODERATOR)
 @read_with_auth(metrics_reads)  # one round trip for the token check and the counts
-@spec.validate(resp=Resp(HTTP_200=Metrics, HTTP_401=ErrorBody), tags=["jobs"], skip_validation=True)
+@spec.validate(resp=Resp(HTTP_200=Metrics, HTTP_401=ErrorBody), tags=["jobs"])
 def metrics() -> Any:
     """Counts per queue and in total, success rate over the last 1000 jobs, jobs finished per minute."""
     document = joined_read()
@@ -65,19 +60,11 @@ def trends() -> Any:
 @bp.get("/alerts/stuck")
 @role_required(Role.MODERATOR)
 @read_with_auth(queue_names_read)  # the queue list joins the token check: two round trips in all
-@spec.validate(
-    query=StuckQuery,
-    resp=Resp(HTTP_200=RootModel[list[StuckAlert]], HTTP_400=ErrorBody),
-    tags=["jobs"],
-    skip_validation=True,
-)
+@spec.validate(query=StuckQuery, resp=Resp(HTTP_200=RootModel[list[StuckAlert]], HTTP_400=ErrorBody), tags=["jobs"])
 def stuck() -> Any:
     """The `limit` longest-stuck runs (default 100), longest first; X-Total-Count and X-Severity-Counts
     (`low=3,medium=1,high=0,critical=2`) count every stuck run."""
-    try:
-        query = StuckQuery.model_validate(request.args.to_dict())
-    except ValidationError as error:
-        raise validation_failed(error) from None
+    query: StuckQuery = request.context.query  # type: ignore[attr-defined]
     alerts, summary = get_stuck_page(get_redis(), thresholds(), query.limit, queue_names=joined_read())
     response = jsonify(alerts)
     response.headers["X-Total-Count"] = str(summary["total"])
@@ -88,7 +75,7 @@ def stuck() -> Any:
 @bp.get("/alerts/stuck/summary")
 @role_required(Role.MODERATOR)
 @read_with_auth(queue_names_read)
-@spec.validate(resp=Resp(HTTP_200=StuckSummary), tags=["jobs"], skip_validation=True)
+@spec.validate(resp=Resp(HTTP_200=StuckSummary), tags=["jobs"])
 def stuck_summary() -> Any:
     """How many runs are stuck: in total, per severity, per queue (queues with a stuck run only)."""
     return jsonify(get_stuck_summary(get_redis(), thresholds(), queue_names=joined_read()))

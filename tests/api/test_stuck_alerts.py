@@ -49,6 +49,32 @@ def test_a_bad_limit_is_refused(client, auth, limit):
     assert "limit" in body["error"]["details"]
 
 
+def test_the_query_is_validated_once_by_the_routes_schema(client, auth, stuck_runs, monkeypatch):
+    """Regression: skip_validation=True turned off spectree's request validation too, so the view validated its
+    query again by hand."""
+    from app.extensions import spec
+    from app.schemas.jobs import StuckQuery
+
+    by_spectree: list[object] = []
+    every: list[object] = []
+    adapter = spec.model_adapter
+    validate_obj, model_validate = adapter.validate_obj, StuckQuery.model_validate.__func__  # type: ignore[attr-defined]
+
+    def spectree_validates(model, value):
+        by_spectree.append(model)
+        return validate_obj(model, value)
+
+    def counted(cls, value, *args, **kwargs):
+        every.append(value)
+        return model_validate(cls, value, *args, **kwargs)
+
+    monkeypatch.setattr(adapter, "validate_obj", spectree_validates)
+    monkeypatch.setattr(StuckQuery, "model_validate", classmethod(counted))
+    response = client.get(f"{API}/alerts/stuck?limit=2&_=cache-buster", headers=auth("moderator"))
+    assert len(response.get_json()) == 2
+    assert by_spectree == [StuckQuery] and len(every) == 1
+
+
 def test_the_summary(client, auth, stuck_runs):
     summary = client.get(f"{API}/alerts/stuck/summary", headers=auth("moderator")).get_json()
     assert summary == {
