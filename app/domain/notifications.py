@@ -24,6 +24,7 @@ DELIVERY_JOB_TIMEOUT = 30
 DELIVERY_ATTEMPTS = 6  # the first and 5 retries
 FAILED_DELIVERY_TTL = 7 * 86400
 DONE_DELIVERY_TTL = 86400
+QUEUED_DELIVERY_TTL = 86400  # a delivery no worker took within a day expires (no worker on the queue: no growth)
 SLACK_HOSTS = ("hooks.slack.com",)
 USER_AGENT = "rq-monitor-alerts/1"
 
@@ -77,6 +78,7 @@ def enqueue_notifications(
             DELIVERY_FUNCTION,
             args=(url, body_for(status, alert, health, format_for(url, forced_format))),
             timeout=DELIVERY_JOB_TIMEOUT,
+            ttl=QUEUED_DELIVERY_TTL,
             result_ttl=DONE_DELIVERY_TTL,
             failure_ttl=FAILED_DELIVERY_TTL,
             description=f"alert {status}: {alert['id']} -> {redacted(url)}",

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import config
+from app.domain import keys
 from tests.helpers import ROOT
 
 
@@ -26,7 +27,8 @@ def test_procfile_serves_with_gevent_and_runs_a_worker_pool_and_the_publisher():
     assert web[:3] == ["gunicorn", "-k", "gevent"] and web[-1] == "app:create_app()"
     assert "--graceful-timeout" in web
     worker = processes["worker"]
-    assert worker[:3] == ["rq-monitor-pool", "--workers", "2"] and worker[-1] == "default"
+    assert worker[:3] == ["rq-monitor-pool", "--workers", "2"] and "default" in worker
+    assert keys.NOTIFICATIONS_QUEUE in worker  # the alerts' webhook deliveries, else never sent
     assert processes["publisher"] == ["flask", "--app", "app", "monitor", "publish"]
 
 

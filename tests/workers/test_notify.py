@@ -16,7 +16,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from app.domain import attempts, keys
-from app.domain.notifications import backoff, body_for, enqueue_notifications, format_for
+from app.domain.notifications import QUEUED_DELIVERY_TTL, backoff, body_for, enqueue_notifications, format_for
 from app.ticker import make_ticker
 from tests.conftest import make_app
 from tests.helpers import start_worker, stop_worker, wait_for
@@ -152,6 +152,9 @@ def test_a_dead_endpoint_never_touches_the_tick(redis_url, tmp_path, connection)
     queued = Queue(keys.NOTIFICATIONS_QUEUE, connection=connection).get_jobs()
     assert {job.func_name for job in queued} == {"workers.notify.deliver"}
     assert all(job.retries_left == 5 for job in queued)
+    # Undelivered (no worker on the queue) they expire after a day instead of piling up.
+    assert all(job.ttl == QUEUED_DELIVERY_TTL == 86400 for job in queued)
+    assert all(0 < connection.ttl(job.key) <= QUEUED_DELIVERY_TTL for job in queued)
 
 
 def test_shapes_and_backoff():
