@@ -19,7 +19,8 @@ from app.domain.history import FIELD_SEPARATOR, Outcome
 
 # history's outcome -> the label value of rqmon_jobs_finished_total
 OUTCOME_LABELS: dict[str, str] = {"ok": "completed", "fail": "failed", "retry": "retried"}
-# Upper bounds (seconds) of the duration histogram; +Inf is implied.
+# Upper bounds (seconds) of the duration histogram; +Inf is implied. The one histogram of attempt durations: the
+# worker history's (p95 of /performance/metrics) uses the same bounds and bucket_index.
 DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600)
 
 

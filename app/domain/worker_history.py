@@ -21,14 +21,16 @@ from redis import Redis
 from redis.client import Pipeline
 
 from app.domain import keys
+from app.domain.counters import DURATION_BUCKETS, bucket_index
 from app.domain.history import Outcome
 from app.domain.timeutil import iso_from_timestamp
 
 RETENTION_SECONDS = keys.WORKER_HISTORY_DAYS * 86400
 MEMORY_TTL_SECONDS = 3700
-# Upper bounds (seconds) of the duration histogram; the last bucket is everything longer.
-DURATION_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-SYSTEM, WORKER, QUEUE, DURATION, GENERATION = "s", "w:", "q:", "d:", "g"  # fields and prefixes of a stats bucket
+# Fields and prefixes of a stats bucket. The duration histogram has the Prometheus histogram's bounds
+# (counters.DURATION_BUCKETS, the last bucket is everything longer), under `b:`: the `d:` fields of buckets recorded
+# before had other bounds and are not read (they expire with their buckets).
+SYSTEM, WORKER, QUEUE, DURATION, GENERATION = "s", "w:", "q:", "b:", "g"
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,6 @@ GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 def granularity_for(hours: int) -> Granularity:
     """API.md: hourly buckets up to 48 h, 6-hourly up to 7 days, daily beyond."""
     return HOUR if hours <= 48 else QUARTER_DAY if hours <= 168 else DAY
-
-
-def duration_bucket(duration_ms: int) -> int:
-    seconds = duration_ms / 1000
-    return next((i for i, bound in enumerate(DURATION_BOUNDS) if seconds <= bound), len(DURATION_BOUNDS))
 
 
 # KEYS: the three stats buckets, the worker's recent list, the deployment's, the last-end set.
@@ -71,7 +68,7 @@ for i = 1, 3 do
   add(KEYS[i], 's')
   add(KEYS[i], 'q:' .. queue)
   if worker ~= '' then add(KEYS[i], 'w:' .. worker) end
-  redis.call('HINCRBY', KEYS[i], 'd:' .. ARGV[5], 1)
+  redis.call('HINCRBY', KEYS[i], 'b:' .. ARGV[5], 1)
   redis.call('HSETNX', KEYS[i], 'g', ARGV[13])
   redis.call('EXPIRE', KEYS[i], ARGV[8 + i])
 end
@@ -124,7 +121,7 @@ def record_attempt(
         queue,
         "0" if outcome == "ok" else "1",
         str(duration_ms),
-        str(duration_bucket(duration_ms)),
+        str(bucket_index(duration_ms)),
         entry,
         str(keys.WORKER_RECENT_CAP),
         repr(ended_at),
@@ -257,15 +254,15 @@ def percentile(histogram: dict[str, int], fraction: float) -> float | None:
     if not total:
         return None
     wanted, seen = fraction * total, 0
-    for index in range(len(DURATION_BOUNDS) + 1):
+    for index in range(len(DURATION_BUCKETS) + 1):
         count = histogram.get(str(index), 0)
         if count and seen + count >= wanted:
-            if index == len(DURATION_BOUNDS):
-                return DURATION_BOUNDS[-1]
-            low = DURATION_BOUNDS[index - 1] if index else 0.0
-            return round(low + (DURATION_BOUNDS[index] - low) * (wanted - seen) / count, 3)
+            if index == len(DURATION_BUCKETS):
+                return float(DURATION_BUCKETS[-1])
+            low = DURATION_BUCKETS[index - 1] if index else 0.0
+            return round(low + (DURATION_BUCKETS[index] - low) * (wanted - seen) / count, 3)
         seen += count
-    return DURATION_BOUNDS[-1]
+    return float(DURATION_BUCKETS[-1])
 
 
 def _change(now_value: float | None, before: float | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain import keys, worker_history
+from app.domain import counters, keys, worker_history
 
 HOUR = 3600
 NOW = 1_780_000_000.0 - 1_780_000_000.0 % 86400 + 12 * HOUR + 600  # 12:10 UTC on some day
@@ -34,10 +34,43 @@ def test_counts_per_worker_and_bucket_and_the_summary(connection):
 
 
 def test_p95_is_interpolated_in_its_duration_bucket():
-    histogram = {str(worker_history.duration_bucket(100)): 95, str(worker_history.duration_bucket(4000)): 5}
+    histogram = {str(counters.bucket_index(100)): 95, str(counters.bucket_index(4000)): 5}
     assert worker_history.percentile(histogram, 0.95) == 0.1  # the 95th of 100 is the last of the fast ones
     assert 2.5 < worker_history.percentile(histogram, 0.99) <= 5.0
     assert worker_history.percentile({}, 0.95) is None
+    assert worker_history.percentile({str(len(counters.DURATION_BUCKETS)): 1}, 0.95) == 3600.0  # +Inf: last bound
+
+
+def histogram_quantile(fraction: float, cumulative: list[tuple[str, int]]) -> float:
+    """Prometheus's histogram_quantile over `le` buckets (linear within a bucket, the last finite bound for +Inf)."""
+    total, low, below = cumulative[-1][1], 0.0, 0
+    for le, count in cumulative:
+        if count >= fraction * total:
+            if le == "+Inf":
+                return float(cumulative[-2][0])
+            return low + (float(le) - low) * (fraction * total - below) / (count - below)
+        low, below = float(le), count
+    raise AssertionError("unreachable")
+
+
+def test_the_history_and_the_prometheus_histogram_are_one_histogram(connection):
+    """Every attempt lands in the same bucket of both, so p95 of /performance/metrics is Prometheus's p95."""
+    durations = [5, 10, 11, 40, 90, 200, 700, 1500, 4000, 9000, 45_000, 100_000, 400_000, 700_000, 5_000_000]
+    for n, ms in enumerate(durations * 3):
+        record(connection, "w1", "same-bounds", "ok", ms, NOW - 60, job=f"j{n}")
+        counters.record_counters(connection, "same-bounds", "ok", ms)
+    history_buckets = {}
+    for field, value in connection.hgetall(keys.worker_stats("h", int((NOW - 60) // HOUR))).items():
+        if field.startswith(worker_history.DURATION.encode()):
+            history_buckets[int(field[len(worker_history.DURATION) :])] = int(value)
+    prometheus = counters.read_counters(connection)["same-bounds"]
+    assert history_buckets == {index: count for index, count in enumerate(prometheus.buckets) if count}
+    p95 = worker_history.get_performance(connection, 1, NOW)["performance_summary"]["p95_processing_time"]
+    assert p95 == pytest.approx(histogram_quantile(0.95, prometheus.cumulative_buckets()), abs=0.001)
+    for fraction in (0.1, 0.5, 0.9):
+        histogram = {str(index): count for index, count in history_buckets.items()}
+        expected = histogram_quantile(fraction, prometheus.cumulative_buckets())
+        assert worker_history.percentile(histogram, fraction) == pytest.approx(expected, abs=0.001)
 
 
 def test_every_key_is_bounded(connection):
