@@ -52,3 +52,18 @@ def test_promtool_accepts_the_rules(tmp_path):
         ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_scrape_target_is_the_procfile_port():
+    procfile = (DEPLOY.parents[1] / "Procfile").read_text()
+    port = re.search(r"^web:.*\$\{PORT:-(\d+)\}", procfile, re.MULTILINE)
+    assert port is not None
+    targets = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())["scrape_configs"][0]["static_configs"]
+    assert targets == [{"targets": [f"localhost:{port.group(1)}"]}]
+
+
+@pytest.mark.parametrize("rule", ["workers_stale", "worker_memory", "redis_memory", "scheduler_down"])
+def test_rules_that_depend_on_each_workers_cadence_or_limits_take_the_monitors_verdict(rule):
+    """An idle plain RQ worker heartbeats every ~405 s: a fixed heartbeat age would call it stale (WORKERS.md)."""
+    (found,) = [r for r in rules() if r["alert"] == rule]
+    assert found["expr"].strip() == f'rqmon_alerts_firing{{rule="{rule}"}} > 0'
