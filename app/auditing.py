@@ -1,7 +1,11 @@
 """Auditing in one place: an after_request hook records every state-changing request (any non-GET route, the
 login and logout ones included) before its response is sent, and AuditedGroup records the command line's user
 and token commands. A route added later is audited without its author doing anything; its action is named from
-its endpoint ("job_actions.retry" -> "job.retry", a queue-wide action -> "queue.pause")."""
+its endpoint ("job_actions.retry" -> "job.retry", a queue-wide action -> "queue.pause").
+
+Refusals of requests without a verified identity (a 4xx before or at authentication) are not recorded: anyone
+could send them, and the capped log would lose its real history to them. Sign-ins are the exception: an attempt
+that reached the password check is recorded whatever its answer, a throttled one once per throttle window."""
 
 from __future__ import annotations
 
@@ -84,10 +88,21 @@ def _redis_was_down(response: Response) -> bool:
     return ((response.get_json(silent=True) or {}).get("error") or {}).get("code") == "redis_unavailable"
 
 
+def _anonymous_refusal(response: Response) -> bool:
+    """A refusal (4xx) of a request nobody is known to have made, other than a sign-in worth recording."""
+    if response.status_code < 400 or response.status_code >= 500:
+        return False
+    if g.get("_jwt_extended_jwt") or g.get("signed_in_user") is not None:
+        return False
+    return not (g.get("login_checked") or g.get("login_throttle_first"))
+
+
 def record_request(response: Response) -> Response:
     """after_request: one entry per state-changing request, written before the response goes out."""
     endpoint = request.endpoint
     if request.method in SAFE_METHODS or not endpoint or endpoint in NOT_AUDITED:
+        return response
+    if _anonymous_refusal(response):
         return response
     action = action_name(endpoint, request.view_args)
     params = {} if response.status_code == 413 else _params()  # an oversized body is never read

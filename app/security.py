@@ -282,6 +282,7 @@ def _reserve_attempt(connection: Redis, limits: list[tuple[str, int, int]]) -> N
     args = [number for _, allowed, window in limits for number in (allowed, window)]
     reply = connection.eval(_RESERVE, len(limits), *(key for key, _, _ in limits), *args)
     if reply[0] != 1:
+        g.login_throttle_first = bool(reply[2])  # audited: the first refusal of a window, not every one
         raise LoginThrottled(math.ceil(max(int(reply[1]), 1000) / 1000))
 
 
@@ -298,6 +299,7 @@ def authenticate_login(username: str, password: str) -> User:
     wrong = False
     try:
         user = users.authenticate(connection, username, password, current_app.config["PASSWORD_HASH_METHOD"])
+        g.login_checked = True  # the attempt reached the password check: audited whatever its answer
         wrong = user is None
     finally:
         if not wrong:  # a right password, or no answer at all: not a failure

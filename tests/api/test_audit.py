@@ -1,5 +1,6 @@
-"""The audit log: every state-changing request (refused ones, logins and failed logins included) is recorded before
-its response, without secrets; GET /api/v1/audit (admin) reads it newest first with filters."""
+"""The audit log: every state-changing request (refused ones, logins and failed logins included; not the refusals
+of requests that identify nobody) is recorded before its response, without secrets; GET /api/v1/audit (admin) reads
+it newest first with filters."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from flask import Blueprint, jsonify
 from rq import Queue
 
 from app.auditing import action_name
-from app.domain import audit, keys
+from app.domain import audit, keys, users
 from app.domain.users import Role
 from app.security import role_required
-from tests.conftest import PASSWORD, make_app
+from tests.conftest import CHEAP_HASH_METHOD, PASSWORD, login, make_app
 
 URL = "/api/v1/audit"
 
@@ -42,12 +43,9 @@ def test_a_refused_change_is_recorded_with_its_status(client, auth, connection):
     Queue("audit-r", connection=connection).enqueue("workers.tasks.add", 1, 2)
     assert client.patch("/api/v1/admin/jobs/queue/audit-r/pause", headers=auth("moderator")).status_code == 403
     assert client.post("/api/v1/admin/jobs/retry/audit-r/nope", json={}, headers=auth("admin")).status_code == 404
-    assert client.patch("/api/v1/admin/jobs/queue/audit-r/pause").status_code == 401
+    assert client.patch("/api/v1/admin/jobs/queue/audit-r/pause").status_code == 401  # nobody's: not recorded
     pauses = entries(client, auth, action="queue.pause")
-    assert [(e["actor"], e["role"], e["status"]) for e in pauses] == [
-        (None, None, 401),
-        ("user-moderator", "moderator", 403),
-    ]
+    assert [(e["actor"], e["role"], e["status"]) for e in pauses] == [("user-moderator", "moderator", 403)]
     assert not connection.sismember(keys.PAUSED_QUEUES, "audit-r")
     (retry,) = entries(client, auth, action="job")
     assert retry["action"] == "job.retry" and retry["target"] == "audit-r/nope" and retry["status"] == 404
@@ -85,13 +83,12 @@ def test_token_actions_are_recorded_and_the_secret_never_is(client, auth, connec
     client.patch("/api/v1/admin/jobs/queue/audit-t/resume", headers=headers)
     found = entries(client, auth)
     summary = [(e["action"], e["actor"], e["status"]) for e in found]
-    assert summary[:4] == [
-        ("queue.resume", None, 401),
+    assert summary[:3] == [  # the revoked token's refused use identifies nobody: not recorded
         ("token.revoke", "user-super_admin", 200),
         ("queue.resume", "token:bot", 200),
         ("token.create", "user-super_admin", 201),
     ]
-    assert found[3]["params"] == {"name": "bot", "role": "admin"} and found[2]["role"] == "admin"
+    assert found[2]["params"] == {"name": "bot", "role": "admin"} and found[1]["role"] == "admin"
     raw = repr(connection.xrange(keys.AUDIT))
     assert secret not in raw and secret[4:] not in raw
 
@@ -107,9 +104,11 @@ def test_routes_added_later_are_audited_without_their_authors_doing_anything(red
 
     app.register_blueprint(later)
     client = app.test_client()
-    assert client.post("/api/v1/periodic/nightly/pause", json={"reason": "x"}).status_code == 401
-    ((_, fields),) = connection.xrange(keys.AUDIT)
-    assert fields[b"action"] == b"schedule.pause" and fields[b"target"] == b"nightly"
+    users.create_user(connection, "mo", PASSWORD, Role.MODERATOR, CHEAP_HASH_METHOD)
+    headers = {"Authorization": f"Bearer {login(client, 'mo')['access_token']}"}
+    assert client.post("/api/v1/periodic/nightly/pause", json={"reason": "x"}, headers=headers).status_code == 403
+    (_, fields) = connection.xrange(keys.AUDIT)[-1]
+    assert fields[b"action"] == b"schedule.pause" and fields[b"target"] == b"nightly" and fields[b"actor"] == b"mo"
 
 
 @pytest.mark.parametrize(
@@ -239,12 +238,45 @@ def test_a_refused_body_of_any_shape_is_recorded(client, auth, connection):
     assert entry["params"] == {"priority": 2**70} and entry["status"] == 400
 
 
-def test_an_oversized_body_is_recorded_without_being_read(client, auth, connection):
+def test_an_oversized_body_is_refused_before_anyone_is_known_and_not_recorded(client, auth, connection):
+    """The body limit answers before authentication: the refusal names nobody, so it is not recorded (anyone
+    could send it)."""
     Queue("audit-huge", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    auth("admin")
+    before = connection.xlen(keys.AUDIT)
     body = '{"pad": "' + "x" * 70_000 + '"}'
     response = client.post(
         "/api/v1/admin/jobs/retry/audit-huge/x", data=body, content_type="application/json", headers=auth("admin")
     )
     assert response.status_code == 413
-    (entry,) = entries(client, auth, action="job.retry")
-    assert entry["status"] == 413 and entry["params"] == {} and entry["actor"] is None
+    assert connection.xlen(keys.AUDIT) == before
+
+
+def test_nobodys_refused_requests_cannot_flush_the_log(client, connection, make_user):
+    """Regression: every refused request was recorded, 401s without a token and 429s included, so anyone could
+    push the real history out of the capped log. Failed sign-ins are still recorded."""
+    make_user("nell", Role.ADMIN)
+    for _ in range(50):
+        assert client.post("/api/v1/auth/logout").status_code == 401
+    assert (
+        client.post("/api/v1/admin/jobs/queue/any/pause", data="{bad", content_type="application/json").status_code
+        == 400
+    )
+    assert client.post("/api/v1/auth/login", json={"username": "nell"}).status_code == 400  # no password checked
+    assert connection.xlen(keys.AUDIT) == 0
+    assert client.post("/api/v1/auth/login", json={"username": "nell", "password": "wrong-one"}).status_code == 401
+    ((_, fields),) = connection.xrange(keys.AUDIT)
+    assert fields[b"action"] == b"auth.login" and fields[b"status"] == b"401" and fields[b"actor"] == b"nell"
+
+
+def test_throttled_sign_ins_are_recorded_once_per_window(client, connection, make_user):
+    make_user("tess", Role.ADMIN)
+    for _ in range(5):
+        assert client.post("/api/v1/auth/login", json={"username": "tess", "password": "wrong-one"}).status_code == 401
+    for _ in range(20):
+        refused = client.post("/api/v1/auth/login", json={"username": "tess", "password": "wrong-one"})
+        assert refused.status_code == 429
+    form = client.post("/admin/login", data={"username": "tess", "password": PASSWORD})
+    assert form.status_code == 429
+    statuses = [fields[b"status"] for _, fields in connection.xrange(keys.AUDIT)]
+    assert statuses == [b"401"] * 5 + [b"429"]
