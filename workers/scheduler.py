@@ -28,6 +28,7 @@ from app.domain import schedule_runs, scheduler_status
 log = logging.getLogger(__name__)
 
 RECORD_ENDS_EVERY_SECONDS = 2.0
+FIRE_ERROR_REPORT_SECONDS = 60.0  # a template that keeps failing is logged and recorded once a minute
 
 # Extends the lock only while it still holds this instance's token.
 _EXTEND_LUA = """
@@ -47,6 +48,7 @@ class MonitoredScheduler(Scheduler):
         self._lock_token: bytes | None = None
         self._stopping = False
         self._ends_recorded_at = 0.0
+        self._fire_errors_at: dict[str, float] = {}
 
     @property
     def lock_seconds(self) -> int:
@@ -96,9 +98,25 @@ class MonitoredScheduler(Scheduler):
             super().enqueue_job(job)
             return
         due = self.connection.zscore(self.scheduled_jobs_key, job.id)
-        if due is not None:
-            for run in schedule_runs.fire(self.connection, job.id, float(due), time.time(), self.grace_seconds):
-                log.info("%s: %s run %s (%s)", job.meta.get("rqmon_schedule"), run["state"], run["jobId"], run["dueAt"])
+        if due is None:
+            return
+        try:
+            runs = schedule_runs.fire(self.connection, job.id, float(due), time.time(), self.grace_seconds)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise  # main() waits for Redis and starts again
+        except Exception as exc:  # one bad schedule never stops the others
+            self._fire_failed(job, float(due), exc)
+            return
+        for run in runs:
+            log.info("%s: %s run %s (%s)", job.meta.get("rqmon_schedule"), run["state"], run["jobId"], run["dueAt"])
+
+    def _fire_failed(self, job: Job, due: float, exc: Exception) -> None:
+        now = time.time()
+        if now - self._fire_errors_at.get(job.id, 0.0) < FIRE_ERROR_REPORT_SECONDS:
+            return
+        self._fire_errors_at[job.id] = now
+        log.exception("%s: could not fire %s", job.meta.get("rqmon_schedule"), job.id, exc_info=exc)
+        schedule_runs.record_fire_error(self.connection, job.id, due, now, f"{type(exc).__name__}: {exc}")
 
     def enqueue_jobs(self) -> Any:
         jobs = super().enqueue_jobs()

@@ -21,7 +21,7 @@ from rq_scheduler import Scheduler
 
 from app.domain import attempts, keys
 from app.domain.jobs import STATE_OF_STATUS
-from app.domain.schedule_timing import due_times, next_due
+from app.domain.schedule_timing import missed_due_times, next_due
 from app.domain.schedules import (
     META_SCHEDULE,
     META_TRIGGER,
@@ -147,36 +147,58 @@ def fire(connection: Redis, template: str, due: float, now: float, grace: float)
     Atomic with the due time it read: a second scheduler or a pause in between makes it a no-op."""
     with connection.pipeline() as pipe:
         for _ in range(5):
+            # The missed due times are worked out before WATCH, from the definition as read now; the transaction
+            # goes ahead only if that definition is still the stored one.
+            name = _schedule_of(connection, template)
+            raw = connection.hget(keys.SCHEDULES, name) if name else None
+            missed = _missed(json.loads(raw), due, now, grace) if raw is not None else (0, [])
             try:
                 pipe.watch(Scheduler.scheduled_jobs_key, keys.SCHEDULES)
-                return _fire_watched(pipe, connection, template, due, now, grace)
+                if _schedule_of(pipe, template) != name or (name and pipe.hget(keys.SCHEDULES, name) != raw):
+                    pipe.unwatch()
+                    continue
+                return _fire_watched(pipe, connection, template, due, now, name, raw, missed)
             except WatchError:
                 continue
     log.warning("schedule template %s not fired this loop: the schedules kept changing", template)
     return []
 
 
-def _fire_watched(pipe: Any, connection: Redis, template: str, due: float, now: float, grace: float) -> list:
+def _missed(definition: dict[str, Any], due: float, now: float, grace: float) -> tuple[int, list[float]]:
+    if now - due <= grace:
+        return 0, []
+    return missed_due_times(definition, due, now - grace, keep=MISSED_RECORDS_PER_FIRING)
+
+
+def _fire_watched(  # noqa: PLR0913 - the facts read before WATCH
+    pipe: Any,
+    connection: Redis,
+    template: str,
+    due: float,
+    now: float,
+    name: str | None,
+    raw: bytes | None,
+    missed: tuple[int, list[float]],
+) -> list:
     score = pipe.zscore(Scheduler.scheduled_jobs_key, template)
     if score is None or abs(float(score) - due) > 0.001:
         return []  # fired, paused or rescheduled meanwhile
-    name = _schedule_of(pipe, template)
-    raw = pipe.hget(keys.SCHEDULES, name) if name else None
     if name is None or raw is None:
         pipe.multi()
         pipe.zrem(Scheduler.scheduled_jobs_key, template)
         pipe.execute()
         return []
     definition = json.loads(raw)
-    missed = due_times(definition, due, now - grace, limit=100_000) if now - due > grace else []
+    missed_count, missed_times = missed
     skip = definition.get("overlap", "skip") == "skip" and _previous_run_unfinished(connection, name)
+    following = next_due(definition, now, base=due)
     pipe.multi()
     runs = []
-    for at in missed[-MISSED_RECORDS_PER_FIRING:]:
+    for at in missed_times:
         runs.append(_new_run(f"missed-{int(at * 1000)}", "schedule", at, now, MISSED, None))
         _record(pipe, name, runs[-1], at)
-    if missed:
-        pipe.hincrby(keys.SCHEDULE_MISSED, name, len(missed))
+    if missed_count:
+        pipe.hincrby(keys.SCHEDULE_MISSED, name, missed_count)
         pipe.hset(keys.SCHEDULE_MISSED_AT, name, now)
     if skip:
         skipped = _new_run(f"skipped-{int(now * 1000)}", "schedule", due, now, SKIPPED, None)
@@ -185,9 +207,23 @@ def _fire_watched(pipe: Any, connection: Redis, template: str, due: float, now: 
     else:
         runs.append(_enqueue_in(connection, pipe, definition, "schedule", due, now))
     _trim(pipe, name)
-    pipe.zadd(Scheduler.scheduled_jobs_key, {template: next_due(definition, now, base=due)})
+    pipe.zadd(Scheduler.scheduled_jobs_key, {template: following})
     pipe.execute()
     return runs
+
+
+def record_fire_error(connection: Redis, template: str, due: float, now: float, error: str) -> None:
+    """A firing that raised: a failed run (no job) in the schedule's history, so the page shows why it did not
+    run; the template stays due, so it is tried again."""
+    name = _schedule_of(connection, template)
+    if name is None:
+        return
+    run = _new_run(f"error-{int(now * 1000)}", "schedule", due, now, JobState.FAILED.value, None)
+    run["failedReason"] = f"could not fire: {error}"[:500]
+    with connection.pipeline() as pipe:
+        _record(pipe, name, run, now)
+        _trim(pipe, name)
+        pipe.execute()
 
 
 def _schedule_of(pipe: Any, template: str) -> str | None:

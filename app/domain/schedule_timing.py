@@ -14,6 +14,9 @@ from app.domain.timeutil import iso_from_timestamp
 
 MIN_INTERVAL_SECONDS = 10
 MAX_INTERVAL_SECONDS = 31_536_000
+# Missed cron due times are counted back from now up to this many: a longer outage reads "1000+" (its count stays
+# 1000), so catching up never enumerates months of minutes (an every-minute cron down 70 days is ~100,000).
+MAX_MISSED_COUNTED = 1000
 
 
 def cron_error(expression: str) -> str | None:
@@ -41,14 +44,24 @@ def next_due(definition: dict[str, Any], after: float, base: float | None = None
     return base + steps * interval
 
 
-def due_times(definition: dict[str, Any], start: float, until: float, limit: int) -> list[float]:
-    """Due times from `start` (included) up to `until` (included), at most `limit`."""
+def missed_due_times(definition: dict[str, Any], start: float, until: float, keep: int) -> tuple[int, list[float]]:
+    """How many due times fall in [start, until] and the last `keep` of them, oldest first. Intervals are counted
+    arithmetically (exact); cron ones are walked back from `until`, at most MAX_MISSED_COUNTED (then "1000+")."""
+    if until < start:
+        return 0, []
+    if not definition.get("cron"):
+        interval = int(definition["intervalSeconds"])
+        count = int((until - start) // interval) + 1
+        return count, [start + step * interval for step in range(max(0, count - keep), count)]
+    walk = croniter(definition["cron"], datetime.fromtimestamp(until + 1, UTC))  # get_prev is strictly before
     times: list[float] = []
-    moment = start
-    while moment <= until and len(times) < limit:
-        times.append(moment)
-        moment = next_due(definition, moment, base=moment)
-    return times
+    while len(times) < MAX_MISSED_COUNTED:
+        moment = float(walk.get_prev(float))
+        if moment < start:
+            break
+        if moment <= until:
+            times.append(moment)
+    return len(times), times[:keep][::-1]
 
 
 def preview(definition: dict[str, Any], count: int = 5, now: float | None = None) -> list[str]:

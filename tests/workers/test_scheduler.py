@@ -5,6 +5,7 @@ waits for a real interval; deadlines are generous."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,6 +147,41 @@ def test_down_across_two_due_times_gives_one_catch_up_run_and_two_missed(connect
     assert status["missedRuns"] == 2 and {"rule": "schedule_missed"}.items() <= status["alerts"][0].items()
     next_run = connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name))
     assert next_run is not None and next_run > time.time() - 1  # the cadence continues, no burst
+
+
+@pytest.mark.parametrize(("timing", "missed"), [({"cron": "* * * * *"}, 1000), ({"intervalSeconds": 60}, 70 * 1440)])
+def test_a_schedule_down_for_70_days_catches_up_once_in_bounded_time(connection, timing, missed):
+    from workers.scheduler import MonitoredScheduler  # noqa: PLC0415
+
+    name = create(connection, **{"intervalSeconds": None, **timing})["name"]
+    now = time.time()
+    make_due(connection, name, at=(now // 60) * 60 - 70 * 86_400)
+    (template,) = Scheduler(connection=connection).get_jobs()
+    started = time.perf_counter()
+    MonitoredScheduler(connection, grace_seconds=60).enqueue_job(template)
+    assert time.perf_counter() - started < 1.0  # an every-minute cron used to walk ~100,000 due times (6.7 s)
+    history = runs(connection, name)
+    assert len([run for run in history if run["jobId"]]) == 1  # the one catch-up
+    assert [run["state"] for run in history].count("missed") == schedule_runs.MISSED_RECORDS_PER_FIRING
+    assert schedules.get_schedule(connection, name)["missedRuns"] == missed  # cron: "1000+"; interval: exact
+    assert connection.zscore(Scheduler.scheduled_jobs_key, schedules.template_id(name)) > time.time()
+
+
+def test_a_schedule_that_raises_when_fired_does_not_stop_the_others(connection, start_scheduler):
+    bad = create(connection, intervalSeconds=None, cron="0 3 * * *")["name"]
+    stored = {**schedules.get_definition(connection, bad), "cron": "0 0 31 2 *"}  # saved before it was refused
+    connection.hset(keys.SCHEDULES, bad, json.dumps(stored))
+    good = create(connection, overlap="allow")["name"]
+    make_due(connection, bad, at=time.time() - 2)  # the bad one comes first in the loop
+    make_due(connection, good)
+    process = start_scheduler()
+    wait_for(lambda: any(run["jobId"] for run in runs(connection, good)), timeout=30)
+    wait_for(lambda: runs(connection, bad), timeout=30)
+    failed = runs(connection, bad)[0]
+    assert failed["state"] == "failed" and "could not fire: CroniterBadDateError" in failed["failedReason"]
+    make_due(connection, good)  # the loop goes on
+    wait_for(lambda: len([run for run in runs(connection, good) if run["jobId"]]) == 2, timeout=30)
+    assert process.poll() is None
 
 
 def test_a_run_still_active_at_the_next_firing_is_skipped(connection, redis_url, start_scheduler):
