@@ -25,7 +25,9 @@ FIELDS = ("actor", "role", "action", "target", "params", "status", "address")
 MAX_LIMIT = 1000
 MAX_PARAMS_CHARS = 4096
 _BATCH = 1000
-_ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_MAX_ID_PART = 2**64 - 1  # each part of a stream id is an unsigned 64-bit number
+_NOTHING_BEFORE = "(0-0"  # no entry is older than 0-0: an empty page, without asking Redis (which refuses it)
 # Fields whose values are never recorded: passwords, tokens, keys, cookies (the names are kept, the values not).
 _SECRET_FIELD = re.compile(r"pass|secret|token|authorization|cookie|credential|api_?key", re.IGNORECASE)
 REDACTED = "[redacted]"
@@ -100,8 +102,12 @@ def _end(before: str | None) -> str:
     """XREVRANGE's (exclusive) end for `before`: an entry id, or an ISO time (entries strictly before it)."""
     if not before:
         return "+"
-    if _ENTRY_ID.fullmatch(before):
-        return f"({before}"
+    entry_id = _ENTRY_ID.fullmatch(before)
+    if entry_id:
+        milliseconds, sequence = int(entry_id[1]), int(entry_id[2])
+        if milliseconds > _MAX_ID_PART or sequence > _MAX_ID_PART:
+            raise InvalidInput("Invalid 'before'", {"before": "an entry id's parts are at most 2**64-1"})
+        return f"({milliseconds}-{sequence}"
     try:
         moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
     except ValueError:
@@ -143,6 +149,8 @@ def list_entries(connection: Redis, query: Query) -> dict[str, Any]:
         raise InvalidInput("Invalid limit", {"limit": f"between 1 and {MAX_LIMIT}"})
     end = _end(query.before)
     entries: list[dict[str, Any]] = []
+    if end == _NOTHING_BEFORE:
+        return {"entries": entries, "next": None}
     while True:
         batch = connection.xrevrange(keys.AUDIT, max=end, min="-", count=_BATCH)
         for entry_id, fields in batch:

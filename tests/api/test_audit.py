@@ -280,3 +280,31 @@ def test_throttled_sign_ins_are_recorded_once_per_window(client, connection, mak
     assert form.status_code == 429
     statuses = [fields[b"status"] for _, fields in connection.xrange(keys.AUDIT)]
     assert statuses == [b"401"] * 5 + [b"429"]
+
+
+@pytest.mark.parametrize(
+    ("before", "status"),
+    [
+        ("0-0", 200),
+        ("00-000", 200),
+        ("1970-01-01T00:00:00Z", 200),
+        ("1960-01-01T00:00:00Z", 200),
+        ("18446744073709551615-18446744073709551615", 200),
+        ("99999999999999999999-0", 400),
+        ("1-18446744073709551616", 400),
+    ],
+)
+def test_entry_ids_at_and_past_the_ends_of_the_stream(client, auth, connection, before, status):
+    """Regression: ids the pattern allowed but Redis refuses (0-0 as an exclusive end, parts past 64 bits) were 500s.
+    Nothing is older than 0-0 (an empty page); a part past 2**64-1 is bad input."""
+    audit.record(
+        connection, actor="x", role=None, action="queue.pause", target=None, params={}, status=200, address=None
+    )
+    response = client.get(URL, query_string={"before": before}, headers=auth("admin"))
+    assert response.status_code == status, response.get_json()
+    if status == 200:
+        body = response.get_json()
+        expected = 1 if before.startswith("18446") else 0
+        assert len([e for e in body["entries"] if e["actor"] == "x"]) == expected and body["next"] is None
+    else:
+        assert response.get_json()["error"]["details"]["before"]
