@@ -343,9 +343,11 @@ class MonitoredPool(WorkerPool):
         """Warm stop of one child: it finishes its current job, then exits (RQ's SIGTERM). Signalled once only: RQ
         takes a second stop signal for a forced stop, which kills the work horse and its job."""
         data = self.worker_dict.get(self.worker_name(slot))
+        if data is None:  # no child: nothing to note (a stale note would mark its next child as exiting)
+            return
         already = slot in self._exiting
         self._exiting[slot] = reason
-        if data is not None and not already and data.process.is_alive():
+        if not already and data.process.is_alive():
             self.stop_worker(data, sig=signal.SIGTERM)
 
     # --- running --------------------------------------------------------------------------------------
@@ -650,6 +652,7 @@ class MonitoredPool(WorkerPool):
                 return worker_control.Ack(False, before, before, f"{name} is already running", "already_running")
             self.slots[slot] = pools.SLOT_STARTING
             if name not in self.worker_dict:
+                self._exiting.pop(slot, None)
                 pools.retire_worker(self.connection, name, self._queue_names)  # its `stopped` registration
                 self._not_before.pop(slot, None)
                 self.start_worker(slot, burst=self._burst, logging_level=self._logging_level)

@@ -386,3 +386,24 @@ def test_a_second_stop_never_kills_the_running_job(connection, start_pool):
     assert STALLED_COUNTER not in job.meta and INTERRUPTED_COUNTER not in job.meta
     assert connection.zcard("rq:wip:tp-twice-stop") == 0  # nothing left active
     assert not _events(connection, name, "workerStalled")
+
+
+def test_a_stop_of_a_stopped_slot_leaves_nothing_behind_for_its_next_child(connection, start_pool):
+    """A stop with no child to stop notes nothing: the next child started in the slot is not taken for exiting (its
+    status, its memory limit, its crash)."""
+    _, name = start_pool("tp-stale", workers=1)
+    worker = f"{name}.1"
+    first = _child_pid(connection, worker)
+    wait_for(lambda: connection.pubsub_numsub(keys.pool_control_channel(name))[0][1] == 1, timeout=15)
+    assert send_control(connection, worker, "stop").acknowledged
+    wait_for(lambda: _status(connection, worker) == "stopped", timeout=15)
+    again = send_control(connection, worker, "stop")  # nothing running: nothing to note
+    assert again.acknowledged and again.status_after == "stopped", again
+    assert send_control(connection, worker, "start").acknowledged
+    wait_for(lambda: connection.hget(f"rq:worker:{worker}", "pid") not in (None, str(first).encode()), timeout=15)
+    second = _child_pid(connection, worker)
+
+    running = send_control(connection, worker, "start")
+    assert running.error == "already_running" and running.status_before == "idle", running  # not "stopping"
+    assert send_control(connection, worker, "restart").status_before == "idle"  # and it does restart
+    wait_for(lambda: connection.hget(f"rq:worker:{worker}", "pid") not in (None, str(second).encode()), timeout=15)
