@@ -64,11 +64,10 @@ class Config:
     RQMON_SLOT: int | None = None
     RQMON_MEMORY_LIMIT_MB: float | None = None
     RQMON_WORKER_CAPABILITIES: dict[str, Any] = {}
-    # Periodic jobs (SCHEDULES.md): the module prefixes a schedule's function must be under, how late a firing
-    # may be before it counts as missed, and how old the active scheduler's heartbeat may be before it is down.
+    # Periodic jobs (SCHEDULES.md): the module prefixes a schedule's function must be under, and how late a firing
+    # may be before it counts as missed. When the scheduler is down: ALERT_SCHEDULER_DOWN (scheduler_down_seconds).
     PERIODIC_ALLOWED_MODULES: tuple[str, ...] = ("workers.tasks",)
     SCHEDULE_GRACE_SECONDS = 60.0
-    SCHEDULER_DOWN_SECONDS = 30.0
 
 
 # Alert rules (ALERTS.md): rule -> (threshold, `for` seconds). ALERT_<RULE> and ALERT_<RULE>_FOR override them
@@ -90,6 +89,13 @@ ALERT_RULE_DEFAULTS: dict[str, tuple[float, float]] = {
 for _rule, (_threshold, _for) in ALERT_RULE_DEFAULTS.items():
     setattr(Config, f"ALERT_{_rule.upper()}", _threshold)
     setattr(Config, f"ALERT_{_rule.upper()}_FOR", _for)
+
+
+def scheduler_down_seconds(settings: Mapping[str, Any]) -> float:
+    """How old the scheduler's heartbeat may be before it is down: the scheduler_down rule's threshold, the one
+    value behind the alert, /periodic/status and /api/v1/health; its default while the rule is `off`."""
+    value = settings.get("ALERT_SCHEDULER_DOWN")
+    return float(ALERT_RULE_DEFAULTS["scheduler_down"][0] if value is None else value)
 
 
 def _bool(value: str) -> bool:
@@ -184,10 +190,19 @@ def _capabilities(value: str) -> dict[str, Any]:
 
 
 def _positive(value: str) -> float:
+    """A finite number above 0: 0, a negative, nan or inf would stop a loop or spin it."""
     number = float(value)
-    if not number > 0:
+    if not (number > 0 and math.isfinite(number)):
         raise ValueError(f"expected a positive number of seconds or MB, got {value!r}")
     return number
+
+
+def _lifetime(value: str) -> timedelta:
+    """A token lifetime: whole seconds, at least 1."""
+    seconds = int(value)
+    if seconds < 1:
+        raise ValueError(f"expected a whole number of seconds, at least 1, got {value!r}")
+    return timedelta(seconds=seconds)
 
 
 def _module_prefixes(value: str) -> tuple[str, ...]:
@@ -203,16 +218,16 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "ENV": str,
     "REDIS_URL": str,
     "JWT_SECRET_KEY": str,
-    "JWT_ACCESS_TOKEN_EXPIRES": lambda v: timedelta(seconds=int(v)),
-    "JWT_REFRESH_TOKEN_EXPIRES": lambda v: timedelta(seconds=int(v)),
+    "JWT_ACCESS_TOKEN_EXPIRES": _lifetime,
+    "JWT_REFRESH_TOKEN_EXPIRES": _lifetime,
     "JWT_COOKIE_SECURE": _bool,
     "STUCK_THRESHOLDS_MINUTES": _thresholds,
     "LOGIN_LIMIT_PER_USER": str,
     "LOGIN_LIMIT_PER_ADDRESS": str,
     "TRUSTED_PROXIES": int,
-    "LIVE_TICK_SECONDS": float,
+    "LIVE_TICK_SECONDS": _positive,
     "LIVE_PUBLISHER_ENABLED": _bool,
-    "SSE_HEARTBEAT_SECONDS": float,
+    "SSE_HEARTBEAT_SECONDS": _positive,
     "WORKER_HEARTBEAT_SECONDS": _positive,
     "WORKER_ACTIVE_SECONDS": _positive,
     "WORKER_STALE_SECONDS": _positive,
@@ -223,7 +238,6 @@ ENVIRONMENT_SETTINGS: dict[str, Callable[[str], Any]] = {
     "RQMON_WORKER_CAPABILITIES": _capabilities,
     "PERIODIC_ALLOWED_MODULES": _module_prefixes,
     "SCHEDULE_GRACE_SECONDS": _positive,
-    "SCHEDULER_DOWN_SECONDS": _positive,
     "ALERT_WEBHOOK_URLS": _webhook_urls,
     "ALERT_WEBHOOK_FORMAT": _webhook_format,
     "ALERT_WEBHOOK_BACKOFF_SECONDS": _positive,

@@ -45,3 +45,35 @@ def test_create_app_stops_with_one_line_not_a_traceback(monkeypatch, capsys, red
         "rq-monitor: configuration error: STUCK_THRESHOLDS_MINUTES='10,30' is not valid: needs four increasing "
         "numbers of minutes (1/60 at least), e.g. 10,30,60,120 or 0.5,1,2,3"
     ]
+
+
+@pytest.mark.parametrize(
+    "name", ["LIVE_TICK_SECONDS", "SSE_HEARTBEAT_SECONDS", "JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"]
+)
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf", "-inf"])
+def test_intervals_and_lifetimes_must_be_positive(name, raw):
+    """Regression: a tick of 0 or nan stopped the live ticker's thread silently, a heartbeat of 0 spun every
+    stream; a token lifetime of 0 or less made tokens born expired."""
+    with pytest.raises(config.ConfigError) as caught:
+        config.from_env({name: raw})
+    message = str(caught.value)
+    assert message.startswith(f"{name}={raw!r} is not valid") and "\n" not in message
+
+
+def test_intervals_and_lifetimes_read_when_positive():
+    found = config.from_env(
+        {"LIVE_TICK_SECONDS": "0.5", "SSE_HEARTBEAT_SECONDS": "30", "JWT_ACCESS_TOKEN_EXPIRES": "60"}
+    )
+    assert found["LIVE_TICK_SECONDS"] == 0.5 and found["SSE_HEARTBEAT_SECONDS"] == 30.0
+    assert found["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds() == 60
+
+
+def test_a_zero_tick_stops_start_up_with_one_line(monkeypatch, capsys, redis_url):
+    monkeypatch.setenv("LIVE_TICK_SECONDS", "0")
+    with pytest.raises(SystemExit) as stopped:
+        create_app({"TESTING": True, "REDIS_URL": redis_url, "JWT_SECRET_KEY": "x" * 40})
+    assert stopped.value.code == 4
+    assert capsys.readouterr().err.splitlines() == [
+        "rq-monitor: configuration error: LIVE_TICK_SECONDS='0' is not valid: expected a positive number of seconds "
+        "or MB, got '0'"
+    ]
