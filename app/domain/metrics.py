@@ -14,7 +14,14 @@ from typing import Any
 from redis import Redis
 
 from app.domain import history, keys
-from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys, live_count_reads
+from app.domain.queues import (
+    ALL_QUEUES_KEY,
+    KNOWN_QUEUES_LUA,
+    LIVE_COUNT_LUA,
+    QUEUE_KEY_PREFIX,
+    QueueKeys,
+    live_count_reads,
+)
 from app.domain.timeutil import iso_from_timestamp
 
 # API field -> how it is counted. Reads never write: LLEN/ZCARD, and the live entries of the expiry-scored
@@ -35,15 +42,11 @@ TOTAL_FIELDS = [field for field, _, _ in COUNTS]
 # Returns name, paused, counts... per queue, sorted by name.
 _COUNT_LUA = (
     LIVE_COUNT_LUA
+    + KNOWN_QUEUES_LUA
     + """
 local now = ARGV[2]
-local seen, names = {}, {}
-local prefix_length = string.len(ARGV[1])
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
-end
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
-for name in pairs(seen) do table.insert(names, name) end
+local names = {}
+for name in pairs(known_queues(KEYS[1], KEYS[2], ARGV[1])) do table.insert(names, name) end
 table.sort(names)
 local out = {}
 for _, name in ipairs(names) do

@@ -72,6 +72,18 @@ local function live_count(key, now)
   return redis.call('ZCOUNT', key, now, '+inf') + redis.call('ZCOUNT', key, '-inf', '(0')
 end
 """
+# Every queue RQ knows (its set of queue keys, `prefix` stripped) or the monitor has seen (its set of names), as a
+# Lua set {name = true}: the scripts that go through all queues in one call start with it.
+KNOWN_QUEUES_LUA = """
+local function known_queues(rq_queues_key, known_key, prefix)
+  local seen, prefix_length = {}, string.len(prefix)
+  for _, key in ipairs(redis.call('SMEMBERS', rq_queues_key)) do
+    if string.sub(key, 1, prefix_length) == prefix then seen[string.sub(key, prefix_length + 1)] = true end
+  end
+  for _, name in ipairs(redis.call('SMEMBERS', known_key)) do seen[name] = true end
+  return seen
+end
+"""
 _LIVE_COUNT_SCRIPT = LIVE_COUNT_LUA + "return live_count(KEYS[1], ARGV[1])"
 # Live entries latest expiry first (the most recent), then the negative ("forever") ones.
 _LIVE_PAGE_SCRIPT = """

@@ -18,20 +18,16 @@ from typing import Any
 from redis import Redis
 
 from app.domain import counters, keys, metrics
-from app.domain.queues import ALL_QUEUES_KEY, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
+from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
 from app.domain.workers import Liveness, parse_workers, workers_reads
 
 # Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
 # KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.
 _EXTRAS_LUA = (
     LIVE_COUNT_LUA
+    + KNOWN_QUEUES_LUA
     + """
-local seen, names = {}, {}
-local prefix_length = string.len(ARGV[1])
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
-end
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
+local seen = known_queues(KEYS[1], KEYS[2], ARGV[1])
 local out = {}
 for name in pairs(seen) do
   local head = redis.call('LINDEX', ARGV[1] .. name, 0)

@@ -16,6 +16,7 @@ from redis import Redis
 
 from app.domain import alerts, keys, worker_history, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
+from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX
 from app.domain.timeutil import iso_from_timestamp
 
 RECENT_ACTIVITY = 50
@@ -194,14 +195,11 @@ def live_document(overview: dict[str, Any]) -> dict[str, Any]:
 # score orders by priority first: the first of the set stands for the prioritized ones). One script for all queues.
 # KEYS: RQ's set of queue keys, the monitor's set of queue names. ARGV: the queue-key prefix, the prioritized
 # set's prefix, the job-key prefix. Returns name, waiting head's enqueued_at, prioritized head's enqueued_at.
-_OLDEST_LUA = """
-local seen, out = {}, {}
-local prefix_length = string.len(ARGV[1])
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if string.sub(key, 1, prefix_length) == ARGV[1] then seen[string.sub(key, prefix_length + 1)] = true end
-end
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do seen[name] = true end
-for name in pairs(seen) do
+_OLDEST_LUA = (
+    KNOWN_QUEUES_LUA
+    + """
+local out = {}
+for name in pairs(known_queues(KEYS[1], KEYS[2], ARGV[1])) do
   local head = redis.call('LINDEX', ARGV[1] .. name, 0)
   local first = redis.call('ZRANGE', ARGV[2] .. name, 0, 0)[1]
   out[#out + 1] = name
@@ -210,6 +208,7 @@ for name in pairs(seen) do
 end
 return out
 """
+)
 
 
 def _rq_epoch(raw: str) -> float | None:
@@ -232,8 +231,6 @@ def _oldest(flat: list[bytes], now: float) -> dict[str, float | None]:
 
 def get_queue_status(connection: Redis, thresholds: Thresholds, now: float | None = None) -> dict[str, Any]:
     """GET /queue/status: per queue its size, age of the oldest waiting job, workers, throughput and ETA."""
-    from app.domain.queues import ALL_QUEUES_KEY, QUEUE_KEY_PREFIX  # noqa: PLC0415
-
     now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
         workers.workers_reads(pipe)

@@ -1,0 +1,44 @@
+"""app/domain/queues.py on a real Redis: the one Lua prelude that lists every known queue, shared by the scripts that
+go through all queues (metrics, the Prometheus scrape, the workers' queue status) and agreeing with Python's list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rq import Queue
+
+from app.domain import keys, metrics, scrape, worker_views
+from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX, list_queue_names, remember_queue
+
+SCRIPTS = {
+    "metrics": metrics._COUNT_LUA,
+    "scrape": scrape._EXTRAS_LUA,
+    "worker_views": worker_views._OLDEST_LUA,
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_all_queues_script_takes_the_one_prelude(name):
+    script = SCRIPTS[name]
+    assert KNOWN_QUEUES_LUA in script and "known_queues(KEYS[1], KEYS[2], ARGV[1])" in script
+    assert script.replace(KNOWN_QUEUES_LUA, "").count("SMEMBERS") == 0  # no copy of its own
+
+
+def test_known_queues_are_rqs_and_the_monitors(connection):
+    Queue("kq-rq", connection=connection).enqueue("workers.tasks.noop")
+    remember_queue(connection, "kq-ours")
+    connection.sadd(ALL_QUEUES_KEY, "not-a-queue-key")  # a member without RQ's prefix is not a queue
+    listed = KNOWN_QUEUES_LUA + "local out = {} for n in pairs(known_queues(KEYS[1], KEYS[2], ARGV[1])) do " \
+        "table.insert(out, n) end return out"  # fmt: skip
+    found = connection.eval(listed, 2, ALL_QUEUES_KEY, keys.KNOWN_QUEUES, QUEUE_KEY_PREFIX)
+    assert sorted(name.decode() for name in found) == list_queue_names(connection) == ["kq-ours", "kq-rq"]
+    now = time.time()
+    assert [queue["queueName"] for queue in metrics.get_metrics(connection, now)["queues"]] == ["kq-ours", "kq-rq"]
+    assert {entry["queueName"] for entry in scrape.read_scrape(connection, now, 60, 300)["queues"]} == {
+        "kq-ours",
+        "kq-rq",
+    }
+    status = worker_views.get_queue_status(connection, worker_views.Thresholds(60, 300), now)
+    assert sorted(status["queues"]) == ["kq-ours", "kq-rq"]
+    assert status["queues"]["kq-rq"]["oldest_task_age_seconds"] is not None
