@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.severity import SEVERITIES
-from app.domain.states import AlertSeverity
-from app.domain.workers import Liveness
+from app.domain.states import AlertSeverity, Liveness
 
 
 @dataclass(frozen=True)

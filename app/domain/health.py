@@ -12,9 +12,9 @@ from redis import Redis
 from app.domain import keys
 from app.domain.alert_rules import RULES_BY_NAME
 from app.domain.alerts import public, severity_counts, status_of
-from app.domain.states import AlertSeverity, HealthStatus
+from app.domain.states import AlertSeverity, HealthStatus, Liveness
 from app.domain.timeutil import iso_from_timestamp
-from app.domain.workers import Liveness, read_workers
+from app.domain.workers import read_workers
 
 MB = 1024 * 1024
 MESSAGES: dict[str, str] = {

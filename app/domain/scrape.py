@@ -19,7 +19,8 @@ from redis import Redis
 
 from app.domain import counters, keys, metrics
 from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
-from app.domain.workers import Liveness, parse_workers, workers_reads
+from app.domain.states import Liveness
+from app.domain.workers import parse_workers, workers_reads
 
 # Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
 # KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.

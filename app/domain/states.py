@@ -74,6 +74,26 @@ class HealthStatus(StrEnum):
     CRITICAL = "critical"
 
 
+class Liveness(StrEnum):
+    """A worker's liveness by the age of its last heartbeat, against its own cadence (WORKERS.md)."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    STALE = "stale"
+
+
+class WorkerStatus(StrEnum):
+    """What a worker is doing (WORKERS.md): its RQ state, the monitor's pause and stop requests, or stale."""
+
+    BUSY = "busy"
+    IDLE = "idle"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    STALE = "stale"
+
+
 class Period(StrEnum):
     """The windows trends are read over (app.domain.history)."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -20,6 +19,7 @@ from rq.serializers import DefaultSerializer
 
 from app.domain.errors import WorkerNotFound, WorkerNotStale
 from app.domain.stalled import recover_stalled
+from app.domain.states import Liveness, WorkerStatus  # re-exported: the worker vocabularies live in states.py
 
 WORKERS_SET = "rq:workers"
 WORKER_PREFIX = "rq:worker:"
@@ -40,22 +40,6 @@ STATE_OVERRIDE = "rqmon_state_override"  # "stopping" once a stop was accepted; 
 
 # A plain worker promises its next heartbeat within worker_ttl, and RQ lets its key live 60 s longer.
 RQ_KEY_GRACE_SECONDS = 60
-
-
-class Liveness(StrEnum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    STALE = "stale"
-
-
-class WorkerStatus(StrEnum):
-    BUSY = "busy"
-    IDLE = "idle"
-    PAUSED = "paused"
-    SUSPENDED = "suspended"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    STALE = "stale"
 
 
 # The hash fields read, in this order.

@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.domain.states import HealthStatus
+from app.domain.states import HealthStatus, Liveness, WorkerStatus
 from app.domain.worker_control import Action
-from app.domain.workers import Liveness, WorkerStatus
 from app.schemas import one_of
 
 if TYPE_CHECKING:

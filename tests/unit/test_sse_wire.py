@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.domain.workers import Liveness
+from app.domain.states import Liveness
 from app.sse import frame, wire
 
 

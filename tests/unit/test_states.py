@@ -87,3 +87,11 @@ def test_alert_severities_and_health_statuses_have_one_source():
         "critical",
     ]
     assert vocabulary((1, 2, 3, 4))["healthStatuses"] == ["healthy", "degraded", "critical"]
+
+
+def test_worker_vocabularies_live_with_the_others():
+    from app.domain import states, workers
+
+    assert workers.Liveness is states.Liveness and workers.WorkerStatus is states.WorkerStatus  # re-exported
+    assert list(states.Liveness) == ["active", "inactive", "stale"]
+    assert list(states.WorkerStatus) == ["busy", "idle", "paused", "suspended", "stopping", "stopped", "stale"]
