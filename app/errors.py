@@ -86,8 +86,26 @@ def _handle_domain(exc: DomainError) -> Response:
 
 
 def _handle_redis(exc: redis.RedisError) -> Response:
+    """Redis down, slow, still loading its data, or a replica refusing writes (after a failover): all pass."""
     log.warning("Redis unavailable: %s", exc)
-    return error_response(503, "redis_unavailable", "Redis is not reachable; try again shortly")
+    if isinstance(exc, redis.BusyLoadingError) or _script_error(exc, "LOADING"):
+        message = "Redis is loading its data; try again shortly"
+    elif isinstance(exc, redis.ReadOnlyError) or _script_error(exc, "READONLY"):
+        message = "Redis is read-only (a replica); try again shortly"
+    else:
+        message = "Redis is not reachable; try again shortly"
+    return error_response(503, "redis_unavailable", message)
+
+
+def _script_error(exc: redis.RedisError, code: str) -> bool:
+    """A script refused for the same reason: Redis reports it as `Error running script ... -READONLY ...`."""
+    return isinstance(exc, redis.ResponseError) and f"-{code} " in str(exc)
+
+
+def _handle_response_error(exc: redis.ResponseError) -> Response:
+    if _script_error(exc, "READONLY") or _script_error(exc, "LOADING"):
+        return _handle_redis(exc)
+    return _handle_unexpected(exc)
 
 
 def _handle_unexpected(exc: Exception) -> Response:
@@ -187,6 +205,9 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(redis.ConnectionError, _handle_redis)
     app.register_error_handler(redis.TimeoutError, _handle_redis)
+    app.register_error_handler(redis.BusyLoadingError, _handle_redis)
+    app.register_error_handler(redis.ReadOnlyError, _handle_redis)
+    app.register_error_handler(redis.ResponseError, _handle_response_error)
     app.register_error_handler(Exception, _handle_unexpected)
     app.before_request(check_request_size)
     app.before_request(check_request_body)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import redis
+from rq import Queue
 
-from app.embedded_redis import free_port
+from app.domain import users
+from app.domain.users import Role
+from app.embedded_redis import free_port, start_redis_server
 from tests.api.test_auth import assert_error
-from tests.conftest import make_app
+from tests.conftest import CHEAP_HASH_METHOD, PASSWORD, login, make_app
 
 
 def test_healthz_answers_without_redis(redis_url, tmp_path):
@@ -29,6 +33,47 @@ def test_redis_down_gives_503_json_everywhere(redis_url, tmp_path, tokens):
         "redis_unavailable",
     )
     assert_error(client.post("/api/v1/auth/login", json={"username": "a", "password": "b"}), 503, "redis_unavailable")
+
+
+@pytest.fixture
+def replica(tmp_path):
+    """A private redis-server made a replica of a port nobody listens on: it answers reads, refuses writes."""
+    process = start_redis_server(tmp_path / "replica", persist=False)
+    url = f"redis://127.0.0.1:{(tmp_path / 'replica' / 'redis.port').read_text().strip()}/0"
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_a_read_only_replica_gives_503_not_500(replica, tmp_path):
+    """Regression: READONLY (a replica after a failover) was a 500; it is Redis being unavailable for writes."""
+    connection = redis.Redis.from_url(replica)
+    users.create_user(connection, "rosa", PASSWORD, Role.ADMIN, CHEAP_HASH_METHOD)
+    Queue("replica-q", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    client = make_app(replica, tmp_path).test_client()
+    headers = {"Authorization": f"Bearer {login(client, 'rosa')['access_token']}"}
+    connection.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+    try:
+        assert client.get("/api/v1/auth/me", headers=headers).status_code == 200  # reads still work
+        body = assert_error(
+            client.patch("/api/v1/admin/jobs/queue/replica-q/pause", headers=headers), 503, "redis_unavailable"
+        )
+        assert "read-only" in body["error"]["message"]
+        assert_error(
+            client.post("/api/v1/auth/login", json={"username": "rosa", "password": "x"}), 503, "redis_unavailable"
+        )
+    finally:
+        connection.execute_command("REPLICAOF", "NO", "ONE")
+        connection.close()
+
+
+def test_redis_loading_its_data_gives_503(app, client):
+    @app.post("/loading")
+    def loading():
+        raise redis.BusyLoadingError("LOADING Redis is loading the dataset in memory")
+
+    body = assert_error(client.post("/loading"), 503, "redis_unavailable")
+    assert "loading" in body["error"]["message"]
 
 
 def test_unknown_route_and_wrong_method_are_json(client):
