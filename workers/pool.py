@@ -44,6 +44,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
 QUICK_DEATH_SECONDS = 5.0  # a child that dies sooner than this after its start is respawned with a backoff
 MAX_BACKOFF_SECONDS = 5.0
+REDIS_SOCKET_TIMEOUT = 5.0  # a frozen Redis costs the pool's loop a few seconds a look, never its life
+REDIS_CONNECT_TIMEOUT = 2.0
 
 
 class PoolWorker(MonitoredWorker):
@@ -196,6 +198,7 @@ class MonitoredPool(WorkerPool):
         self._quick_deaths: dict[int, int] = defaultdict(int)  # consecutive deaths soon after start, per slot
         self._not_before: dict[int, float] = {}  # slot -> when it may be respawned (crash-loop backoff)
         self._deadline: float | None = None  # graceful shutdown: when running jobs are interrupted
+        self._announce_shutdown = False  # set by the signal handler (no Redis there), emitted by the loop
         self._pubsub: Any = None
         self._last_stall_check = self._last_beat = float("-inf")
         self._healthy: bool | None = None
@@ -380,6 +383,9 @@ class MonitoredPool(WorkerPool):
     def _loop_once(self, burst: bool) -> bool:
         """One look; True when the pool is done."""
         if self.status == self.Status.STOPPED:
+            if self._announce_shutdown:
+                self._announce_shutdown = False
+                self.emit("shuttingDown", gracePeriod=self.grace_period)
             if self.all_workers_have_stopped():
                 return True
             if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -396,13 +402,14 @@ class MonitoredPool(WorkerPool):
         return False
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
-        """First SIGTERM/SIGINT: no new jobs, running ones get the grace period. A second: no more waiting."""
+        """First SIGTERM/SIGINT: no new jobs, running ones get the grace period. A second: no more waiting. A signal
+        handler: it only sets state and signals children (no Redis: the loop emits `shuttingDown`)."""
         if self._deadline is not None:
             self.log.warning("Pool %s: second signal, interrupting running jobs now", self.name)
             self._deadline = time.monotonic()
             return
         self._deadline = time.monotonic() + self.grace_period
-        self.emit("shuttingDown", gracePeriod=self.grace_period)
+        self._announce_shutdown = True
         super().request_stop(signum, frame)  # STOPPED, and stop_workers() below
 
     def stop_workers(self) -> None:
@@ -681,6 +688,11 @@ def _parse_run(argv: list[str]) -> Any:
     return parser.parse_args(argv)
 
 
+def connect(url: str) -> redis.Redis:
+    """The pool's client, with timeouts (its children's RQ raises the read timeout above its dequeue wait)."""
+    return redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+
+
 def _health_command(argv: list[str]) -> int:
     import argparse
 
@@ -719,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     pool = MonitoredPool(
         args.queues,
-        redis.Redis.from_url(args.url),
+        connect(args.url),
         args.workers,
         name=args.name,
         memory_limit_mb=args.memory_limit_mb,

@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -407,3 +409,59 @@ def test_a_stop_of_a_stopped_slot_leaves_nothing_behind_for_its_next_child(conne
     assert running.error == "already_running" and running.status_before == "idle", running  # not "stopping"
     assert send_control(connection, worker, "restart").status_before == "idle"  # and it does restart
     wait_for(lambda: connection.hget(f"rq:worker:{worker}", "pid") not in (None, str(second).encode()), timeout=15)
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A port that accepts connections and never answers: a frozen Redis."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_the_pools_redis_client_has_timeouts_and_its_loop_outlives_a_frozen_redis(silent_redis, caplog):
+    from workers.pool import REDIS_SOCKET_TIMEOUT, MonitoredPool, connect  # noqa: PLC0415
+
+    kwargs = connect("redis://127.0.0.1:1/0").connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == REDIS_SOCKET_TIMEOUT and kwargs["socket_connect_timeout"] > 0
+    frozen = Redis.from_url(silent_redis, socket_timeout=0.2, socket_connect_timeout=0.2)
+    pool = MonitoredPool(["tp-frozen"], frozen, 1, name="tp-frozen", heartbeat_seconds=0)
+    pool.slots[1] = pools.SLOT_STOPPED  # no child: the loop's own Redis work only
+    pool.status = pool.Status.STARTED
+    for _ in range(2):
+        started = time.monotonic()
+        assert pool._safe_loop_once(burst=False) is False  # logged, looked at again: never raised
+        assert time.monotonic() - started < 10
+
+    started = time.monotonic()
+    pool.request_stop()  # a signal handler: no Redis I/O there
+    assert time.monotonic() - started < 0.1 and pool.status == pool.Status.STOPPED
+
+
+def test_the_shutdown_is_announced_by_the_loop_not_the_signal_handler(connection):
+    from workers.pool import MonitoredPool  # noqa: PLC0415
+
+    pool = MonitoredPool(["tp-announce"], connection, 1, name="tp-announce", grace_period=3)
+    seen: list[dict] = []
+    pool.on("shuttingDown", seen.append)
+    pool.request_stop()
+    assert seen == [] and not _events(connection, "tp-announce", "shuttingDown")
+    assert pool._loop_once(burst=False) is True  # no child left: done, after announcing
+    assert [event["gracePeriod"] for event in seen] == [3]
+    assert [e["details"] for e in _events(connection, "tp-announce", "shuttingDown")] == [{"gracePeriod": 3}]
