@@ -57,10 +57,20 @@ def clear(queueName: str) -> Any:
 def retry(queueName: str, jobId: str) -> Any:
     """A new job with the same function: `dataOverrides` merged over its keyword arguments, `argsOverrides`
     replacing its positional ones, new priority/attempts/backoff. A job already retried → 409 `already_retried`
-    naming the copy, unless `force` is true."""
+    naming the copy, unless `force` is true. `removeOriginal` on a stuck run asks its worker to stop it first:
+    when the run has not ended within 5 s the original is kept, still 201, with `originalRemoved` false."""
     body: RetryBody = request.context.json  # type: ignore[attr-defined]
-    new_id = retry_job(get_redis(), queueName, jobId, body.options(), current_app.config["STUCK_THRESHOLDS"])
-    return jsonify({"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}), 201
+    retried = retry_job(get_redis(), queueName, jobId, body.options(), current_app.config["STUCK_THRESHOLDS"])
+    message = f"Job retried with ID {retried.new_job_id}"
+    if body.removeOriginal and not retried.original_removed:
+        message += "; the original was kept: its worker did not stop its run in time"
+    document = {
+        "success": True,
+        "newJobId": retried.new_job_id,
+        "originalRemoved": retried.original_removed,
+        "message": message,
+    }
+    return jsonify(document), 201
 
 
 @bp.post("/job/<queueName>/<jobId>/stop")

@@ -5,34 +5,41 @@ A job is retried once: a second retry names the copy (409) unless the caller for
 two concurrent retries from both copying it.
 
 Nothing is lost: the new job is stored before the original is touched, and the original is removed last, in one
-transaction, so a failure at any step leaves the original whole in its registry.
+transaction, so a failure at any step leaves the original whole in its registry. A stuck run is removed only once
+its worker has stopped it: a run that goes on would write its end into the job again, or run it again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
 from rq import Queue
-from rq.command import send_stop_job_command
-from rq.job import Job, JobStatus, Retry
+from rq.job import Job, Retry
 from rq.results import Result
-from rq.worker import Worker
 
 from app.domain import attempts, keys
-from app.domain.errors import JobAlreadyRetried, JobNotRetryable
+from app.domain.errors import JobAlreadyRetried, JobNotActive, JobNotRetryable
 from app.domain.jobs import fetch_job, job_options
 from app.domain.priority import enqueue_prioritized
 from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
 from app.domain.states import FAILED_STATES, JobState
 from app.domain.timeutil import to_ms
+from app.domain.worker_control import stop_run
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATES = FAILED_STATES
 STOP_WAIT_SECONDS = 5.0  # how long removeOriginal waits for a live worker to record the stop of its run
+
+
+@dataclass(frozen=True)
+class Retried:
+    new_job_id: str
+    original_removed: bool  # False when removeOriginal was not asked for, or the original's run did not stop
 
 
 def _check_retryable(job: Job, state: str, thresholds: StuckThresholds, now: float) -> None:
@@ -89,28 +96,28 @@ def mark_retried_as(connection: Redis, job: Job, new_id: str) -> None:
     attempts.save_meta_if_exists(connection, job)  # a job deleted meanwhile must not come back holding only meta
 
 
-def stop_run(connection: Redis, job: Job, wait: float = STOP_WAIT_SECONDS) -> None:
-    """Ask a live worker to stop the job's run and wait (bounded) until it has recorded the stop, so that its
-    end-of-job bookkeeping cannot re-create the job after it is deleted. A worker that is gone cannot answer."""
-    if not job.worker_name or not connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
-        return
-    send_stop_job_command(connection, job.id, serializer=job.serializer)
-    deadline = time.monotonic() + wait
-    while connection.hget(job.key, "status") == JobStatus.STARTED.value.encode():
-        if time.monotonic() > deadline:
-            log.warning("worker %s did not stop job %s within %.0f s", job.worker_name, job.id, wait)
-            return
-        time.sleep(0.05)
+def _run_ended(connection: Redis, job: Job) -> bool:
+    """Stop the original's run first: once deleted, a run still going would write its end into the job again (RQ
+    saves the job when it completes), or enqueue the original beside its copy (a failure with retries left)."""
+    try:
+        ended = stop_run(connection, job, STOP_WAIT_SECONDS)
+    except JobNotActive:  # its worker is gone: no one will write this run's end
+        return True
+    if not ended:
+        log.warning("worker %s did not stop job %s within %g s: kept", job.worker_name, job.id, STOP_WAIT_SECONDS)
+    return ended
 
 
-def remove_original(connection: Redis, job: Job, state: str) -> None:
-    """Registry entry, hash, executions and results in one transaction (rq 2.12's delete keeps results)."""
-    if state == JobState.ACTIVE:
-        stop_run(connection, job)
+def remove_original(connection: Redis, job: Job, state: str) -> bool:
+    """Registry entry, hash, executions and results in one transaction (rq 2.12's delete keeps results). False,
+    and nothing removed, when the original is a run that its worker did not stop."""
+    if state == JobState.ACTIVE and not _run_ended(connection, job):
+        return False
     with connection.pipeline() as pipe:
         job.delete(pipeline=pipe, remove_from_queue=True)
         pipe.delete(Result.get_key(job.id))
         pipe.execute()
+    return True
 
 
 def _arguments(job: Job, options: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -137,9 +144,9 @@ def retry_job(
     options: dict[str, Any],
     thresholds: StuckThresholds = DEFAULT_STUCK_THRESHOLDS,
     now: float | None = None,
-) -> str:
-    """Enqueue the retry and return its id. `options`: priority, attempts, backoff, dataOverrides, argsOverrides,
-    removeOriginal, force (retry a job that was already retried)."""
+) -> Retried:
+    """Enqueue the retry; its id, and whether the original was removed. `options`: priority, attempts, backoff,
+    dataOverrides, argsOverrides, removeOriginal, force (retry a job that was already retried)."""
     job, state = fetch_job(connection, queue_name, job_id)
     if getattr(job, "_unreadable_meta", None) is not None:  # RQ kept the bytes it could not unpickle
         raise JobNotRetryable(f"Job '{job.id}' cannot be retried: its metadata cannot be read")
@@ -157,9 +164,8 @@ def retry_job(
         queue = Queue(queue_name, connection=connection, serializer=job.serializer)
         new_job = _enqueue_copy(job, queue, args, kwargs, options)
         mark_retried_as(connection, job, new_job.id)  # first: should the removal fail, the original says where
-        if options.get("removeOriginal"):
-            remove_original(connection, job, state)
+        removed = bool(options.get("removeOriginal")) and remove_original(connection, job, state)
     finally:
         if not force:
             connection.delete(claim)
-    return new_job.id
+    return Retried(new_job.id, removed)

@@ -16,9 +16,9 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.command import send_shutdown_command, send_stop_job_command
-from rq.exceptions import InvalidJobOperation
-from rq.job import JobStatus
+from rq.command import PUBSUB_CHANNEL_TEMPLATE, send_shutdown_command, send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from app.domain import keys
 from app.domain.errors import ActionNotSupported, InvalidInput, JobNotActive
@@ -187,16 +187,25 @@ def stop_job(connection: Redis, queue_name: str, job_id: str, timeout: float = D
     job, state = fetch_job(connection, queue_name, job_id)
     if state != JobState.ACTIVE:
         raise JobNotActive(f"Job '{job_id}' is {state}, not active; only a running job can be stopped")
+    return stop_run(connection, job, timeout)
+
+
+def stop_run(connection: Redis, job: Job, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> bool:
+    """Ask the worker running `job` to stop it (RQ's stop-job command) and wait up to `timeout` for the run to end,
+    i.e. for the worker to have written its end: True once it has (or had already), False when it has not.
+
+    JobNotActive when no worker listens on the job's worker's RQ channel: its worker is gone."""
     worker_name = job.worker_name
-    if not worker_name or not connection.pubsub_numsub(f"rq:pubsub:{worker_name}")[0][1]:
-        raise JobNotActive(f"Job '{job_id}' has no running worker to stop it (its worker is gone)")
+    if not worker_name or not connection.pubsub_numsub(PUBSUB_CHANNEL_TEMPLATE % worker_name)[0][1]:
+        raise JobNotActive(f"Job '{job.id}' has no running worker to stop it (its worker is gone)")
     try:
-        send_stop_job_command(connection, job_id, serializer=job.serializer)
-    except InvalidJobOperation as exc:
-        raise JobNotActive(f"Job '{job_id}' cannot be stopped: {exc}") from None
+        send_stop_job_command(connection, job.id, serializer=job.serializer)
+    except (NoSuchJobError, InvalidJobOperation):  # RQ re-reads the job: gone, or no worker's any more
+        return True
+    started = JobStatus.STARTED.value.encode()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if job.get_status(refresh=True) not in (JobStatus.STARTED, None):
-            return True
+    while connection.hget(job.key, "status") == started:  # None: the hash is gone, the run long over
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True

@@ -183,6 +183,10 @@ class ClearResult(Open):
 class RetryResult(Open):
     success: bool
     newJobId: str
+    originalRemoved: bool = Field(
+        description="Whether the original was removed: false without removeOriginal, and for a stuck run whose "
+        "worker did not stop it within 5 s (the original is then kept)."
+    )
     message: str
 
 

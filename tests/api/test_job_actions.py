@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job, JobStatus
+from rq.utils import utcformat
 
 from app.domain import attempts, keys
 from app.domain import retry as retry_module
 from tests.api.test_auth import assert_error
-from tests.helpers import every_value, make_active_job, run_worker
+from tests.helpers import every_value, make_active_job, run_worker, start_worker, stop_worker, wait_for
 
 
 def everything(connection) -> dict:
@@ -134,7 +138,12 @@ def test_retry_with_overrides_runs_a_new_job(client, auth, connection, redis_url
     response = client.post(f"{API}/retry/r-ok/{original.id}", json=body, headers=auth("admin"))
     assert response.status_code == 201
     new_id = response.get_json()["newJobId"]
-    assert response.get_json() == {"success": True, "newJobId": new_id, "message": f"Job retried with ID {new_id}"}
+    assert response.get_json() == {
+        "success": True,
+        "newJobId": new_id,
+        "originalRemoved": False,
+        "message": f"Job retried with ID {new_id}",
+    }
     new = Job.fetch(new_id, connection=connection)
     assert new.args == ("a@b.c",) and new.kwargs == {"subject": "Hi", "customParam": "new"}
     assert "customParam='new'" in new.description  # RQ's call-string description follows the new arguments
@@ -260,8 +269,68 @@ def test_a_stuck_active_job_can_be_retried_and_removed(client, auth, connection)
     assert_error(client.post(f"{API}/retry/r-stuck/{fresh.id}", headers=headers), 409, "job_not_retryable")
     response = client.post(f"{API}/retry/r-stuck/{stuck.id}", json={"removeOriginal": True}, headers=headers)
     assert response.status_code == 201
+    assert response.get_json()["originalRemoved"] is True  # its worker is gone: no one will write its end
     assert not Job.exists(stuck.id, connection)
     assert Queue("r-stuck", connection=connection).count == 1
+
+
+def started_an_hour_ago(connection, job: Job) -> None:
+    """A real run made stuck: its start is moved back, as if it had been running for an hour."""
+    connection.hset(job.key, "started_at", utcformat(datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)))
+
+
+def test_a_stuck_run_whose_worker_stops_it_is_removed(client, auth, connection, redis_url):
+    queue = Queue("r-live", connection=connection)
+    running = queue.enqueue("workers.tasks.sleep_for", 60, retry=Retry(max=2))
+    worker = start_worker(redis_url, "r-live")
+    try:
+        wait_for(lambda: running.get_status() == JobStatus.STARTED, timeout=30)
+        started_an_hour_ago(connection, running)
+        body = {"removeOriginal": True, "argsOverrides": [0]}
+        response = client.post(f"{API}/retry/r-live/{running.id}", json=body, headers=auth("admin"))
+        assert response.status_code == 201, response.get_json()
+        result = response.get_json()
+        assert result["originalRemoved"] is True and result["message"] == f"Job retried with ID {result['newJobId']}"
+        copy = Job.fetch(result["newJobId"], connection=connection)
+        wait_for(lambda: copy.get_status() == JobStatus.FINISHED, timeout=30)
+    finally:
+        stop_worker(worker)
+    assert connection.keys(f"*{running.id}*") == []
+    assert queue.count == 0 and queue.failed_job_registry.get_job_count(cleanup=False) == 0
+
+
+def test_a_stuck_run_whose_worker_does_not_stop_it_is_kept(client, auth, connection, redis_url, monkeypatch):
+    """Regression: the original was deleted while its run went on; the run's end then wrote it back (completed),
+    or, failing with retries left, enqueued the original beside its copy."""
+    monkeypatch.setattr(retry_module, "STOP_WAIT_SECONDS", 1.5)
+    queue = Queue("r-frozen", connection=connection)
+    running = queue.enqueue("workers.tasks.sleep_for", 60, retry=Retry(max=2))
+    worker = start_worker(redis_url, "r-frozen")
+    try:
+        wait_for(lambda: running.get_status() == JobStatus.STARTED, timeout=30)
+        started_an_hour_ago(connection, running)
+        os.kill(worker.pid, signal.SIGSTOP)  # the worker cannot take the stop command; its horse runs on
+        try:
+            body = {"removeOriginal": True, "argsOverrides": [0]}
+            response = client.post(f"{API}/retry/r-frozen/{running.id}", json=body, headers=auth("admin"))
+            assert response.status_code == 201, response.get_json()
+            result = response.get_json()
+            assert result["originalRemoved"] is False
+            assert "original was kept" in result["message"]
+            assert running.get_status() == JobStatus.STARTED  # still there, still running
+            assert running.get_meta()[attempts.RETRIED_AS] == result["newJobId"]
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        copy = Job.fetch(result["newJobId"], connection=connection)
+        wait_for(lambda: running.get_status() == JobStatus.STOPPED, timeout=30)  # the stop, taken late
+        wait_for(lambda: copy.get_status() == JobStatus.FINISHED, timeout=30)
+        time.sleep(0.5)  # anything the run's end would enqueue again has had time to appear
+    finally:
+        stop_worker(worker)
+    assert queue.failed_job_registry.get_job_ids(cleanup=False) == [running.id]  # kept, ended stopped, not retried
+    assert queue.finished_job_registry.get_job_ids(cleanup=False) == [copy.id]  # the copy ran once
+    assert queue.count == 0 and queue.scheduled_job_registry.get_job_count(cleanup=False) == 0
+    assert queue.started_job_registry.get_job_count(cleanup=False) == 0
 
 
 def test_retry_that_fails_half_way_leaves_the_original_intact(client, auth, connection, redis_url, monkeypatch):

@@ -41,7 +41,9 @@ def test_a_real_failure_retried_with_overrides_completes(connection, redis_url):
     original = queue.enqueue("workers.tasks.flaky", key="rt-real-runs", failures=5)
     run_worker(redis_url, "rt-real")
     assert original.get_status() == JobStatus.FAILED
-    new_id = retry_job(connection, "rt-real", original.id, {"dataOverrides": {"failures": 1}})
+    retried = retry_job(connection, "rt-real", original.id, {"dataOverrides": {"failures": 1}})
+    assert retried.original_removed is False  # not asked for
+    new_id = retried.new_job_id
     new = Job.fetch(new_id, connection=connection)
     assert new.kwargs == {"key": "rt-real-runs", "failures": 1}
     run_worker(redis_url, "rt-real")
@@ -57,7 +59,7 @@ def test_options_are_copied_and_overrides_win(connection):
         connection, "rt-copy", "a@b.c", subject="Hi", job_timeout=77, result_ttl=99, failure_ttl=555, description="d"
     )
     options = {"attempts": 3, "backoff": {"type": "exponential", "delay": 1500}, "dataOverrides": {"subject": "Re"}}
-    new = Job.fetch(retry_job(connection, "rt-copy", original.id, options), connection=connection)
+    new = Job.fetch(retry_job(connection, "rt-copy", original.id, options).new_job_id, connection=connection)
     assert (new.func_name, new.args, new.kwargs) == ("workers.tasks.send_email", ("a@b.c",), {"subject": "Re"})
     assert (new.timeout, new.result_ttl, new.failure_ttl, new.description) == (77, 99, 555, "d")
     assert new.retries_left == 2 and new.retry_intervals == [2, 4]
@@ -73,7 +75,7 @@ def test_options_are_copied_and_overrides_win(connection):
 def test_defaults_come_from_recorded_meta(connection):
     meta = {attempts.PRIORITY: 5, attempts.ATTEMPTS: 4, attempts.BACKOFF: {"type": "fixed", "delay": 2000}}
     original = failed_job(connection, "rt-meta", "m@e.ta", meta=meta)
-    new_id = retry_job(connection, "rt-meta", original.id, {})
+    new_id = retry_job(connection, "rt-meta", original.id, {}).new_job_id
     new = Job.fetch(new_id, connection=connection)
     assert new.retries_left == 3 and new.retry_intervals == [2, 2, 2]
     assert connection.zscore(keys.prioritized("rt-meta"), new_id) is not None  # priority 5 kept
@@ -82,18 +84,20 @@ def test_defaults_come_from_recorded_meta(connection):
 
 def test_defaults_come_from_rq_retry_fields_when_nothing_was_recorded(connection):
     original = failed_job(connection, "rt-rq", "r@q.io", retry=Retry(max=2, interval=[3, 7]))
-    new = Job.fetch(retry_job(connection, "rt-rq", original.id, {}), connection=connection)
+    new = Job.fetch(retry_job(connection, "rt-rq", original.id, {}).new_job_id, connection=connection)
     assert new.retries_left == 2 and new.retry_intervals == [3, 7]
     assert attempts.BACKOFF not in new.meta
     again = {"attempts": 5, "force": True}  # a second retry of the same job is asked for as such
-    more = Job.fetch(retry_job(connection, "rt-rq", original.id, again), connection=connection)
+    more = Job.fetch(retry_job(connection, "rt-rq", original.id, again).new_job_id, connection=connection)
     assert more.retries_left == 4 and more.retry_intervals == [3, 7]  # RQ repeats the last interval
 
 
 def test_attempts_one_means_no_retry_and_priority_zero_means_the_list(connection):
     meta = {attempts.PRIORITY: 9, attempts.ATTEMPTS: 4}
     original = failed_job(connection, "rt-one", "o@n.e", meta=meta)
-    new = Job.fetch(retry_job(connection, "rt-one", original.id, {"attempts": 1, "priority": 0}), connection=connection)
+    new = Job.fetch(
+        retry_job(connection, "rt-one", original.id, {"attempts": 1, "priority": 0}).new_job_id, connection=connection
+    )
     assert not new.retries_left
     assert Queue("rt-one", connection=connection).get_job_ids() == [new.id]
     assert not connection.exists(keys.prioritized("rt-one"))
@@ -102,13 +106,13 @@ def test_attempts_one_means_no_retry_and_priority_zero_means_the_list(connection
 @pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.STOPPED])
 def test_failed_and_stopped_jobs_are_retryable(connection, status):
     original = failed_job(connection, "rt-states", "s@t.op", status=status)
-    assert Job.exists(retry_job(connection, "rt-states", original.id, {}), connection)
+    assert Job.exists(retry_job(connection, "rt-states", original.id, {}).new_job_id, connection)
 
 
 def test_a_canceled_job_is_retryable(connection):
     job = Queue("rt-cancel", connection=connection).enqueue("workers.tasks.noop")
     job.cancel()
-    assert Job.exists(retry_job(connection, "rt-cancel", job.id, {}), connection)
+    assert Job.exists(retry_job(connection, "rt-cancel", job.id, {}).new_job_id, connection)
 
 
 def test_only_stuck_active_jobs_are_retryable(connection):
@@ -118,7 +122,7 @@ def test_only_stuck_active_jobs_are_retryable(connection):
     with pytest.raises(JobNotRetryable, match="not stuck"):
         retry_job(connection, "rt-stuck", job.id, {}, thresholds, now=(started_ms + 599_999.5) / 1000)
     assert Queue("rt-stuck", connection=connection).count == 0
-    new_id = retry_job(connection, "rt-stuck", job.id, {}, thresholds, now=(started_ms + 600_000.5) / 1000)
+    new_id = retry_job(connection, "rt-stuck", job.id, {}, thresholds, now=(started_ms + 600_000.5) / 1000).new_job_id
     assert Job.exists(new_id, connection) and Job.fetch(job.id, connection=connection).get_status() == "started"
 
 
@@ -174,7 +178,9 @@ def test_unreadable_arguments_are_refused_before_anything_is_written(connection)
 def test_remove_original_deletes_entry_hash_and_results(connection):
     original = failed_job(connection, "rt-remove", "r@e.m")
     assert connection.exists(Result.get_key(original.id))
-    new_id = retry_job(connection, "rt-remove", original.id, {"removeOriginal": True})
+    retried = retry_job(connection, "rt-remove", original.id, {"removeOriginal": True})
+    new_id = retried.new_job_id
+    assert retried.original_removed is True
     assert connection.keys(f"*{original.id}*") == []
     registry = Queue("rt-remove", connection=connection).failed_job_registry
     assert registry.get_job_ids(cleanup=False) == []
@@ -229,8 +235,9 @@ def test_removing_a_run_of_a_live_worker_stops_it_first(connection, redis_url):
     try:
         wait_for(lambda: running.get_status() == JobStatus.STARTED, timeout=30)
         options = {"removeOriginal": True, "dataOverrides": {"seconds": 0}}
-        new_id = retry_job(connection, "rt-live", running.id, options, now=time.time() + 3600)
-        new = Job.fetch(new_id, connection=connection)
+        retried = retry_job(connection, "rt-live", running.id, options, now=time.time() + 3600)
+        assert retried.original_removed is True
+        new = Job.fetch(retried.new_job_id, connection=connection)
         wait_for(lambda: new.get_status() == JobStatus.FINISHED, timeout=30)  # the worker is free again at once
     finally:
         stop_worker(worker)
