@@ -26,6 +26,7 @@ from app.schemas.alerts import AlertList, Health, RuleList, TestReport
 from app.security import authenticate, current_role, role_required
 from app.sse import event_stream, snapshot_event
 from app.ticker import Feed, Tick, register_feed, register_task
+from config import scheduler_down_seconds
 
 bp = Blueprint("alerts", __name__)
 WORKERS_OVERVIEW = "workers_overview"  # the workers feed's tick.once name (app/blueprints/workers.py)
@@ -85,7 +86,7 @@ def health() -> Any:
             now,
             float(config["WORKER_ACTIVE_SECONDS"]),
             float(config["WORKER_STALE_SECONDS"]),
-            float(config.get("SCHEDULER_DOWN_SECONDS", 60.0)),
+            scheduler_down_seconds(config),
         )
     except redis.RedisError as error:
         # Neither the token's revocation nor anything else can be read: answer from this process's memory only

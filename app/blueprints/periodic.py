@@ -25,6 +25,7 @@ from app.schemas.periodic import (
     SchedulerStatus,
 )
 from app.security import role_required
+from config import scheduler_down_seconds
 
 bp = Blueprint("periodic", __name__, url_prefix="/api/v1/periodic")
 
@@ -60,14 +61,9 @@ def create() -> Any:
 @role_required(Role.MODERATOR)
 @spec.validate(resp=Resp(HTTP_200=SchedulerStatus), tags=TAGS)
 def status() -> Any:
-    """Whether a scheduler is alive, the last and next runs, missed runs, and the scheduler_down and
-    schedule_missed health rules."""
-    config = current_app.config
-    return jsonify(
-        scheduler_status.scheduler_status(
-            get_redis(), float(config["SCHEDULER_DOWN_SECONDS"]), float(config["SCHEDULE_GRACE_SECONDS"])
-        )
-    )
+    """Whether a scheduler is alive, the last and next runs, missed runs, and the firing scheduler_down and
+    schedule_missed alerts."""
+    return jsonify(scheduler_status.scheduler_status(get_redis(), scheduler_down_seconds(current_app.config)))
 
 
 @bp.get("/preview")

@@ -1,6 +1,7 @@
 """The scheduler's status and the periodic jobs' health (SCHEDULES.md, seed 004's `/status`): the active
-scheduler's heartbeat, the latest and next runs, runs today, missed runs, and the `scheduler_down` and
-`schedule_missed` rules. A few reads whatever the number of schedules."""
+scheduler's heartbeat, the latest and next runs, runs today, missed runs, and the alert engine's firing
+`scheduler_down` and `schedule_missed` alerts (the rules live once, in app/domain/alert_rules.py). A few reads
+whatever the number of schedules."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from rq_scheduler import Scheduler
 
 from app.domain import keys
 from app.domain.schedule_runs import overlay
-from app.domain.schedules import RUN_SEPARATOR, TEMPLATE_PREFIX, utc_day
-from app.domain.states import AlertSeverity
+from app.domain.schedules import RUN_SEPARATOR, utc_day
 from app.domain.timeutil import iso_from_timestamp
 
 
@@ -26,14 +26,7 @@ def heartbeat(connection: Redis, name: str, hostname: str, pid: int, now: float)
         pipe.execute()
 
 
-MISSED_ALERT_SECONDS = 15 * 60  # schedule_missed stays raised this long after a missed firing
-
-
-def _overdue(connection: Redis, now: float, grace: float) -> list[str]:
-    """Enabled schedules whose due time passed more than `grace` ago without a firing (the scheduler is down)."""
-    templates = [t for t in connection.zrangebyscore(Scheduler.scheduled_jobs_key, 0, now - grace, 0, 100)]
-    ours = [t for t in templates if t.startswith(TEMPLATE_PREFIX.encode())]
-    return [name.decode() for name in connection.hmget(keys.SCHEDULE_TEMPLATES, ours) if name] if ours else []
+STATUS_RULES = ("scheduler_down", "schedule_missed")
 
 
 def _latest_run(connection: Redis) -> dict[str, Any] | None:
@@ -45,34 +38,24 @@ def _latest_run(connection: Redis) -> dict[str, Any] | None:
     return overlay(connection, [json.loads(raw)])[0] if raw else None
 
 
-def scheduler_status(connection: Redis, down_after: float, grace: float, now: float | None = None) -> dict:
-    """Seed 004's status plus the two health rules: `scheduler_down` (no active scheduler's heartbeat within
-    `down_after` seconds while schedules are enabled) and `schedule_missed` (a schedule missed a firing in the last
-    MISSED_ALERT_SECONDS, or one is overdue now). A few round trips, whatever the number of schedules."""
+def scheduler_status(connection: Redis, down_after: float, now: float | None = None) -> dict:
+    """Seed 004's status: alive = the active scheduler's heartbeat is at most `down_after` seconds old (the
+    scheduler_down rule's threshold, config.scheduler_down_seconds); `alerts` are the engine's firing scheduler_down
+    and schedule_missed alerts, not a second evaluation of those rules."""
     now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.SCHEDULER_HEARTBEAT)
         pipe.hvals(keys.schedule_day_counts(utc_day(now)))
         pipe.hgetall(keys.SCHEDULE_MISSED)
-        pipe.hgetall(keys.SCHEDULE_MISSED_AT)
         pipe.zrange(Scheduler.scheduled_jobs_key, 0, 0, withscores=True)
-        pipe.hlen(keys.SCHEDULE_TEMPLATES)
-        raw_beat, today, missed, missed_at, firsts, schedule_count = pipe.execute()
+        pipe.hvals(keys.ALERTS_FIRING)
+        raw_beat, today, missed, firsts, firing = pipe.execute()
     first = firsts[0] if firsts else None
     beat = {key.decode(): value.decode() for key, value in raw_beat.items()}
     alive = bool(beat) and now - float(beat["at"]) <= down_after
     missed_counts = {name.decode(): int(count) for name, count in missed.items()}
-    alerts: list[dict[str, Any]] = []
-    if not alive and schedule_count:
-        message = "No scheduler is running: periodic jobs are not enqueued"
-        alerts.append(_alert("scheduler_down", AlertSeverity.CRITICAL.value, message))
-    recent = {name.decode() for name, at in missed_at.items() if now - float(at) <= MISSED_ALERT_SECONDS}
-    overdue = set(_overdue(connection, now, grace))
-    for name in sorted(recent | overdue):
-        message = f"Schedule '{name}' missed {missed_counts.get(name, 0)} run(s)" + (
-            " and is overdue now" if name in overdue else ""
-        )
-        alerts.append(_alert("schedule_missed", AlertSeverity.WARNING.value, message, name))
+    alerts = [_alert(alert) for alert in map(json.loads, firing) if alert.get("rule") in STATUS_RULES]
+    alerts.sort(key=lambda alert: (STATUS_RULES.index(alert["rule"]), alert["schedule"] or ""))
     latest = _latest_run(connection)
     return {
         "success": True,
@@ -94,5 +77,7 @@ def scheduler_status(connection: Redis, down_after: float, grace: float, now: fl
     }
 
 
-def _alert(rule: str, severity: str, message: str, schedule: str | None = None) -> dict[str, Any]:
-    return {"rule": rule, "severity": severity, "message": message, "schedule": schedule}
+def _alert(alert: dict[str, Any]) -> dict[str, Any]:
+    """An engine alert in API.md's /periodic/status shape: the schedule is the subject of schedule_missed."""
+    schedule = alert["subject"]["name"] if alert["subject"]["kind"] == "schedule" else None
+    return {"rule": alert["rule"], "severity": alert["severity"], "message": alert["message"], "schedule": schedule}

@@ -225,11 +225,61 @@ def test_runs_newest_first_with_a_status_filter(client, auth, connection, create
     assert client.get(f"/api/v1/periodic/{name}/runs?status=odd", headers=auth("moderator")).status_code == 400
 
 
-def test_status_without_a_scheduler_raises_scheduler_down(client, auth, created):
+def tick(app, later: float = 0.0) -> None:
+    """One evaluation of the alert engine by the app's own ticker (the rules live there, not in /status)."""
+    from app.ticker import make_ticker  # noqa: PLC0415
+
+    ticker = make_ticker(app)
+    assert ticker.tick(time.time() + later * ticker.tick_seconds)
+
+
+def test_status_without_a_scheduler_lists_the_engines_scheduler_down(app, client, auth, created):
     status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
     assert status["isMonitoringActive"] is False and status["scheduler"] is None
     assert status["nextScheduledRun"] == created["nextRunAt"] and status["missedRuns"] == 0
-    assert [alert["rule"] for alert in status["alerts"]] == ["scheduler_down"]
+    assert status["alerts"] == []  # not evaluated yet: /status reports the engine's alerts, it does not raise them
+    tick(app)
+    status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
+    firing = client.get("/api/v1/alerts", headers=auth("moderator")).get_json()["firing"]
+    assert [(a["rule"], a["severity"], a["message"]) for a in firing] == [
+        (a["rule"], a["severity"], a["message"]) for a in status["alerts"]
+    ]
+    assert status["alerts"] == [
+        {"rule": "scheduler_down", "severity": "critical", "message": firing[0]["message"], "schedule": None}
+    ]
+
+
+@pytest.mark.parametrize(("age", "alive"), [(45, True), (59, True), (61, False)])
+def test_one_scheduler_down_threshold_for_the_alert_status_and_health(
+    app, client, auth, connection, created, age, alive
+):
+    from app.domain import scheduler_status  # noqa: PLC0415
+
+    scheduler_status.heartbeat(connection, "s1", "host", 1, time.time() - age)  # ALERT_SCHEDULER_DOWN: 60 s
+    tick(app)
+    status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
+    health = client.get("/api/v1/health", headers=auth("moderator")).get_json()
+    rules = [a["rule"] for a in client.get("/api/v1/alerts", headers=auth("moderator")).get_json()["firing"]]
+    assert status["isMonitoringActive"] is alive and health["scheduler"]["alive"] is alive
+    assert ("scheduler_down" not in rules) is alive
+    assert ([a["rule"] for a in status["alerts"]] == []) is alive
+
+
+def test_the_threshold_follows_alert_scheduler_down(redis_url, tmp_path, auth, connection):
+    from app.domain import scheduler_status  # noqa: PLC0415
+    from tests.conftest import make_app  # noqa: PLC0415
+
+    app = make_app(redis_url, tmp_path, ALERT_SCHEDULER_DOWN=10)
+    client = app.test_client()
+    assert client.post("/api/v1/periodic", json=body(), headers=auth("admin")).status_code == 201
+    scheduler_status.heartbeat(connection, "s1", "host", 1, time.time() - 20)
+    tick(app)
+    status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
+    assert (
+        status["isMonitoringActive"] is False
+        and client.get("/api/v1/health", headers=auth("moderator")).get_json()["scheduler"]["alive"] is False
+    )
+    assert [a["rule"] for a in status["alerts"]] == ["scheduler_down"]
 
 
 def test_preview_shows_the_next_five_runs(client, auth):
@@ -270,22 +320,21 @@ def test_schedule_changes_are_audited(client, auth, connection, created):
     assert ("schedule.create", None, 400) in actions  # refusals are recorded too
 
 
-def test_schedule_missed_is_raised_while_overdue_or_recently_missed_then_lets_go(connection, created):
+def test_schedule_missed_in_status_is_the_engines_alert(app, client, auth, connection, created):
     from app.domain import scheduler_status  # noqa: PLC0415
 
-    name, now = created["name"], time.time()
-    connection.zadd(Scheduler.scheduled_jobs_key, {schedules.template_id(name): now - 120})  # due 2 min ago
-    alerts = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now)["alerts"]
-    assert [(a["rule"], a["schedule"]) for a in alerts] == [("scheduler_down", None), ("schedule_missed", name)]
-    assert "overdue now" in alerts[1]["message"]
-    connection.zadd(Scheduler.scheduled_jobs_key, {schedules.template_id(name): now + 3600})  # fired meanwhile
-    connection.hset(keys.SCHEDULE_MISSED, name, 2)
-    connection.hset(keys.SCHEDULE_MISSED_AT, name, now - 60)
-    status = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now)
-    assert status["missedRuns"] == 2 and [a["rule"] for a in status["alerts"]][1:] == ["schedule_missed"]
-    later = scheduler_status.scheduler_status(connection, down_after=30, grace=60, now=now + 16 * 60)
-    assert [a["rule"] for a in later["alerts"]] == ["scheduler_down"]  # the missed runs stay counted, not alerted
-    assert later["missedRuns"] == 2
+    name = created["name"]
+    scheduler_status.heartbeat(connection, "s1", "host", 1, time.time())
+    tick(app)  # the engine's first evaluation takes the missed counts as they are
+    connection.hset(keys.SCHEDULE_MISSED, name, 2)  # what a catch-up firing records
+    tick(app, later=1)
+    status = client.get("/api/v1/periodic/status", headers=auth("moderator")).get_json()
+    firing = client.get("/api/v1/alerts", headers=auth("moderator")).get_json()["firing"]
+    assert status["missedRuns"] == 2 and status["isMonitoringActive"] is True
+    assert [(a["rule"], a["subject"]["name"]) for a in firing] == [("schedule_missed", name)]
+    assert status["alerts"] == [
+        {"rule": "schedule_missed", "severity": "warning", "message": firing[0]["message"], "schedule": name}
+    ]
 
 
 def test_concurrent_creations_of_one_name_give_one_schedule(redis_url):
