@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job, Retry
 from rq.results import Result
@@ -92,8 +93,21 @@ def _enqueue_copy(
 
 
 def mark_retried_as(connection: Redis, job: Job, new_id: str) -> None:
+    """Add `retriedAs` to the original's meta as it is in Redis now, not to the copy read at the start: a worker
+    may have recorded an attempt since. Optimistic (WATCH): written again if the meta changes meanwhile; a job
+    deleted meanwhile must not come back holding only meta."""
+
+    def write(pipe: Pipeline) -> None:
+        if not pipe.exists(job.key):
+            return
+        raw = cast(bytes | None, pipe.hget(job.key, "meta"))  # watching: the pipeline runs it at once
+        meta = job.serializer.loads(raw) if raw else {}
+        meta[attempts.RETRIED_AS] = new_id
+        pipe.multi()
+        pipe.hset(job.key, "meta", job.serializer.dumps(meta))
+
+    connection.transaction(write, job.key)
     job.meta[attempts.RETRIED_AS] = new_id
-    attempts.save_meta_if_exists(connection, job)  # a job deleted meanwhile must not come back holding only meta
 
 
 def _run_ended(connection: Redis, job: Job) -> bool:

@@ -245,3 +245,25 @@ def test_removing_a_run_of_a_live_worker_stops_it_first(connection, redis_url):
     assert queue.failed_job_registry.get_job_ids(cleanup=False) == []
     assert queue.started_job_registry.get_job_count(cleanup=False) == 0
     assert connection.keys(f"*{running.id}*") == []
+
+
+def test_a_forced_retry_keeps_what_the_running_worker_recorded_meanwhile(connection, monkeypatch):
+    """Regression: the original's meta was written back whole from the copy read at the start of the retry,
+    wiping the attempt record a running worker wrote meanwhile; only `retriedAs` is added now."""
+    job = make_active_job(connection, "rt-force-meta", 45)
+    first = retry_job(connection, "rt-force-meta", job.id, {}).new_job_id
+    enqueue_copy = retry_module._enqueue_copy
+
+    def worker_records_an_attempt_meanwhile(original: Job, *args, **kwargs) -> Job:
+        meta = Job.fetch(original.id, connection=connection).meta
+        meta[attempts.ATTEMPTS_MADE] = 1
+        meta[attempts.ERRORS] = [{"message": "SMTP down", "exception": "RuntimeError", "stacktrace": "", "at": 1}]
+        connection.hset(original.key, "meta", original.serializer.dumps(meta))
+        return enqueue_copy(original, *args, **kwargs)
+
+    monkeypatch.setattr(retry_module, "_enqueue_copy", worker_records_an_attempt_meanwhile)
+    second = retry_job(connection, "rt-force-meta", job.id, {"force": True}).new_job_id
+    meta = Job.fetch(job.id, connection=connection).meta
+    assert second != first and meta[attempts.RETRIED_AS] == second
+    assert meta[attempts.ATTEMPTS_MADE] == 1 and meta[attempts.ERRORS][0]["message"] == "SMTP down"
+    assert meta[attempts.ATTEMPTS_STARTED] == 1  # from before the retry began, too
