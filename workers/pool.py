@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -158,6 +159,19 @@ def _horse_of(pid: int) -> psutil.Process | None:
     return None
 
 
+_POOLS: weakref.WeakSet[MonitoredPool] = weakref.WeakSet()
+
+
+def _close_pool_sockets() -> None:
+    """In a forked child: close the pool's health-port and pub/sub sockets, so that a child outliving its pool (a
+    job still running after a SIGKILL) does not keep the port from a restarted pool."""
+    for pool in list(_POOLS):
+        pool.close_inherited()
+
+
+os.register_at_fork(after_in_child=_close_pool_sockets)
+
+
 class MonitoredPool(WorkerPool):
     """rq.worker_pool.WorkerPool with slots, supervision, control and health (small overrides calling super())."""
 
@@ -204,6 +218,7 @@ class MonitoredPool(WorkerPool):
         self._healthy: bool | None = None
         self._logging_level = "INFO"
         self.health_server: ThreadingHTTPServer | None = None
+        _POOLS.add(self)
 
     # --- events ---------------------------------------------------------------------------------------
 
@@ -604,6 +619,18 @@ class MonitoredPool(WorkerPool):
 
         self.health_server = ThreadingHTTPServer((host, port), Handler)
         threading.Thread(target=self.health_server.serve_forever, daemon=True).start()
+
+    def close_inherited(self) -> None:
+        """A forked copy's sockets, closed in the child only (no shutdown: the pool goes on with its own)."""
+        _POOLS.discard(self)
+        if self.health_server is not None:
+            with contextlib.suppress(OSError):
+                self.health_server.socket.close()
+            self.health_server = None
+        if self._pubsub is not None and self._pubsub.connection is not None:
+            with contextlib.suppress(Exception):
+                self._pubsub.connection.disconnect()  # another pid: a close, no shutdown of the pool's
+            self._pubsub = None
 
     # --- control --------------------------------------------------------------------------------------
 

@@ -465,3 +465,36 @@ def test_the_shutdown_is_announced_by_the_loop_not_the_signal_handler(connection
     assert pool._loop_once(burst=False) is True  # no child left: done, after announcing
     assert [event["gracePeriod"] for event in seen] == [3]
     assert [e["details"] for e in _events(connection, "tp-announce", "shuttingDown")] == [{"gracePeriod": 3}]
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    try:
+        return any(c.laddr and c.laddr.port == port for c in psutil.Process(pid).net_connections("tcp"))
+    except psutil.Error:
+        return False
+
+
+def test_children_hold_no_health_port_and_a_restarted_pool_binds_it_while_an_orphan_runs(connection, start_pool):
+    """The health-port and pub/sub sockets are closed in each child: a child still running its job after its pool
+    was SIGKILLed does not keep the port from the pool that replaces it."""
+    queue = Queue("tp-port", connection=connection)
+    port = free_port()
+    pool, name = start_pool("tp-port", options=("--health-port", str(port)))
+    wait_for(lambda: connection.pubsub_numsub(keys.pool_control_channel(name))[0][1] == 1, timeout=15)
+    job = queue.enqueue("workers.tasks.sleep_for", 15)
+    worker = _running_on(connection, job)
+    child = _child_pid(connection, worker)
+    assert _listens_on(pool.pid, port) and not _listens_on(child, port)
+
+    os.kill(pool.pid, signal.SIGKILL)
+    pool.wait(timeout=10)
+    try:
+        assert not _gone(child)  # warm shutdown: still running its job
+        again, _ = start_pool("tp-port", options=("--health-port", str(port)))
+        wait_for(lambda: _listens_on(again.pid, port), timeout=15)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert json.loads(response.read())["totalWorkers"] == 1
+        assert again.poll() is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)  # the orphan: no pool of the fixture's knows it any more
