@@ -505,6 +505,12 @@
       try {
         const result = await api(ds.retryUrl, { method: 'POST', body });
         clearTimeout(timer);
+        if (body.removeOriginal && result.originalRemoved === false) { // its worker did not stop the run in time
+          notify('warn', `Job ${ds.job} retried as `, fullJobLink(ds.queue, result.newJobId),
+            '. The original was kept: its worker did not stop its run in time.');
+          render({ ...current, retriedAs: result.newJobId });
+          return;
+        }
         window.location.assign(jobPage(ds.queue, result.newJobId));
       } catch (error) {
         if (error.code === 'already_retried' && error.details.retriedAs) { // retried meanwhile, by someone else
