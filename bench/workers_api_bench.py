@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rq import Queue
 
 from app import create_app
-from app.domain import keys, users, worker_history, worker_views, workers
+from app.domain import keys, users, worker_history, worker_performance, worker_views, workers
 from app.domain.users import Role
 from bench._common import SECRET, percentile, private_redis, verdict, web_process
 from bench.api_bench import KeepAliveClient, RedisCounter
@@ -177,7 +177,7 @@ def main() -> int:
         in_process = [
             ("get_overview", domain_p50(lambda: worker_views.get_overview(connection, settings))),
             ("get_queue_status", domain_p50(lambda: worker_views.get_queue_status(connection, settings))),
-            ("get_performance(720)", domain_p50(lambda: worker_history.get_performance(connection, 720))),
+            ("get_performance(720)", domain_p50(lambda: worker_performance.get_performance(connection, 720))),
         ]
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (a loaded machine inflates every figure)")
     for label, compute in in_process:

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.domain import audit, history, schedules, worker_history
+from app.domain import audit, history, schedules, worker_performance
 from app.domain.jobs import UnreadableJob, fetch_job
 from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
@@ -312,8 +312,8 @@ def worker_chart(name: str) -> Any:
     check_worker_name(name)
     connection, now = get_redis(), time.time()
     with connection.pipeline(transaction=False) as pipe:
-        worker_history.worker_details_reads(pipe, name, now)
-        found = worker_history.parse_worker_details(pipe.execute(), now)
+        worker_performance.worker_details_reads(pipe, name, now)
+        found = worker_performance.parse_worker_details(pipe.execute(), now)
     if query.kind == "hourly":
         svg = charts.worker_hourly_chart(name, found["hourly"], query.size)
     else:

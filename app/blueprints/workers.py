@@ -1,5 +1,5 @@
 """/api/v1/workers (API.md § Workers): overview, live stream, queue status, details, performance (moderator);
-control, removal of stale workers, cleanup (admin). Thin views over app.domain.worker_views, worker_history,
+control, removal of stale workers, cleanup (admin). Thin views over app.domain.worker_views, worker_performance,
 workers and worker_control; the `workers` feed of the ticker and its once-a-minute sample live here too."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from flask_jwt_extended import get_jwt
 from pydantic import ValidationError
 from spectree import Response as Resp
 
-from app.domain import keys, worker_history, worker_views
+from app.domain import keys, worker_history, worker_performance, worker_views
 from app.domain.names import check_worker_name
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.users import Role
@@ -131,7 +131,7 @@ def performance() -> Any:
         query = HoursQuery.model_validate(request.args.to_dict())
     except ValidationError as error:
         raise validation_failed(error) from None
-    return jsonify(worker_history.get_performance(get_redis(), query.hours))
+    return jsonify(worker_performance.get_performance(get_redis(), query.hours))
 
 
 @bp.post("/worker/<name>/control")

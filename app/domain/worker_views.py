@@ -14,7 +14,7 @@ from typing import Any
 
 from redis import Redis
 
-from app.domain import alerts, keys, worker_history, workers
+from app.domain import alerts, keys, worker_performance, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
 from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX
 from app.domain.timeutil import iso_from_timestamp
@@ -144,13 +144,13 @@ def _overview(results: list[Any], thresholds: Thresholds, now: float) -> dict[st
     registry, counts, recent, events, ends, memory, firing, *minutes = results
     found = workers.parse_workers(registry, now, thresholds.active_seconds, thresholds.stale_seconds)
     sizes, window = _sizes(parse_queue_counts(counts)), alerts.parse_window(minutes, now)
-    tally = _tally(found, sizes, worker_history.last_ends(ends))
+    tally = _tally(found, sizes, worker_performance.last_ends(ends))
     waiting = sum(sizes.values())
     status, reasons = alerts.firing_health(firing)
     finished = sum(c.get("ok", 0) + c.get("fail", 0) for c in window.values())
     duration_ms = sum(c.get("ms", 0) for c in window.values())
     active = tally.by_liveness[workers.Liveness.ACTIVE]
-    activity = worker_history.activity(recent) + _pool_activity(events)
+    activity = worker_performance.activity(recent) + _pool_activity(events)
     activity.sort(key=lambda entry: entry["timestamp"] or "", reverse=True)
     max_memory = int(memory.get("maxmemory", 0))
     load = _mean(tally.cpu or [])
@@ -291,10 +291,10 @@ def get_worker_details(connection: Redis, name: str, thresholds: Thresholds, now
         queue_counts_reads(pipe, now)
         pipe.zscore(keys.WORKER_LAST_END, name)
         pipe.hget(workers.WORKER_PREFIX + name, "python_version")
-        worker_history.worker_details_reads(pipe, name, now)
+        worker_performance.worker_details_reads(pipe, name, now)
         counts, last_end, python, *replies = pipe.execute()
     _complete(worker, _sizes(parse_queue_counts(counts)), last_end)
-    found = worker_history.parse_worker_details(replies, now)
+    found = worker_performance.parse_worker_details(replies, now)
     return {
         "success": True,
         "worker_name": name,

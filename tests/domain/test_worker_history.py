@@ -1,11 +1,12 @@
-"""Worker history (app/domain/worker_history.py) on a real Redis: counters per worker, queue and system per bucket,
-p95 from the duration buckets, change against the previous period, bounded keys, closed buckets kept parsed."""
+"""Worker history on a real Redis, recorded by app/domain/worker_history.py and read by worker_performance.py:
+counters per worker, queue and system per bucket, p95 from the duration buckets, change against the previous
+period, bounded keys, closed buckets kept parsed."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.domain import counters, keys, worker_history
+from app.domain import counters, keys, worker_history, worker_performance
 
 HOUR = 3600
 NOW = 1_780_000_000.0 - 1_780_000_000.0 % 86400 + 12 * HOUR + 600  # 12:10 UTC on some day
@@ -20,7 +21,7 @@ def test_counts_per_worker_and_bucket_and_the_summary(connection):
     record(connection, "w1", "emails", "fail", 3000, NOW - 120)
     record(connection, "w2", "reports", "retry", 500, NOW - 2 * HOUR)
     record(connection, "w2", "reports", "ok", 20000, NOW - 25 * HOUR)  # before the 24 h window
-    found = worker_history.get_performance(connection, 24, NOW)
+    found = worker_performance.get_performance(connection, 24, NOW)
     assert [(p["processed"], p["failed"]) for p in found["worker_metrics"]["w1"]] == [(2, 1)]
     assert found["worker_metrics"]["w1"][0]["avg_processing_time"] == 2.0
     assert found["worker_metrics"]["w2"] == [
@@ -35,10 +36,10 @@ def test_counts_per_worker_and_bucket_and_the_summary(connection):
 
 def test_p95_is_interpolated_in_its_duration_bucket():
     histogram = {str(counters.bucket_index(100)): 95, str(counters.bucket_index(4000)): 5}
-    assert worker_history.percentile(histogram, 0.95) == 0.1  # the 95th of 100 is the last of the fast ones
-    assert 2.5 < worker_history.percentile(histogram, 0.99) <= 5.0
-    assert worker_history.percentile({}, 0.95) is None
-    assert worker_history.percentile({str(len(counters.DURATION_BUCKETS)): 1}, 0.95) == 3600.0  # +Inf: last bound
+    assert worker_performance.percentile(histogram, 0.95) == 0.1  # the 95th of 100 is the last of the fast ones
+    assert 2.5 < worker_performance.percentile(histogram, 0.99) <= 5.0
+    assert worker_performance.percentile({}, 0.95) is None
+    assert worker_performance.percentile({str(len(counters.DURATION_BUCKETS)): 1}, 0.95) == 3600.0  # +Inf: last bound
 
 
 def histogram_quantile(fraction: float, cumulative: list[tuple[str, int]]) -> float:
@@ -65,12 +66,12 @@ def test_the_history_and_the_prometheus_histogram_are_one_histogram(connection):
             history_buckets[int(field[len(worker_history.DURATION) :])] = int(value)
     prometheus = counters.read_counters(connection)["same-bounds"]
     assert history_buckets == {index: count for index, count in enumerate(prometheus.buckets) if count}
-    p95 = worker_history.get_performance(connection, 1, NOW)["performance_summary"]["p95_processing_time"]
+    p95 = worker_performance.get_performance(connection, 1, NOW)["performance_summary"]["p95_processing_time"]
     assert p95 == pytest.approx(histogram_quantile(0.95, prometheus.cumulative_buckets()), abs=0.001)
     for fraction in (0.1, 0.5, 0.9):
         histogram = {str(index): count for index, count in history_buckets.items()}
         expected = histogram_quantile(fraction, prometheus.cumulative_buckets())
-        assert worker_history.percentile(histogram, fraction) == pytest.approx(expected, abs=0.001)
+        assert worker_performance.percentile(histogram, fraction) == pytest.approx(expected, abs=0.001)
 
 
 def test_every_key_is_bounded(connection):
@@ -89,9 +90,9 @@ def test_every_key_is_bounded(connection):
 @pytest.mark.parametrize("hours", [72, 720])
 def test_closed_buckets_are_kept_parsed_and_read_again_after_a_change(connection, hours):
     record(connection, "w1", "q", "ok", 10, NOW - 2 * 86400)
-    first = worker_history.get_performance(connection, hours, NOW)
+    first = worker_performance.get_performance(connection, hours, NOW)
     assert first["performance_summary"]["processed"] == 1
     connection.flushdb()
     record(connection, "w2", "q", "ok", 10, NOW - 2 * 86400)
-    again = worker_history.get_performance(connection, hours, NOW)
+    again = worker_performance.get_performance(connection, hours, NOW)
     assert list(again["worker_metrics"]) == ["w2"]  # the bucket's size changed: not the cached one
