@@ -93,12 +93,11 @@ def test_cookie_sessions_can_stream(client, tokens):
     response.close()
 
 
-def test_the_stream_ends_when_the_token_expires(app, client, make_user):
+def test_the_stream_ends_when_the_token_expires(app, client, make_user, connection):
     make_user("short", Role.MODERATOR)
+    claims = {"role": "moderator", "uid": users.get_user(connection, "short").uid}  # the user's tokens carry its uid
     with app.app_context():
-        token = create_access_token(
-            "short", additional_claims={"role": "moderator"}, expires_delta=timedelta(seconds=2)
-        )
+        token = create_access_token("short", additional_claims=claims, expires_delta=timedelta(seconds=2))
     started = time.monotonic()
     response = client.get(f"{API}/live", headers={"Authorization": f"Bearer {token}"}, buffered=False)
     chunks = [chunk.decode() for chunk in response.response]  # ends by itself

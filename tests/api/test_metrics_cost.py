@@ -10,7 +10,7 @@ import jwt as pyjwt
 from flask_jwt_extended import create_access_token
 from rq import Queue
 
-from app.domain import keys
+from app.domain import keys, users
 from app.domain.metrics import get_metrics
 from tests.api.test_auth import assert_error
 
@@ -47,12 +47,11 @@ def test_other_reads_do_not_join_the_auth_lookup(client, auth, round_trips):
     assert round_trips[0] == 1
 
 
-def test_a_verified_token_is_parsed_once_and_still_expires(app, client, make_user, monkeypatch):
+def test_a_verified_token_is_parsed_once_and_still_expires(app, client, make_user, monkeypatch, connection):
     make_user("brief", "moderator")
+    claims = {"role": "moderator", "uid": users.get_user(connection, "brief").uid}  # the user's tokens carry its uid
     with app.app_context():
-        token = create_access_token(
-            "brief", additional_claims={"role": "moderator"}, expires_delta=timedelta(seconds=2)
-        )
+        token = create_access_token("brief", additional_claims=claims, expires_delta=timedelta(seconds=2))
     headers = {"Authorization": f"Bearer {token}"}
     decodes = [0]
     decode = pyjwt.decode

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from app.domain import history
+from app.domain import history, users
 from app.domain.users import Role
 from tests.api.test_auth import assert_error
 from tests.conftest import PASSWORD
@@ -68,13 +68,12 @@ def test_pages_render_for_a_session_without_inline_script_or_style(client, make_
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
 
 
-def test_expired_access_cookie_is_renewed_from_the_refresh_cookie(app, client, make_user):
+def test_expired_access_cookie_is_renewed_from_the_refresh_cookie(app, client, make_user, connection):
     make_user("sam", Role.MODERATOR)
+    claims = {"role": "moderator", "uid": users.get_user(connection, "sam").uid}  # the user's tokens carry its uid
     with app.app_context():
-        expired = create_access_token(
-            "sam", additional_claims={"role": "moderator"}, expires_delta=timedelta(seconds=-1)
-        )
-        refresh = create_refresh_token("sam", additional_claims={"role": "moderator"})
+        expired = create_access_token("sam", additional_claims=claims, expires_delta=timedelta(seconds=-1))
+        refresh = create_refresh_token("sam", additional_claims=claims)
     client.set_cookie("access_token_cookie", expired)
     client.set_cookie("refresh_token_cookie", refresh)
     response = client.get("/admin/")
