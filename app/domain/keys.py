@@ -83,6 +83,9 @@ def live_snapshot(queue: str | None = None) -> str:
 POOLS = f"{PREFIX}:pools"  # sorted set of pool names scored by their last heartbeat; pruned past the pools' TTL
 POOL_EVENTS = f"{PREFIX}:pool-events"  # stream of pool and stalled-job events, XADD MAXLEN ~ POOL_EVENTS_CAP
 POOL_EVENTS_CAP = 10000
+# An entry's fields, in order: written by pools.add_event and by stalled.py's move script (`details` is JSON).
+# Here rather than in pools.py, which stalled.py cannot import (pools -> workers -> stalled).
+POOL_EVENT_FIELDS = ("event", "pool", "slot", "worker", "jobId", "at", "details")
 
 
 def pool(name: str) -> str:

@@ -103,27 +103,10 @@ def add_event(
     """Append one event to the capped stream (queued on `connection` when it is a pipeline)."""
     if event not in EVENTS:
         raise ValueError(f"unknown pool event {event!r}")
-    fields = {
-        "event": event,
-        "pool": pool,
-        "slot": "" if slot is None else str(slot),
-        "worker": worker or "",
-        "jobId": job_id or "",
-        "at": iso_from_timestamp(time.time() if now is None else now),
-        "details": json.dumps(details or {}),
-    }
+    at = iso_from_timestamp(time.time() if now is None else now)
+    values = (event, pool, "" if slot is None else str(slot), worker or "", job_id or "", at, json.dumps(details or {}))
+    fields = dict(zip(keys.POOL_EVENT_FIELDS, values, strict=True))
     connection.xadd(keys.POOL_EVENTS, fields, maxlen=keys.POOL_EVENTS_CAP, approximate=True)  # type: ignore[arg-type]
-
-
-def read_events(connection: Redis, after: str = "-", count: int = 100) -> list[tuple[str, dict[str, Any]]]:
-    """Events after stream id `after` (exclusive; "-" for the oldest), oldest first, as plain dicts."""
-    start = after if after == "-" else f"({after}"
-    events = []
-    for entry_id, raw in connection.xrange(keys.POOL_EVENTS, min=start, count=count):
-        fields = {key.decode(): value.decode() for key, value in raw.items()}
-        fields["details"] = json.loads(fields.get("details") or "{}")
-        events.append((entry_id.decode(), fields))
-    return events
 
 
 def retire_worker(connection: Redis, name: str, queue_names: list[str]) -> None:

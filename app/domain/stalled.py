@@ -107,6 +107,9 @@ _MOVE_LUA = (
     _PRELUDE
     + """
 local stream, cap, now_text, event_time = ARGV[next_arg], ARGV[next_arg + 1], ARGV[next_arg + 2], ARGV[next_arg + 3]
+local EVENT_FIELDS = {"""
+    + ", ".join(f"'{field}'" for field in keys.POOL_EVENT_FIELDS)
+    + """}
 local moved = {}
 for at = next_arg + 4, #ARGV, 8 do
   local mode, queue, entry, job_id = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
@@ -133,10 +136,15 @@ for at = next_arg + 4, #ARGV, 8 do
     end
     local owner = redis.call('HMGET', 'rq:worker:' .. worker, 'rqmon_pool', 'rqmon_slot')  -- a pool's child?
     local pool, slot = owner[1], owner[2]
-    local event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled'
-    redis.call('XADD', stream, 'MAXLEN', '~', cap, '*', 'event', event,
-      'pool', pool or '', 'slot', slot or '', 'worker', worker, 'jobId', job_id, 'queue', queue, 'at', event_time,
-      'details', cjson.encode({action = mode, queue = queue}))
+    local values = {event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled', pool = pool or '',
+      slot = slot or '', worker = worker, jobId = job_id, at = event_time,
+      details = cjson.encode({action = mode, queue = queue})}
+    local xadd = {'XADD', stream, 'MAXLEN', '~', cap, '*'}
+    for _, field in ipairs(EVENT_FIELDS) do  -- pools.add_event's entry
+      table.insert(xadd, field)
+      table.insert(xadd, values[field])
+    end
+    redis.call(unpack(xadd))
     table.insert(moved, entry)
   end
 end

@@ -76,11 +76,12 @@ def _gone(pid: int) -> bool:
 
 
 def _events(connection: Redis, pool: str, event: str | None = None) -> list[dict]:
-    return [
-        fields
-        for _, fields in pools.read_events(connection, count=10000)
-        if fields["pool"] == pool and (event is None or fields["event"] == event)
-    ]
+    found = []
+    for _, raw in connection.xrange(keys.POOL_EVENTS, count=10000):
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        if fields["pool"] == pool and (event is None or fields["event"] == event):
+            found.append({**fields, "details": json.loads(fields["details"] or "{}")})
+    return found
 
 
 def _at(event: dict) -> float:

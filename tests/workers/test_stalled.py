@@ -16,7 +16,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
 
-from app.domain import attempts, keys
+from app.domain import attempts, keys, pools
 from app.domain.stalled import MAX_STALLED_COUNT, STALLED_COUNTER, STALLED_REASON, recover_stalled
 from app.domain.stuck import get_stuck_jobs
 from tests.helpers import make_active_job, start_worker, stop_worker, wait_for
@@ -86,6 +86,10 @@ def test_a_job_whose_worker_is_gone_goes_back_to_the_head_then_fails_on_its_seco
         (b"workerStalled", job.id.encode()),
         (b"workerStalled", rerun.id.encode()),
     ]
+    # The script's entries are laid out as pools.add_event's: the same fields, in the same order.
+    pools.add_event(connection, "workerReady", "st-pool", 1, "st-pool.1")
+    *moved, written = [[field.decode() for field in entry] for _, entry in connection.xrange(keys.POOL_EVENTS)]
+    assert moved == [list(keys.POOL_EVENT_FIELDS)] * 2 and written == list(keys.POOL_EVENT_FIELDS)
 
 
 def test_a_live_worker_keeps_its_job_and_a_stale_one_loses_it(connection):
