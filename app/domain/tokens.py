@@ -86,10 +86,11 @@ def create_token(
     creator_role: Role | None,
     expires_in_days: int | None = None,
     now: float | None = None,
-    creator_uid: str = "",
+    creator_uid: str | None = None,
 ) -> tuple[str, ApiToken]:
     """A new token and its secret (returned once, never stored). `creator_role` None: the command line;
-    `creator_uid`: the creator's uid, which the creator must still have for the token to work."""
+    `creator_uid`: the creator's uid, which the creator must still have for the token to work (None: the uid the
+    creator has now; the web passes its session's, so a creator replaced meanwhile does not lend theirs)."""
     check_name(name)
     if creator_role is not None and not creator_role.includes(role):
         raise InvalidInput("A token cannot carry a role above its creator's", {"role": f"at most {creator_role}"})
@@ -105,6 +106,9 @@ def create_token(
     fields = {"name": name, "role": role.value, "creator": creator, "created_at": repr(now)}
     if expires_at is not None:
         fields["expires_at"] = repr(expires_at)
+    if creator_uid is None:
+        stored = connection.hget(keys.user(creator), "uid") if creator else None
+        creator_uid = stored.decode() if stored else ""
     if creator_uid:
         fields["creator_uid"] = creator_uid
     with connection.pipeline() as pipe:

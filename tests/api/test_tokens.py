@@ -111,6 +111,15 @@ def test_a_users_tokens_die_with_the_user_even_when_the_name_is_used_again(clien
         assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "invalid_token"
 
 
+def test_a_token_made_by_the_domain_is_bound_to_its_creators_current_uid(client, connection, make_user):
+    make_user("maker", Role.SUPER_ADMIN)
+    secret, _ = tokens.create_token(connection, "domain-made", Role.ADMIN, "maker", Role.SUPER_ADMIN)
+    assert client.get("/api/v1/auth/me", headers=bearer(secret)).get_json()["role"] == "admin"
+    users.delete_user(connection, "maker")
+    make_user("maker", Role.SUPER_ADMIN)
+    assert client.get("/api/v1/auth/me", headers=bearer(secret)).status_code == 401
+
+
 def test_a_token_and_a_creator_made_before_uids_still_match(client, auth, connection):
     secret = create(client, auth, "legacy", "admin")["token"]
     connection.hdel(keys.api_token(tokens.digest(secret)), "creator_uid")
