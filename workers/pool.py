@@ -59,7 +59,6 @@ class PoolWorker(MonitoredWorker):
         self._pool_name = os.environ.get("RQMON_POOL", "")
         self._pool_slot = int(os.environ.get("RQMON_SLOT") or 0) or None
         self._announce: Job | None = None
-        self._ended: tuple[Job, str] | None = None
 
     def _event(self, pipeline: Pipeline, event: str, job: Job) -> None:
         pools.add_event(pipeline, event, self._pool_name, self._pool_slot, self.name, job.id, {"queue": job.origin})
@@ -77,31 +76,20 @@ class PoolWorker(MonitoredWorker):
             self._event(pipeline, "workerActive", job)
         super().heartbeat(timeout, pipeline)
 
-    def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
-        self._ended = (job, "workerCompleted")
-        super().handle_job_success(job, queue, *args, **kwargs)
-
     def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         if str(kwargs.get("exc_string", "")).startswith("Work-horse terminated unexpectedly"):
             with contextlib.suppress(redis.RedisError):
                 if self.connection.delete(keys.memory_kill(job.id)):
                     kwargs["exc_string"] = MEMORY_KILL_REASON
-        self._ended = (job, "workerFailed")
         super().handle_job_failure(job, queue, *args, **kwargs)
 
-    def increment_successful_job_count(self, pipeline: Pipeline | None = None) -> None:
-        super().increment_successful_job_count(pipeline=pipeline)
-        self._write_end(pipeline)
-
-    def increment_failed_job_count(self, pipeline: Pipeline | None = None) -> None:
-        super().increment_failed_job_count(pipeline=pipeline)
-        self._write_end(pipeline)
-
-    def _write_end(self, pipeline: Pipeline | None) -> None:
-        if pipeline is not None and self._ended is not None:
-            job, event = self._ended
-            self._ended = None
-            self._event(pipeline, event, job)
+    def _record_ending(self, pipeline: Pipeline | None) -> None:
+        """MonitoredWorker's record of an ended attempt (in RQ's end-of-job pipeline), and the pool's event beside."""
+        ending = self._ending
+        super()._record_ending(pipeline)
+        if ending is not None and pipeline is not None:
+            job, outcome, _ = ending
+            self._event(pipeline, "workerCompleted" if outcome == "ok" else "workerFailed", job)
 
 
 def _stop_with_parent() -> None:

@@ -212,6 +212,8 @@ def test_memory_limit_recycles_a_child_after_its_job_and_kills_the_horse_at_one_
     way_over.refresh()
     assert attempts.read_attempts(way_over)["failedReason"] == "memory limit exceeded"
     assert any(e["details"]["action"] == "killed" for e in _events(connection, name, "highMemoryUsage"))
+    assert [e["jobId"] for e in _events(connection, name, "workerCompleted")] == [over.id]
+    assert [e["jobId"] for e in _events(connection, name, "workerFailed")] == [way_over.id]
 
 
 def _status(connection: Redis, worker: str) -> str | None:
