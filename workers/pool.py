@@ -7,98 +7,41 @@ health, and seed 003's events (a capped Redis stream plus `pool.on(event, fn)` c
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
 import socket
-import threading
 import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import psutil
 import redis
-from redis.client import Pipeline
 from rq import Queue
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
-from rq.job import Job
 from rq.logutils import setup_loghandlers
 from rq.worker_pool import WorkerData, WorkerPool
 
 from app.domain import keys, pools, stalled, worker_control
 from app.domain.stalled import Recovered
+from workers import pool_health, processes
 from workers.monitored_worker import MonitoredWorker
+from workers.pool_worker import PoolWorker
 
 log = logging.getLogger(__name__)
 
 LOOP_SECONDS = 0.2  # between two looks at the children (a dead child's horse keeps its sentinel open: poll)
 STALL_CHECK_SECONDS = 1.0
 HARD_LIMIT_FACTOR = 1.5  # above this times the memory limit the work horse is killed
-MEMORY_KILL_REASON = "memory limit exceeded"
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_SET_PDEATHSIG = 1
 QUICK_DEATH_SECONDS = 5.0  # a child that dies sooner than this after its start is respawned with a backoff
 MAX_BACKOFF_SECONDS = 5.0
 REDIS_SOCKET_TIMEOUT = 5.0  # a frozen Redis costs the pool's loop a few seconds a look, never its life
 REDIS_CONNECT_TIMEOUT = 2.0
-
-
-class PoolWorker(MonitoredWorker):
-    """A pool's child: a MonitoredWorker that adds its job events to the pool's stream (inside RQ's own pipelines)
-    and names the memory limit when its pool killed the work horse for it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        _stop_with_parent()
-        super().__init__(*args, **kwargs)
-        self._pool_name = os.environ.get("RQMON_POOL", "")
-        self._pool_slot = int(os.environ.get("RQMON_SLOT") or 0) or None
-        self._announce: Job | None = None
-
-    def _event(self, pipeline: Pipeline, event: str, job: Job) -> None:
-        pools.add_event(pipeline, event, self._pool_name, self._pool_slot, self.name, job.id, {"queue": job.origin})
-
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        self._announce = job  # written by heartbeat() inside RQ's start-of-job pipeline
-        try:
-            super().prepare_job_execution(job, remove_from_intermediate_queue)
-        finally:
-            self._announce = None
-
-    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
-        if pipeline is not None and self._announce is not None:
-            job, self._announce = self._announce, None
-            self._event(pipeline, "workerActive", job)
-        super().heartbeat(timeout, pipeline)
-
-    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
-        if str(kwargs.get("exc_string", "")).startswith("Work-horse terminated unexpectedly"):
-            with contextlib.suppress(redis.RedisError):
-                if self.connection.delete(keys.memory_kill(job.id)):
-                    kwargs["exc_string"] = MEMORY_KILL_REASON
-        super().handle_job_failure(job, queue, *args, **kwargs)
-
-    def _record_ending(self, pipeline: Pipeline | None) -> None:
-        """MonitoredWorker's record of an ended attempt (in RQ's end-of-job pipeline), and the pool's event beside."""
-        ending = self._ending
-        super()._record_ending(pipeline)
-        if ending is not None and pipeline is not None:
-            job, outcome, _ = ending
-            self._event(pipeline, "workerCompleted" if outcome == "ok" else "workerFailed", job)
-
-
-def _stop_with_parent() -> None:
-    """Linux: a child gets SIGTERM (RQ's warm shutdown) when its pool dies, even by SIGKILL, instead of running on
-    unsupervised."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if str(os.getppid()) != os.environ.get("RQMON_POOL_PID", str(os.getppid())):  # it died before that line
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def default_size() -> int:
@@ -124,27 +67,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _rss_mb(pid: int) -> float:
-    """RSS of a child and its work horse (WORKERS.md: worker + horse; its scheduler process is not counted)."""
-    total = 0
-    with contextlib.suppress(psutil.Error):
-        total += psutil.Process(pid).memory_info().rss
-        horse = _horse_of(pid)
-        if horse is not None:
-            total += horse.memory_info().rss
-    return total / 1048576
-
-
-def _horse_of(pid: int) -> psutil.Process | None:
-    """RQ's work horse calls setpgrp(): the child of the worker that leads its own process group."""
-    with contextlib.suppress(psutil.Error):
-        for child in psutil.Process(pid).children():
-            with contextlib.suppress(psutil.Error):
-                if os.getpgid(child.pid) == child.pid:
-                    return child
-    return None
 
 
 _POOLS: weakref.WeakSet[MonitoredPool] = weakref.WeakSet()
@@ -195,7 +117,7 @@ class MonitoredPool(WorkerPool):
         self.started_at = time.time()
         self._callbacks: dict[str, list[Callable[[dict[str, Any]], Any]]] = defaultdict(list)
         self._exiting: dict[int, str] = {}  # slot -> why we asked its child to exit (stop, restart, recycle)
-        self._rss: dict[int, float] = {}
+        self.rss: dict[int, float] = {}  # slot -> MB of its child and work horse, at each heartbeat (health)
         self._spawned_at: dict[int, float] = {}
         self._quick_deaths: dict[int, int] = defaultdict(int)  # consecutive deaths soon after start, per slot
         self._not_before: dict[int, float] = {}  # slot -> when it may be respawned (crash-loop backoff)
@@ -302,17 +224,7 @@ class MonitoredPool(WorkerPool):
         self.emit("workerClosed", slot, exitCode=exit_code, reason=reason or "exited")
 
     def _kill_orphans(self) -> None:
-        """The pool is its children's subreaper: a dead child's work horse and scheduler become the pool's own
-        children. Kill and reap them."""
-        known = {data.pid for data in self.worker_dict.values()}
-        with contextlib.suppress(psutil.Error):
-            for orphan in psutil.Process().children():
-                if orphan.pid in known:
-                    continue
-                with contextlib.suppress(OSError):
-                    os.kill(orphan.pid, signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError, OSError):
-                    os.waitpid(orphan.pid, 0)
+        processes.kill_orphans({data.pid for data in self.worker_dict.values()})
 
     def _recover(self, dead_workers: list[str] | None = None) -> list[Recovered]:
         try:
@@ -364,7 +276,7 @@ class MonitoredPool(WorkerPool):
         self._burst, self._logging_level = burst, logging_level
         setup_loghandlers(logging_level, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name=__name__)
         with contextlib.suppress(Exception):  # Linux: orphaned work horses come back to the pool
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            processes.become_subreaper()
         self.status = self.Status.STARTED
         self._beat(force=True)
         self.emit("started", size=self.num_workers, queues=self._queue_names, pid=os.getpid())
@@ -499,7 +411,7 @@ class MonitoredPool(WorkerPool):
                 "worker": self.worker_name(slot),
                 "state": state,
                 "pid": getattr(self.worker_dict.get(self.worker_name(slot)), "pid", None),
-                "rssMb": round(self._rss.get(slot, 0.0), 1),
+                "rssMb": round(self.rss.get(slot, 0.0), 1),
             }
             for slot, state in self.slots.items()
         }
@@ -518,7 +430,7 @@ class MonitoredPool(WorkerPool):
     def _check_memory(self) -> None:
         for name, data in list(self.worker_dict.items()):
             slot = self._slot_of(name)
-            self._rss[slot] = rss = _rss_mb(data.pid)
+            self.rss[slot] = rss = processes.rss_mb(data.pid)
             limit = self.memory_limit_mb
             if not limit or rss <= limit:
                 continue
@@ -529,7 +441,7 @@ class MonitoredPool(WorkerPool):
                 self._ask_exit(slot, "recycle")
 
     def _kill_horse(self, slot: int, data: WorkerData, rss: float) -> None:
-        horse = _horse_of(data.pid)
+        horse = processes.horse_of(data.pid)
         if horse is None:
             return
         job_ids = [entry.decode().split(":")[0] for entry in self._executions(data.name)]
@@ -567,46 +479,10 @@ class MonitoredPool(WorkerPool):
         return list(self.connection.smembers(f"rq:worker:{worker_name}:executions"))
 
     def health(self) -> dict[str, Any]:
-        try:
-            redis_connected = bool(self.connection.ping())
-        except redis.RedisError:
-            redis_connected = False
-        alive = sum(1 for data in self.worker_dict.values() if data.process.is_alive())
-        used = sum(self._rss.values())  # the children, each with its work horse (sampled at every heartbeat)
-        limit = self.memory_limit_mb
-        total = limit * self.num_workers if limit else psutil.virtual_memory().total / 1048576
-        return {
-            "healthy": redis_connected and alive > 0 and self.status != self.Status.STOPPED,
-            "totalWorkers": self.num_workers,
-            "activeWorkers": alive,
-            "memoryUsage": {
-                "used": round(used, 1),
-                "total": round(total, 1),
-                "percentUsed": round(100 * used / total, 1),
-            },
-            "redisConnected": redis_connected,
-            "uptime": round(time.time() - self.started_at, 1),
-        }
+        return pool_health.health(self)
 
     def serve_health(self, port: int, host: str = "0.0.0.0") -> None:
-        """`--health-port`: GET anything -> the health JSON, 200 when healthy, else 503."""
-        pool = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                health = pool.health()
-                body = json.dumps(health).encode()
-                self.send_response(200 if health["healthy"] else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.health_server = ThreadingHTTPServer((host, port), Handler)
-        threading.Thread(target=self.health_server.serve_forever, daemon=True).start()
+        self.health_server = pool_health.serve_health(self, port, host)
 
     def close_inherited(self) -> None:
         """A forked copy's sockets, closed in the child only (no shutdown: the pool goes on with its own)."""
@@ -708,21 +584,6 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=REDIS_SOCKET_TIMEOUT, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
 
 
-def _health_command(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="rq-monitor-pool health", description="exit 0 when the pool is healthy")
-    parser.add_argument("--url", "-u", default=os.environ.get("REDIS_URL") or "redis://localhost:6379/0")
-    parser.add_argument("--pool", default=None, help="the pool's name (default: every registered pool)")
-    args = parser.parse_args(argv)
-    try:
-        report = pools.pool_health(redis.Redis.from_url(args.url, socket_timeout=5), args.pool)
-    except redis.RedisError as exc:
-        report = {"healthy": False, "redisConnected": False, "error": str(exc)}
-    print(json.dumps(report))
-    return 0 if report["healthy"] else 1
-
-
 def main(argv: list[str] | None = None) -> int:
     import sys
 
@@ -730,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["health"]:
-        return _health_command(argv[1:])
+        return pool_health.health_command(argv[1:])
     args = _parse_run(argv)
     names = ("WORKER_HEARTBEAT_SECONDS", "WORKER_STALE_SECONDS")  # only the pool's: never fail on the web's
     found = config.from_env({name: os.environ[name] for name in names if name in os.environ})
