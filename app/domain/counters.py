@@ -29,13 +29,28 @@ def bucket_index(duration_ms: int) -> int:
     return bisect.bisect_left(DURATION_BUCKETS, max(0, duration_ms) / 1000.0)
 
 
+# KEYS: the counters hash. ARGV: the outcome's field, the duration bucket's field, the count field, the sum field,
+# the duration (ms). outcomes.record_end runs this body inside its one script per ended attempt.
+RECORD_LUA = """
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('HINCRBY', KEYS[1], ARGV[4], ARGV[5])
+return 1
+"""
+
+
 def record_counters(pipeline: Pipeline | Redis, queue: str, outcome: Outcome, duration_ms: int) -> None:
-    """Queue the increments of one ended attempt on `pipeline` (four HINCRBY on one hash)."""
+    """Queue the increments of one ended attempt on `pipeline` (four HINCRBY on one hash, in one script)."""
+    script_keys, args = record_arguments(queue, outcome, duration_ms)
+    pipeline.eval(RECORD_LUA, len(script_keys), *script_keys, *args)
+
+
+def record_arguments(queue: str, outcome: Outcome, duration_ms: int) -> tuple[list[str], list[str]]:
+    """The KEYS and ARGV of RECORD_LUA for one ended attempt."""
     prefix = queue + FIELD_SEPARATOR
-    pipeline.hincrby(keys.COUNTERS, prefix + OUTCOME_LABELS[outcome], 1)
-    pipeline.hincrby(keys.COUNTERS, f"{prefix}le:{bucket_index(duration_ms)}", 1)
-    pipeline.hincrby(keys.COUNTERS, prefix + "count", 1)
-    pipeline.hincrby(keys.COUNTERS, prefix + "sum_ms", max(0, int(duration_ms)))
+    fields = [prefix + OUTCOME_LABELS[outcome], f"{prefix}le:{bucket_index(duration_ms)}", prefix + "count"]
+    return [keys.COUNTERS], [*fields, prefix + "sum_ms", str(max(0, int(duration_ms)))]
 
 
 @dataclass

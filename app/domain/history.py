@@ -58,11 +58,12 @@ WINDOWS: dict[str, tuple[int, Granularity]] = {
     Period.MONTH: (30 * 86400, HOUR),
 }
 
-# One server-side call per ended attempt, so recording adds one command to the worker's pipeline. Beside the
+# One server-side call per ended attempt (outcomes.record_end runs this body inside its one script per attempt).
+# Beside the
 # capped list of outcomes it keeps the list's counts per queue (ok / all, "" for every queue), so that reading
 # success rates costs one small HGETALL instead of scanning 1000 entries.
 # KEYS: minute, hour, quarter, day, outcomes, outcome counts.  ARGV: queue, outcome, ms, entry, cap, ttls (m h q d)
-_RECORD_LUA = """
+RECORD_LUA = """
 local queue, outcome, ms, entry, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 redis.call('HINCRBY', KEYS[1], outcome, 1)
 redis.call('HINCRBY', KEYS[1], queue .. '|' .. outcome, 1)
@@ -113,6 +114,21 @@ def record_attempt(
     ended_at: float | None = None,
 ) -> None:
     """Queue the recording of one ended attempt on `pipeline` (or run it at once on a connection)."""
+    script_keys, args = record_arguments(queue, outcome, duration_ms, job_id, job_name, ended_at)
+    # EVAL, not EVALSHA: it cannot fail with NOSCRIPT inside RQ's own pipeline (after a Redis restart), and
+    # redis-py would add a SCRIPT EXISTS round trip before every pipeline holding a Script.
+    pipeline.eval(RECORD_LUA, len(script_keys), *script_keys, *args)
+
+
+def record_arguments(
+    queue: str,
+    outcome: Outcome,
+    duration_ms: int,
+    job_id: str,
+    job_name: str,
+    ended_at: float | None = None,
+) -> tuple[list[str], list[str]]:
+    """The KEYS and ARGV of RECORD_LUA for one ended attempt."""
     ended_at = time.time() if ended_at is None else ended_at
     entry = FIELD_SEPARATOR.join(
         [
@@ -126,20 +142,9 @@ def record_attempt(
     )
     bucket_keys = [_bucket_key(g, ended_at) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
     ttls = [str(g.ttl) for g in (MINUTE, *PER_QUEUE_GRANULARITIES)]
-    # EVAL, not EVALSHA: it cannot fail with NOSCRIPT inside RQ's own pipeline (after a Redis restart), and
-    # redis-py would add a SCRIPT EXISTS round trip before every pipeline holding a Script.
     script_keys = [*bucket_keys, keys.OUTCOMES, keys.OUTCOME_COUNTS]
-    pipeline.eval(
-        _RECORD_LUA,
-        len(script_keys),
-        *script_keys,
-        queue,
-        outcome,
-        str(max(0, int(duration_ms))),
-        entry,
-        str(keys.OUTCOMES_CAP),
-        *ttls,
-    )
+    args = [queue, outcome, str(max(0, int(duration_ms))), entry, str(keys.OUTCOMES_CAP), *ttls]
+    return script_keys, args
 
 
 # --- reading ----------------------------------------------------------------------------------------

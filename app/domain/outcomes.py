@@ -22,6 +22,27 @@ ABANDONED_EXCEPTION = "AbandonedJobError"  # RQ's name for a run whose worker di
 ABANDONED_REASON = "The worker running the job died before the job ended (AbandonedJobError)"
 
 
+# The record of one ended attempt is ONE script in the worker's pipeline (it was three EVALs and four HINCRBY):
+# each module keeps its part of the layout as a Lua body with its own KEYS and ARGV (attempts: the job's meta while
+# the job exists; history: buckets and recent outcomes; worker_history; counters: Prometheus), run here in that
+# order as functions. ARGV starts with each part's number of keys and of arguments, then the parts' KEYS and ARGV
+# follow one another.
+_PART_BODIES = (attempts.SET_META_IF_EXISTS_LUA, history.RECORD_LUA, worker_history.RECORD_LUA, counters.RECORD_LUA)
+RECORD_END_LUA = (
+    "local parts = {}\n"
+    + "".join(f"parts[{n}] = function(KEYS, ARGV)\n{body}\nend\n" for n, body in enumerate(_PART_BODIES, 1))
+    + """
+local k, a = 1, 2 * #parts + 1
+for i = 1, #parts do
+  local nk, na = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  parts[i]({unpack(KEYS, k, k + nk - 1)}, {unpack(ARGV, a, a + na - 1)})
+  k, a = k + nk, a + na
+end
+return 1
+"""
+)
+
+
 def failure(message: str, exception: str | None, stacktrace: str) -> dict[str, Any]:
     """One entry of `job.meta[attempts.ERRORS]`: what an attempt failed with."""
     limit = attempts.MAX_STACKTRACE_CHARS
@@ -47,12 +68,19 @@ def record_end(
     if outcome == "retry" and int(meta.get(attempts.PRIORITY, 0)) > 0:
         meta[attempts.PRIORITY_PENDING] = True  # RQ re-enqueues into the list: the worker puts it back first
     job.meta = meta
-    attempts.save_meta_if_exists(pipeline, job)
-    history.record_attempt(pipeline, job.origin, outcome, duration_ms, job.id, _job_name(job))
-    worker_history.record_attempt(  # per worker, for the worker views
-        pipeline, job.worker_name, job.origin, outcome, duration_ms, job.id, _job_name(job)
+    name, ended_at = _job_name(job), time.time()
+    parts = (
+        attempts.save_meta_arguments(job),
+        history.record_arguments(job.origin, outcome, duration_ms, job.id, name, ended_at),
+        worker_history.record_arguments(  # per worker, for the worker views
+            job.worker_name, job.origin, outcome, duration_ms, job.id, name, ended_at
+        ),
+        counters.record_arguments(job.origin, outcome, duration_ms),
     )
-    counters.record_counters(pipeline, job.origin, outcome, duration_ms)
+    counts = [str(len(items)) for part in parts for items in part]
+    script_keys = [key for part_keys, _ in parts for key in part_keys]
+    args = [arg for _, part_args in parts for arg in part_args]
+    pipeline.eval(RECORD_END_LUA, len(script_keys), *script_keys, *counts, *args)
 
 
 def record_abandoned_attempt(

@@ -1,7 +1,7 @@
 """Worker history that outlives the workers (API.md § Workers, /performance/metrics and /details): its recording.
 Reading it is app/domain/worker_performance.py.
 
-- Every ended attempt (outcomes.record_end, in the worker's own pipeline) adds one EVAL: per time bucket (hour,
+- Every ended attempt (outcomes.record_end, in the worker's own pipeline, inside its one script): per time bucket (hour,
   6 hours, day) the counters of its worker, its queue and the whole system, and a duration histogram for p95;
   the worker's last 50 attempts, the deployment's last 50, and the worker's last end time.
 - Once a minute the ticker samples the queue sizes and busy/active workers (summed per bucket with their count,
@@ -48,7 +48,7 @@ GRANULARITIES = (HOUR, QUARTER_DAY, DAY)
 # the bucket's generation if it is new (`g`: a bucket rebuilt after a flush is told from the one kept parsed).
 # A counter field holds "<attempts> <failed> <ms>": one field per worker (or queue) and bucket, so that reading a
 # month of 500 workers' history parses 15,000 fields, not 45,000.
-_RECORD_LUA = """
+RECORD_LUA = """
 local worker, queue, failed, ms, cap, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[7], ARGV[8]
 local function add(key, field)
   local n, f, total = 0, 0, 0
@@ -91,6 +91,20 @@ def record_attempt(
     ended_at: float | None = None,
 ) -> None:
     """Queue the worker-side record of one ended attempt (outcome ok, fail or retry) on `pipeline`."""
+    script_keys, args = record_arguments(worker, queue, outcome, duration_ms, job_id, job_name, ended_at)
+    pipeline.eval(RECORD_LUA, len(script_keys), *script_keys, *args)
+
+
+def record_arguments(
+    worker: str | None,
+    queue: str,
+    outcome: Outcome,
+    duration_ms: int,
+    job_id: str,
+    job_name: str,
+    ended_at: float | None = None,
+) -> tuple[list[str], list[str]]:
+    """The KEYS and ARGV of RECORD_LUA for one ended attempt."""
     ended_at = time.time() if ended_at is None else ended_at
     duration_ms = max(0, int(duration_ms))
     entry = json.dumps(
@@ -108,10 +122,7 @@ def record_attempt(
     buckets = [keys.worker_stats(g.name, int(ended_at // g.seconds)) for g in GRANULARITIES]
     script_keys = [*buckets, keys.worker_recent(worker or "-"), keys.WORKER_ACTIVITY, keys.WORKER_LAST_END]
     ttls = [str(RETENTION_SECONDS + g.seconds) for g in GRANULARITIES]
-    pipeline.eval(
-        _RECORD_LUA,
-        len(script_keys),
-        *script_keys,
+    args = [
         worker or "",
         queue,
         "0" if outcome == "ok" else "1",
@@ -123,7 +134,8 @@ def record_attempt(
         *ttls,
         str(RETENTION_SECONDS),
         uuid.uuid4().hex[:16],
-    )
+    ]
+    return script_keys, args
 
 
 # --- the once-a-minute sample ------------------------------------------------------------------------

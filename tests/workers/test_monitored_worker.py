@@ -164,7 +164,7 @@ def test_a_failure_to_record_never_fails_or_loses_the_job(connection, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("history is down")
 
-    monkeypatch.setattr(history, "record_attempt", broken)
+    monkeypatch.setattr(history, "record_arguments", broken)
     queue = Queue("w-broken", connection=connection)
     job = queue.enqueue("workers.tasks.add", 1, 1)
     MonitoredWorker([queue], connection=connection).work(burst=True)
@@ -177,7 +177,7 @@ def test_a_failing_job_whose_record_fails_still_ends_failed_with_its_error(conne
     def broken(*args, **kwargs):
         raise RuntimeError("history is down")
 
-    monkeypatch.setattr(history, "record_attempt", broken)
+    monkeypatch.setattr(history, "record_arguments", broken)
     queue = Queue("w-broken-fail", connection=connection)
     job = queue.enqueue("workers.tasks.fail", "disk full")
     MonitoredWorker([queue], connection=connection).work(burst=True)
