@@ -175,22 +175,53 @@ def revoke_token(claims: dict[str, Any]) -> None:
         connection.set(keys.revoked_token(claims["jti"]), 1, ex=lifetime)
 
 
+def _queue_revocation_check(pipe: Any, claims: dict[str, Any]) -> None:
+    """Queue the two commands whose results `_revoked` judges: the revocation markers (token, session) and the
+    user's role and uid."""
+    markers = [keys.revoked_token(claims["jti"])]
+    if claims.get("sid"):
+        markers.append(keys.revoked_session(claims["sid"]))
+    pipe.exists(*markers)
+    pipe.hmget(keys.user(claims["sub"]), ["role", "uid"])
+
+
+def _revoked(claims: dict[str, Any], markers: int, role: bytes | None, uid: bytes | None) -> bool:
+    return bool(markers) or role is None or (uid or b"").decode() != claims.get("uid", "")
+
+
+def still_authorized(connection: Redis, claims: dict[str, Any]) -> bool:
+    """Are the claims of a request authenticated earlier still good (one round trip, no request context: a live
+    stream re-checks its token with this)? A JWT: the blocklist loader's check. An API token: it still exists and
+    its creator (if any) is the same user still."""
+    with connection.pipeline(transaction=False) as pipe:
+        if claims.get("api_token"):
+            pipe.hexists(keys.API_TOKENS, claims["api_token"])
+            if claims.get("creator"):
+                pipe.hmget(keys.user(claims["creator"]), ["role", "uid"])
+            exists, *creator = pipe.execute()
+            if not exists:
+                return False
+            if creator:
+                role, uid = creator[0]
+                return role is not None and (uid or b"").decode() == (claims.get("creator_uid") or "")
+            return True
+        _queue_revocation_check(pipe, claims)
+        markers, (role, uid) = pipe.execute()
+    return not _revoked(claims, markers, role, uid)
+
+
 @jwt.token_in_blocklist_loader
 def _token_revoked(jwt_header: dict[str, Any], jwt_payload: dict[str, Any]) -> bool:
     """One round trip: is the token or its session revoked, and does its user still exist (with which role)? A
     user deleted and created again has another uid: the old user's tokens are revoked. A token without a uid only
     matches a user without one (both made before uids existed)."""
-    markers = [keys.revoked_token(jwt_payload["jti"])]
-    if jwt_payload.get("sid"):
-        markers.append(keys.revoked_session(jwt_payload["sid"]))
     view = current_app.view_functions.get(request.endpoint or "")
     read = getattr(view, "read_with_auth", None) if request.method == "GET" else None
     with get_redis().pipeline(transaction=False) as pipe:
-        pipe.exists(*markers)
-        pipe.hmget(keys.user(jwt_payload["sub"]), ["role", "uid"])
+        _queue_revocation_check(pipe, jwt_payload)
         finish = read(pipe) if read is not None else None
         revoked, (role, uid), *read_results = pipe.execute()
-    if revoked or role is None or (uid or b"").decode() != jwt_payload.get("uid", ""):
+    if _revoked(jwt_payload, revoked, role, uid):
         return True
     if finish is not None:
         g.joined_read = finish(read_results)

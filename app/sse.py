@@ -5,7 +5,8 @@
 - the channel is chosen by the server from the validated route, never by a `?channel=` from the client: any
   blueprint serves its own stream route with `event_stream(channel, first_event, expires_at)`;
 - the first event is sent at once (the latest published snapshot), a comment heartbeat keeps idle connections
-  open, `retry:` makes clients reconnect quickly, and the stream ends when the access token expires;
+  open, `retry:` makes clients reconnect quickly, and the stream ends when the access token expires or, checked
+  at every heartbeat, is revoked (logout, its user deleted);
 - Redis going away closes nothing: the Hub reconnects and streams resume with the next tick.
 """
 
@@ -23,9 +24,11 @@ from typing import Any
 import orjson
 import redis
 from flask import Response, current_app, stream_with_context
+from flask_jwt_extended import get_jwt
 from flask_sse import Message
 
 from app.extensions import get_redis
+from app.security import still_authorized
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,16 @@ def event_stream(channel: str, first_event: Callable[[], str | None], expires_at
     hub = get_hub()
     heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
     retry_ms = int(current_app.config["SSE_RETRY_MS"])
+    connection = get_redis()
+    claims = dict(get_jwt())  # captured here: the re-checks below need no request context
+
+    def revoked() -> bool:
+        """Logout, a deleted (or replaced) user, a revoked API token: checked once a heartbeat, one round trip.
+        Redis unavailable ends nothing (the stream resumes with it), as for the Hub."""
+        try:
+            return not still_authorized(connection, claims)
+        except redis.RedisError:
+            return False
 
     @stream_with_context
     def events() -> Iterator[str]:
@@ -170,13 +183,20 @@ def event_stream(channel: str, first_event: Callable[[], str | None], expires_at
                 first = None
             if first:
                 yield first
+            next_check = time.time() + heartbeat
             while True:
-                remaining = expires_at - time.time()
+                now = time.time()
+                remaining = expires_at - now
                 if remaining <= 0:  # EventSource reconnects, and re-authenticates (or is sent to log in)
                     yield ": the access token has expired\n\n"
                     return
+                if now >= next_check:  # by the clock, not by idle periods: busy streams are checked too
+                    if revoked():
+                        yield ": the session has ended\n\n"
+                        return
+                    next_check = now + heartbeat
                 try:
-                    yield inbox.get(timeout=min(heartbeat, remaining))
+                    yield inbox.get(timeout=max(0.0, min(heartbeat, remaining, next_check - now)))
                 except queue.Empty:
                     yield ": keep-alive\n\n"
         finally:

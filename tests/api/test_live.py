@@ -325,7 +325,8 @@ def test_redis_restart_under_an_open_stream(tmp_path: Path, moderator_token):
         reader = StreamReader(f"http://127.0.0.1:{web_port}{API}/live", token, limit=1000, timeout=60)
         reader.start()
         time.sleep(2.5)
-        redis_process.terminate()  # SIGTERM: redis saves its data and exits
+        redis.Redis.from_url(url).save()  # the user survives the restart (its stream re-checks the session)
+        redis_process.terminate()
         redis_process.wait(timeout=10)
         assert requests.get(f"http://127.0.0.1:{web_port}/readyz", timeout=5).status_code == 503
         refused = requests.get(  # a new stream meanwhile: the JSON error, never a 500

@@ -9,17 +9,20 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
 from rq import Queue
 
-from app.domain import history, keys
+from app.domain import history, keys, users
+from app.domain import tokens as api_tokens
+from app.domain.users import Role
 from app.embedded_redis import free_port
 from app.sse import wire
 from app.ticker import make_ticker
 from tests.api.test_live_ticker import ticker_for
-from tests.conftest import make_app
+from tests.conftest import login, make_app
 from tests.helpers import BIN, ROOT, make_active_job, wait_for
 
 API = "/api/v1/admin/jobs"
@@ -37,6 +40,15 @@ def data_of(chunk: str) -> dict:
 
 def subscribers(connection: redis.Redis, channel: str) -> int:
     return int(connection.pubsub_numsub(channel)[0][1])
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_subscriber(redis_url):
+    """Streams of earlier tests (another app's hub, a server being stopped) have let go of their channels: a
+    test that waits for "one subscriber" sees its own."""
+    connection = redis.Redis.from_url(redis_url)
+    wait_for(lambda: not connection.pubsub_channels(), timeout=10)
+    connection.close()
 
 
 @pytest.fixture
@@ -229,3 +241,69 @@ def test_monitor_publish_runs_the_publisher_as_its_own_process(redis_url, connec
         process.terminate()
         output = process.communicate(timeout=10)[0]
     assert "publishing live snapshots every 0.5s" in output
+
+
+def read_until_end(chunks: Iterator[str], within: float) -> list[str]:
+    """The chunks up to the stream's end (it must end within `within` seconds)."""
+    started = time.monotonic()
+    seen = list(chunks)
+    assert time.monotonic() - started < within, seen
+    return seen
+
+
+def open_stream(client, credential: str) -> tuple[Any, Iterator[str]]:
+    """A stream and its chunks once it has sent its first keep-alive (its first check passed). Streams of one
+    thread are read one at a time: each holds its request context while open."""
+    response = client.get(f"{API}/live", headers={"Authorization": f"Bearer {credential}"}, buffered=False)
+    chunks = chunks_of(response)
+    assert next(chunks).startswith("retry:")
+    data_of(next(chunks))
+    assert next(chunks) == ": keep-alive\n\n"
+    return response, chunks
+
+
+def assert_still_open(client, credential: str) -> None:
+    response, chunks = open_stream(client, credential)
+    assert next(chunks) == ": keep-alive\n\n" and next(chunks) == ": keep-alive\n\n"
+    response.close()
+
+
+def test_an_open_stream_ends_within_a_heartbeat_of_its_logout(heartbeat_app, make_user):
+    client = heartbeat_app.test_client()
+    token = login(client, make_user("streamer-out", "moderator"))["access_token"]
+    other = login(client, "streamer-out")["access_token"]  # another session of the same user: not ended
+    _, chunks = open_stream(client, token)
+    assert client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert read_until_end(chunks, within=0.3 + 0.5)[-1] == ": the session has ended\n\n"
+    assert_still_open(client, other)
+
+
+def test_an_open_stream_ends_when_its_user_is_deleted_or_its_api_token_revoked(heartbeat_app, make_user, connection):
+    client = heartbeat_app.test_client()
+    token = login(client, make_user("streamer-gone", "moderator"))["access_token"]
+    creator = users.get_user(connection, make_user("token-maker", "super_admin"))
+    assert creator is not None
+    secret, _ = api_tokens.create_token(
+        connection, "stream-token", Role.MODERATOR, creator.username, creator.role, creator_uid=creator.uid
+    )
+    _, chunks = open_stream(client, token)
+    users.delete_user(connection, "streamer-gone")
+    assert read_until_end(chunks, within=0.8)[-1] == ": the session has ended\n\n"
+    assert_still_open(client, secret)
+    _, chunks = open_stream(client, secret)
+    api_tokens.revoke_token(connection, "stream-token")
+    assert read_until_end(chunks, within=0.8)[-1] == ": the session has ended\n\n"
+
+
+def test_a_stream_checks_its_token_once_a_heartbeat_however_busy(heartbeat_app, tokens, connection, round_trips):
+    client = heartbeat_app.test_client()
+    response, chunks = open_stream(client, tokens["moderator"])
+    round_trips[0] = publishes = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:
+        connection.publish(keys.live_channel(), wire({"busy": True}))  # an event at every read: never idle
+        publishes += 1
+        assert next(chunks)
+    checks = round_trips[0] - publishes
+    assert 1.5 / 0.3 - 2 <= checks <= 1.5 / 0.3 + 2  # one pipeline a heartbeat, busy or idle
+    response.close()
