@@ -14,7 +14,8 @@ from rq import Queue
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 
-from app.domain import attempts
+from app.domain import attempts, keys
+from app.domain.schedules import utc_day
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,3 +108,11 @@ def start_gunicorn(redis_url: str, port: int, **settings: str) -> subprocess.Pop
 def every_value(connection: Redis, skipped: tuple[bytes, ...] = ()) -> dict[bytes, bytes | None]:
     """Every key with its serialized value, but those under the `skipped` prefixes: proves a request wrote nothing."""
     return {key: connection.dump(key) for key in connection.keys("*") if not key.startswith(skipped)}
+
+
+def runs_on_the_days(connection: Redis, schedule: str, *moments: float) -> set[int]:
+    """What a schedule's runsToday may be for a read made between `moments` (say, just before and just after it):
+    the runs recorded on each moment's UTC day, from their recorded times. Two values only when a midnight fell
+    between the moments: the test then does not depend on the clock not crossing a day."""
+    recorded = [utc_day(score) for _, score in connection.zrange(keys.schedule_runs(schedule), 0, -1, withscores=True)]
+    return {recorded.count(utc_day(moment)) for moment in moments}
