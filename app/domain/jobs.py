@@ -10,7 +10,10 @@ import contextlib
 import json
 import math
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from redis import Redis, RedisError
@@ -135,27 +138,164 @@ def state_of(job: Job, prioritized: bool = False) -> str:
     return STATE_OF_STATUS.get(status, str(status.value if status else "unknown"))  # type: ignore[union-attr]
 
 
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower, for 25 a page
+class _Parts:
+    """What a job's summary is built from, however the job was decoded (dates already as the API's ISO text)."""
+
+    func_name: str | None
+    args: Any
+    kwargs: Any
+    meta: dict[str, Any]
+    status: str
+    created: str | None
+    enqueued: str | None
+    started: str | None
+    ended: str | None
+    worker_name: str | None
+    description: str | None
+    recorded: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recorded = attempts.attempts_from_meta(self.meta, self.status)
+
+
+class _RawParts:
+    """The parts of a job RQ cannot read, each decoded from its hash when first used: a part that cannot be
+    decoded raises where it is used, and only the fields built from it are null."""
+
+    def __init__(self, raw: dict[bytes, bytes]):
+        self.raw = raw
+        self.status = (raw.get(b"status") or b"").decode("utf-8", "replace")
+
+    @property
+    def created(self) -> str | None:
+        return _date(self.raw.get(b"created_at"))
+
+    @property
+    def enqueued(self) -> str | None:
+        return _date(self.raw.get(b"enqueued_at"))
+
+    @property
+    def started(self) -> str | None:
+        return _date(self.raw.get(b"started_at"))
+
+    @property
+    def ended(self) -> str | None:
+        return _date(self.raw.get(b"ended_at"))
+
+    @property
+    def worker_name(self) -> str | None:
+        return _text_field(self.raw, b"worker_name")
+
+    @property
+    def description(self) -> str | None:
+        return _text_field(self.raw, b"description")
+
+    @cached_property
+    def _payload(self) -> tuple:
+        return _payload(self.raw)
+
+    @property
+    def func_name(self) -> str:
+        return _text(str(self._payload[0]))
+
+    @property
+    def args(self) -> Any:
+        return self._payload[2]
+
+    @property
+    def kwargs(self) -> Any:
+        return self._payload[3]
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        return _meta(self.raw)
+
+    @cached_property
+    def recorded(self) -> dict[str, Any]:
+        return attempts.attempts_from_meta(self.meta, self.status)
+
+
+def _job_parts(job: Job) -> _Parts:
+    status = job.get_status(refresh=False)
+    return _Parts(
+        job.func_name,
+        job.args,
+        job.kwargs,
+        job.meta,
+        str(status.value if isinstance(status, JobStatus) else status or ""),
+        iso(job.created_at),
+        iso(job.enqueued_at),
+        iso(job.started_at),
+        iso(job.ended_at),
+        job.worker_name or None,
+        job.description,
+    )
+
+
+def _fast_parts(raw: dict[bytes, bytes]) -> _Parts:
+    """Without building an RQ Job: a page decodes 25 hashes, and Job.restore parses every date with strptime.
+    Only for RQ's default serializer; anything else raises and takes the full path."""
+    func_name, _instance, args, kwargs = DefaultSerializer.loads(zlib.decompress(raw[b"data"]))
+    return _Parts(
+        func_name,
+        args,
+        kwargs,
+        DefaultSerializer.loads(raw[b"meta"]) if raw.get(b"meta") else {},
+        (raw.get(b"status") or b"").decode(),
+        _date(raw.get(b"created_at")),
+        _date(raw.get(b"enqueued_at")),
+        _date(raw.get(b"started_at")),
+        _date(raw.get(b"ended_at")),
+        (raw.get(b"worker_name") or b"").decode() or None,
+        (raw.get(b"description") or b"").decode() or None,
+    )
+
+
+# The fields a job list shows besides jobId, queueName, state and delayUntil: the one list of them, whichever way
+# the job was decoded.
+_SUMMARY_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "jobName": lambda parts: parts.func_name,
+    "data": lambda parts: {"args": json_safe(list(parts.args)), "kwargs": json_safe(dict(parts.kwargs))},
+    "priority": lambda parts: int(parts.meta.get(attempts.PRIORITY, 0)),
+    "attemptsMade": lambda parts: parts.recorded["attemptsMade"],
+    "timestamp": lambda parts: parts.created or parts.enqueued,  # first enqueued; RQ re-sets enqueued_at on requeue
+    "enqueuedAt": lambda parts: parts.enqueued,
+    "processedOn": lambda parts: parts.started,
+    "finishedOn": lambda parts: parts.ended,
+    "failedReason": lambda parts: parts.recorded["failedReason"],
+    "workerName": lambda parts: parts.worker_name,
+    "description": lambda parts: parts.description,
+    "retriedAs": lambda parts: parts.meta.get(attempts.RETRIED_AS),
+}
+
+
+def _fields(fields: dict[str, Callable[[Any], Any]], parts: Any, lenient: bool, into: dict[str, Any]) -> dict[str, Any]:
+    """Each field built from the parts, added to `into`; `lenient`: null for one whose parts cannot be decoded,
+    instead of raising."""
+    if not lenient:
+        for name, build in fields.items():
+            into[name] = build(parts)
+        return into
+    for name, build in fields.items():
+        try:
+            into[name] = build(parts)
+        except Exception:
+            into[name] = None
+    return into
+
+
+def _summary(
+    job_id: str, queue_name: str, state: str, delay_until: str | None, parts: Any, lenient: bool = False
+) -> dict[str, Any]:
+    """The summary of a job from its parts, however they were decoded."""
+    summary = {"jobId": job_id, "queueName": queue_name, "state": state, "delayUntil": delay_until}
+    return _fields(_SUMMARY_FIELDS, parts, lenient, summary)
+
+
 def summarize(job: Job, queue_name: str, state: str, delay_until: str | None = None) -> dict[str, Any]:
     """The fields a job list shows; raises when the payload cannot be deserialized (see `summarize_raw`)."""
-    recorded = attempts.read_attempts(job)
-    return {
-        "jobId": job.id,
-        "queueName": queue_name,
-        "jobName": job.func_name,
-        "state": state,
-        "data": job_data(job),
-        "priority": int(job.meta.get(attempts.PRIORITY, 0)),
-        "attemptsMade": recorded["attemptsMade"],
-        "timestamp": iso(job.created_at or job.enqueued_at),  # first enqueued; RQ re-sets enqueued_at on requeue
-        "enqueuedAt": iso(job.enqueued_at),
-        "delayUntil": delay_until,
-        "processedOn": iso(job.started_at),
-        "finishedOn": iso(job.ended_at),
-        "failedReason": recorded["failedReason"],
-        "workerName": job.worker_name or None,
-        "description": job.description,
-        "retriedAs": job.meta.get(attempts.RETRIED_AS),
-    }
+    return _summary(job.id, queue_name, state, delay_until, _job_parts(job))
 
 
 def _date(value: bytes | None) -> str | None:
@@ -171,29 +311,8 @@ def _date(value: bytes | None) -> str | None:
 def summarize_fast(
     job_id: str, queue_name: str, state: str, raw: dict[bytes, bytes], delay_until: str | None = None
 ) -> dict[str, Any]:
-    """`summarize` without building an RQ Job: a page decodes 25 hashes, and Job.restore parses every date
-    with strptime. Only for RQ's default serializer; anything else raises and takes the full path."""
-    func_name, _instance, args, kwargs = DefaultSerializer.loads(zlib.decompress(raw[b"data"]))
-    meta = DefaultSerializer.loads(raw[b"meta"]) if raw.get(b"meta") else {}
-    recorded = attempts.attempts_from_meta(meta, (raw.get(b"status") or b"").decode())
-    return {
-        "jobId": job_id,
-        "queueName": queue_name,
-        "jobName": func_name,
-        "state": state,
-        "data": {"args": json_safe(list(args)), "kwargs": json_safe(dict(kwargs))},
-        "priority": int(meta.get(attempts.PRIORITY, 0)),
-        "attemptsMade": recorded["attemptsMade"],
-        "timestamp": _date(raw.get(b"created_at") or raw.get(b"enqueued_at")),
-        "enqueuedAt": _date(raw.get(b"enqueued_at")),
-        "delayUntil": delay_until,
-        "processedOn": _date(raw.get(b"started_at")),
-        "finishedOn": _date(raw.get(b"ended_at")),
-        "failedReason": recorded["failedReason"],
-        "workerName": (raw.get(b"worker_name") or b"").decode() or None,
-        "description": (raw.get(b"description") or b"").decode() or None,
-        "retriedAs": meta.get(attempts.RETRIED_AS),
-    }
+    """`summarize` from the job's hash without building an RQ Job (RQ's default serializer only)."""
+    return _summary(job_id, queue_name, state, delay_until, _fast_parts(raw))
 
 
 def _payload(raw: dict[bytes, bytes]) -> tuple:
@@ -209,33 +328,6 @@ def _meta(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 def _text_field(raw: dict[bytes, bytes], name: bytes) -> str | None:
     return _text((raw.get(name) or b"").decode("utf-8", "surrogateescape")) or None
-
-
-# Each field of a summary read on its own from the job's hash, for a job that cannot be read whole.
-_SUMMARY_READERS: dict[str, Any] = {
-    "jobName": lambda raw: _text(str(_payload(raw)[0])),
-    "data": lambda raw: {"args": json_safe(list(_payload(raw)[2])), "kwargs": json_safe(dict(_payload(raw)[3]))},
-    "priority": lambda raw: int(_meta(raw).get(attempts.PRIORITY, 0)),
-    "attemptsMade": lambda raw: int(_meta(raw).get(attempts.ATTEMPTS_MADE, 0)),
-    "timestamp": lambda raw: _date(raw.get(b"created_at") or raw.get(b"enqueued_at")),
-    "enqueuedAt": lambda raw: _date(raw.get(b"enqueued_at")),
-    "processedOn": lambda raw: _date(raw.get(b"started_at")),
-    "finishedOn": lambda raw: _date(raw.get(b"ended_at")),
-    "failedReason": lambda raw: None,
-    "workerName": lambda raw: _text_field(raw, b"worker_name"),
-    "description": lambda raw: _text_field(raw, b"description"),
-}
-
-
-def readable_fields(raw: dict[bytes, bytes], readers: dict[str, Any]) -> dict[str, Any]:
-    """Every field that can be read; null for each that cannot."""
-    fields: dict[str, Any] = {}
-    for name, read in readers.items():
-        try:
-            fields[name] = read(raw)
-        except Exception:
-            fields[name] = None
-    return fields
 
 
 def unreadable_marks(exc: BaseException) -> dict[str, Any]:
@@ -268,8 +360,7 @@ def summarize_raw(
     try:
         return summarize(restore_job(connection, job_id, raw), queue_name, state, delay_until)
     except Exception as exc:  # any payload RQ cannot read: show what can be read, marked
-        summary = {"jobId": job_id, "queueName": queue_name, "state": state, "delayUntil": delay_until}
-        return summary | readable_fields(raw, _SUMMARY_READERS) | unreadable_marks(exc)
+        return _summary(job_id, queue_name, state, delay_until, _RawParts(raw), lenient=True) | unreadable_marks(exc)
 
 
 def _page_ids_reads(pipe: Any, queue: QueueKeys, state: str, start: int, end: int) -> None:
@@ -363,21 +454,21 @@ class UnreadableJob(Conflict):
             self.state = JobState.PRIORITIZED.value
 
 
-_DETAIL_READERS: dict[str, Any] = _SUMMARY_READERS | {
-    "opts": lambda raw: None,
-    "attemptsStarted": lambda raw: int(_meta(raw).get(attempts.ATTEMPTS_STARTED, 0)),
-    "delayUntil": lambda raw: None,
-    "returnValue": lambda raw: None,
-    "failedException": lambda raw: None,
-    "stacktrace": lambda raw: None,
-    "retriedFrom": lambda raw: _meta(raw).get(attempts.RETRIED_FROM),
-    "retriedAs": lambda raw: _meta(raw).get(attempts.RETRIED_AS),
+# The fields of a job's page besides its summary's, for a job that cannot be read whole.
+_DETAIL_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "opts": lambda parts: None,
+    "attemptsStarted": lambda parts: parts.recorded["attemptsStarted"],
+    "returnValue": lambda parts: None,
+    "failedException": lambda parts: parts.recorded["failedException"],
+    "stacktrace": lambda parts: parts.recorded["stacktrace"],
+    "retriedFrom": lambda parts: parts.meta.get(attempts.RETRIED_FROM),
 }
 
 
 def _unreadable_detail(queue_name: str, job_id: str, raw: dict[bytes, bytes], state: str, exc: BaseException) -> dict:
-    detail = {"jobId": job_id, "queueName": queue_name, "state": state}
-    return detail | readable_fields(raw, _DETAIL_READERS) | unreadable_marks(exc)
+    parts = _RawParts(raw)
+    summary = _summary(job_id, queue_name, state, None, parts, lenient=True)
+    return _fields(_DETAIL_FIELDS, parts, True, summary) | unreadable_marks(exc)
 
 
 def job_options(job: Job) -> dict[str, Any]:

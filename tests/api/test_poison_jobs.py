@@ -9,7 +9,9 @@ import zlib
 
 import pytest
 from rq import Queue
+from rq.job import Job
 
+from app.domain import attempts
 from app.domain.users import Role
 from app.sse import wire
 from tests.api.test_live import read_events
@@ -162,3 +164,20 @@ def test_retrying_a_poison_job_is_done_or_refused_never_a_500(client, make_user,
     if code:
         assert response.get_json()["error"]["code"] == code
         assert connection.hgetall(f"rq:job:{job.id}") == before  # refused: the original is untouched
+
+
+def test_an_unreadable_jobs_summary_has_the_keys_of_a_readable_ones(client, moderator, connection):
+    """One list of summary fields, whichever way a job is decoded: an unreadable job's summary lacks none (it
+    once had no retriedAs), and shows those its readable parts give."""
+    ids = poison(connection, "poison-keys")
+    serializer = Job.fetch(ids["fine"], connection=connection).serializer
+    connection.hset(f"rq:job:{ids['garbage']}", "meta", serializer.dumps({attempts.RETRIED_AS: "the-retry"}))
+    page = assert_json_text(client.get(f"{API}/queue/poison-keys/jobs?state=waiting", headers=moderator))
+    by_id = {job["jobId"]: job for job in page["jobs"]}
+    readable = set(by_id[ids["fine"]])
+    assert "retriedAs" in readable
+    for kind in ("deep", "garbage", "bad-date"):
+        summary = by_id[ids[kind]]
+        assert summary["unreadable"] is True
+        assert set(summary) - {"unreadable", "dataError"} == readable, kind
+    assert by_id[ids["garbage"]]["retriedAs"] == "the-retry"
