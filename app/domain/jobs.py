@@ -7,8 +7,6 @@ HGETALL for the page's jobs. A job whose payload cannot be read is shown, marked
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,93 +20,13 @@ from rq.serializers import DefaultSerializer
 
 from app.domain import attempts
 from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
+from app.domain.job_data import Unreadable, json_safe, safe_text
 from app.domain.names import check_job_id
 from app.domain.queues import QueueKeys, live_count_reads, live_page_reads, queue_exists_reads, queue_keys
 from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS, JobState
 from app.domain.timeutil import iso, iso_from_timestamp
 
 MAX_PER_PAGE = 200
-
-
-# Job data nested deeper is not shown (JSON encoders, pydantic and browsers all have depth limits of their own).
-MAX_DATA_DEPTH = 64
-
-
-class Unreadable(ValueError):
-    """A value the API cannot show as JSON: nested deeper than MAX_DATA_DEPTH, a cycle, a failing repr()."""
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # lone surrogates: a non-UTF-8 file name kept with surrogateescape
-        return False
-    return True
-
-
-def _text(text: str) -> str:
-    return text if text.isascii() or _utf8(text) else text.encode("utf-8", "backslashreplace").decode()
-
-
-def _plain_json(value: Any, depth: int = 1) -> bool:
-    """True when `value` is made only of JSON types (checked by exact type, so subclasses take the slow path),
-    its strings are UTF-8, its floats finite and its nesting within MAX_DATA_DEPTH."""
-    kind = type(value)
-    if kind is str:
-        return value.isascii() or _utf8(value)
-    if kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return math.isfinite(value)
-    if depth > MAX_DATA_DEPTH:
-        return False
-    if kind is list:
-        return all(_plain_json(item, depth + 1) for item in value)
-    if kind is dict:
-        items = value.items()
-        return all(type(key) is str and _plain_json(key) and _plain_json(item, depth + 1) for key, item in items)
-    return False
-
-
-def _repr(value: Any) -> str:
-    try:
-        return _text(repr(value))
-    except Exception as exc:  # RecursionError included
-        raise Unreadable(f"{type(value).__name__} has no readable repr()") from exc
-
-
-def _key(key: Any) -> str:
-    if isinstance(key, str):
-        return _text(str(key))
-    if key is None or isinstance(key, bool):
-        return json.dumps(key)
-    return str(key) if isinstance(key, int | float) else _repr(key)
-
-
-def _to_json(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
-        return _text(str(value))
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else repr(float(value))
-    if isinstance(value, list | tuple | dict) and depth > MAX_DATA_DEPTH:
-        raise Unreadable(f"nested deeper than {MAX_DATA_DEPTH} levels")
-    if isinstance(value, list | tuple):
-        return [_to_json(item, depth + 1) for item in value]
-    if isinstance(value, dict):
-        return {_key(key): _to_json(item, depth + 1) for key, item in value.items()}
-    return _repr(value)
-
-
-def json_safe(value: Any) -> Any:
-    """What JSON can hold, as is; tuples as lists, lone surrogates escaped, anything else as its repr(). Most
-    payloads are plain: a walk, no copy. Raises Unreadable for what cannot be shown (too deep, a cycle)."""
-    if _plain_json(value):
-        return value
-    return _to_json(value, 1)
 
 
 def started_entry_job_id(entry: str) -> str:
@@ -197,7 +115,7 @@ class _RawParts:
 
     @property
     def func_name(self) -> str:
-        return _text(str(self._payload[0]))
+        return safe_text(str(self._payload[0]))
 
     @property
     def args(self) -> Any:
@@ -327,7 +245,7 @@ def _meta(raw: dict[bytes, bytes]) -> dict[str, Any]:
 
 
 def _text_field(raw: dict[bytes, bytes], name: bytes) -> str | None:
-    return _text((raw.get(name) or b"").decode("utf-8", "surrogateescape")) or None
+    return safe_text((raw.get(name) or b"").decode("utf-8", "surrogateescape")) or None
 
 
 def unreadable_marks(exc: BaseException) -> dict[str, Any]:
@@ -516,7 +434,7 @@ def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dic
     detail: dict[str, Any] = {"jobId": job.id, "queueName": queue_name, "state": state}
     detail.update(jobName=None, data=None)
     try:
-        detail["jobName"] = _text(str(job.func_name))
+        detail["jobName"] = safe_text(str(job.func_name))
         detail["data"] = job_data(job)
     except Exception as exc:
         detail.update(unreadable_marks(exc))

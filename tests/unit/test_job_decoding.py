@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from rq.utils import utcformat
 
-from app.domain.jobs import MAX_DATA_DEPTH, Unreadable, _date, json_safe
+from app.domain.job_data import MAX_DATA_DEPTH, Unreadable, json_safe
+from app.domain.jobs import _date
 
 
 def test_plain_payloads_are_returned_as_they_are():
