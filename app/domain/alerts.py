@@ -18,9 +18,9 @@ from redis import Redis
 
 from app.domain import history, keys
 from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
+from app.domain.run_starts import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.severity import SEVERITIES, StuckThresholds
 from app.domain.states import AlertSeverity, HealthStatus
-from app.domain.stuck import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import parse_workers, workers_reads
 

@@ -12,8 +12,9 @@ from typing import Any
 from redis import Redis
 
 from app.domain.metrics import get_queue_metrics
+from app.domain.run_starts import QueueRuns, longest_runs
 from app.domain.severity import DEFAULT_STUCK_THRESHOLDS, StuckThresholds
-from app.domain.stuck import QueueRuns, describe_run, longest_runs, stuck_alert, summarize_stuck
+from app.domain.stuck import describe_run, stuck_alert, summarize_stuck
 from app.domain.timeutil import iso_from_timestamp
 
 ACTIVE_JOBS_SHOWN = 50

@@ -11,7 +11,7 @@ from redis import Redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
-from app.domain import keys, stuck
+from app.domain import keys, run_starts, stuck
 from app.domain.stuck import get_stuck_jobs
 from tests.helpers import make_active_job
 
@@ -49,7 +49,7 @@ def test_the_scan_fallback_gives_the_same_answer(connection, monkeypatch):
     connection.flushall()
     seed_bands(connection)  # new ids, same shape
     # a server without ZDIFF: the script fails with "Unknown Redis command", the scan answers
-    monkeypatch.setattr(stuck, "_STARTED_BEFORE_LUA", "return redis.call('NOSUCHCOMMAND')")
+    monkeypatch.setattr(run_starts, "_STARTED_BEFORE_LUA", "return redis.call('NOSUCHCOMMAND')")
     scanned = get_stuck_jobs(connection)
     assert [(q, s) for q, _, s in summary(scanned)] == [(q, s) for q, _, s in with_index]
     assert not connection.keys(keys.run_starts("*")), "the fallback writes nothing"
@@ -57,7 +57,7 @@ def test_the_scan_fallback_gives_the_same_answer(connection, monkeypatch):
 
 def test_other_script_errors_are_not_hidden(connection, monkeypatch):
     make_active_job(connection, "st-err", 45)
-    monkeypatch.setattr(stuck, "_STARTED_BEFORE_LUA", "return redis.call('ZADD', 'x')")
+    monkeypatch.setattr(run_starts, "_STARTED_BEFORE_LUA", "return redis.call('ZADD', 'x')")
     with pytest.raises(Exception, match="(?i)wrong number"):
         get_stuck_jobs(connection)
 
@@ -114,7 +114,7 @@ def start_at(connection: Redis, queue_name: str, started_at: str) -> str:
 @pytest.fixture(params=["index", "scan"])
 def variant(request, monkeypatch):
     if request.param == "scan":  # a server without ZDIFF
-        monkeypatch.setattr(stuck, "_STARTED_BEFORE_LUA", "return redis.call('NOSUCHCOMMAND')")
+        monkeypatch.setattr(run_starts, "_STARTED_BEFORE_LUA", "return redis.call('NOSUCHCOMMAND')")
     return request.param
 
 
