@@ -2,8 +2,8 @@
 
 Round trips do not grow with the number of active jobs, and neither does Redis's work: one script counts the
 runs past each threshold and returns the fields of the N longest-running only, through an index of start times
-(so Redis does not read every running job on every call; the index and its scripts: app/domain/run_starts.py). Stuck alerts: the queue list, then that script; one
-queue's live view: that script alone.
+(so Redis does not read every running job on every call; the index and its scripts: app/domain/run_starts.py).
+Stuck alerts: the queue list, then that script; one queue's live view: that script alone.
 """
 
 from __future__ import annotations
