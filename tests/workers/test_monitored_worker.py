@@ -211,3 +211,23 @@ def test_plain_rq_workers_ignore_the_flag_monitored_ones_say_they_honour_it(conn
     worker.register_birth()
     assert connection.hget(worker.key, "rqmon_honours_pause") == b"1"
     worker.register_death()
+
+
+def test_a_work_horse_connection_does_not_read_the_package_metadata_again(redis_url, monkeypatch):
+    """Per-job cost (issue 11): each work horse opens a connection; from a `from_url` pool (the rq CLI's) redis-py
+    read the package metadata for each one. The worker resolves it once; the horse's connection still has the same
+    library name and version for CLIENT SETINFO."""
+    import redis
+    import redis.utils
+
+    connection = redis.Redis.from_url(redis_url)
+    MonitoredWorker([Queue("w-driver", connection=connection)], connection=connection)
+    looked_up: list[int] = []
+    monkeypatch.setattr(redis.utils, "get_lib_version", lambda: looked_up.append(1) or "0")
+    fresh = connection.connection_pool.make_connection()
+    assert looked_up == []
+    monkeypatch.undo()
+    expected = redis.utils.get_lib_version()
+    assert (fresh.driver_info.formatted_name, fresh.driver_info.lib_version) == ("redis-py", expected)
+    fresh.connect()  # and it introduces itself to the server as before
+    fresh.disconnect()
