@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 
 from app.domain import attempts, keys
 from app.domain.schedules import utc_day
+from app.embedded_redis import start_redis_server
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +117,24 @@ def runs_on_the_days(connection: Redis, schedule: str, *moments: float) -> set[i
     between the moments: the test then does not depend on the clock not crossing a day."""
     recorded = [utc_day(score) for _, score in connection.zrange(keys.schedule_runs(schedule), 0, -1, withscores=True)]
     return {recorded.count(utc_day(moment)) for moment in moments}
+
+
+class RestartableRedis:
+    """A private redis-server (never the session's) that a test stops and starts again on the same port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.process = start_redis_server(data_dir, persist=False)
+        self.port = int((data_dir / "redis.port").read_text().strip())
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def start(self) -> None:
+        self.process = start_redis_server(self.data_dir, port=self.port, persist=False)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

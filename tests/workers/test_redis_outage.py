@@ -15,23 +15,7 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.job import JobStatus
 
-from app.embedded_redis import start_redis_server
-from tests.helpers import ROOT, stop_worker, wait_for, worker_command
-
-
-class RestartableRedis:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.process = start_redis_server(data_dir, persist=False)
-        self.port = int((data_dir / "redis.port").read_text().strip())
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-    def start(self) -> None:
-        self.process = start_redis_server(self.data_dir, port=self.port, persist=False)
+from tests.helpers import ROOT, RestartableRedis, stop_worker, wait_for, worker_command
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -23,8 +22,7 @@ from app.domain import keys
 from app.domain import workers as registry
 from app.domain.errors import ActionNotSupported, InvalidInput, WorkerNotFound
 from app.domain.worker_control import send_control
-from app.embedded_redis import start_redis_server
-from tests.helpers import ROOT, stop_worker, wait_for, worker_command
+from tests.helpers import ROOT, RestartableRedis, stop_worker, wait_for, worker_command
 
 FAST = {"WORKER_HEARTBEAT_SECONDS": "1"}
 
@@ -66,9 +64,7 @@ def running() -> Iterator[list[subprocess.Popen]]:
 def test_an_idle_worker_heartbeats_with_its_resources_capabilities_and_limit(connection, redis_url, running):
     capabilities = {"gpu": True, "cpu": 8}
     running.append(
-        launch(
-            redis_url, "l-idle", RQMON_WORKER_CAPABILITIES=json.dumps(capabilities), RQMON_MEMORY_LIMIT_MB="512"
-        )
+        launch(redis_url, "l-idle", RQMON_WORKER_CAPABILITIES=json.dumps(capabilities), RQMON_MEMORY_LIMIT_MB="512")
     )
     worker = the_worker(connection, "l-idle")
     assert worker["monitored"] is True and worker["liveness"] == "active" and worker["status"] == "idle"
@@ -138,19 +134,6 @@ def test_a_paused_worker_leaves_other_workers_alone(connection, redis_url, runni
     wait_for(lambda: runs.get_status(refresh=True) == JobStatus.FINISHED, timeout=15)
     time.sleep(1.5)
     assert waits.get_status(refresh=True) == JobStatus.QUEUED
-
-
-class RestartableRedis:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.process = start_redis_server(data_dir, persist=False)
-        self.port = int((data_dir / "redis.port").read_text().strip())
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def restart(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-        self.process = start_redis_server(self.data_dir, port=self.port, persist=False)
 
 
 def test_a_pause_survives_a_redis_restart_and_resume_still_works(tmp_path, running):
