@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from app import create_app
 from app.domain import users
 from app.domain.users import Role
 from app.embedded_redis import start_redis_server
+from tests.helpers import stop_worker
 
 PASSWORD = "correct horse battery"
 # One pbkdf2 round instead of scrypt: test users are hashed and checked in microseconds, not ~0.1 s each.
@@ -123,3 +125,13 @@ def round_trips(monkeypatch):
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
     return counted
+
+
+@pytest.fixture
+def running() -> Iterator[list[subprocess.Popen]]:
+    """Processes a test starts (workers, pools); those still running at its end are stopped."""
+    processes: list[subprocess.Popen] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            stop_worker(process)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -24,15 +22,6 @@ from tests.workers.test_pool import start_pool  # noqa: F401, F811 (a fixture)
 from tests.workers.test_worker_liveness_and_control import launch
 
 API = "/api/v1/workers"
-
-
-@pytest.fixture
-def running() -> Iterator[list[subprocess.Popen]]:
-    processes: list[subprocess.Popen] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            stop_worker(process)
 
 
 def unique(prefix: str) -> str:

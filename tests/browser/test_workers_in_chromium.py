@@ -6,7 +6,6 @@ workers, no controls for a moderator; screenshots at 1280 and 375 px in tests/ar
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -32,15 +31,6 @@ def fast_server(redis_server: str) -> Iterator[str]:
     process = start_gunicorn(redis_server, port, WORKER_ACTIVE_SECONDS="2", WORKER_STALE_SECONDS="4")
     yield f"http://127.0.0.1:{port}"
     stop_worker(process)
-
-
-@pytest.fixture
-def running() -> Iterator[list[subprocess.Popen]]:
-    processes: list[subprocess.Popen] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            stop_worker(process)
 
 
 def name_of(connection, queue: str) -> str:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -50,15 +49,6 @@ def the_worker(connection: Redis, queue: str) -> dict:
 
 def heartbeat_at(connection: Redis, name: str) -> float:
     return float(connection.hget(registry.WORKER_PREFIX + name, registry.HEARTBEAT_AT) or 0)
-
-
-@pytest.fixture
-def running() -> Iterator[list[subprocess.Popen]]:
-    processes: list[subprocess.Popen] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            stop_worker(process)
 
 
 def test_an_idle_worker_heartbeats_with_its_resources_capabilities_and_limit(connection, redis_url, running):
