@@ -61,15 +61,6 @@ return 1
 """
 
 
-# Write fields into the worker's hash only while it exists: a command answered during shutdown must not leave a
-# hash without TTL behind. KEYS: the worker hash. ARGV: field, value, ...
-_HSET_IF_EXISTS_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
-
-
 def _resolve_driver_info_once(connection: Any) -> None:
     """Every work horse opens a new connection, and a pool made by `Redis.from_url` (the `rq` CLI's) leaves redis-py
     to resolve its CLIENT SETINFO name and version from the package metadata for each one (~0.2-0.5 ms of every job):
@@ -369,7 +360,7 @@ class MonitoredWorker(Worker):
         self._stopping = False
         self._claimed = False  # a job is being started or run (set under the control lock)
         self._control_lock = threading.Lock()
-        self._hset_if_exists = Script(self.connection, _HSET_IF_EXISTS_LUA)
+        self._hset_if_exists = Script(self.connection, attempts.HSET_IF_EXISTS_LUA)
 
     def _beat(self, force: bool = False) -> None:
         """The product's heartbeat, every WORKER_HEARTBEAT_SECONDS (RQ calls heartbeat() far more often): the

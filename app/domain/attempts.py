@@ -61,15 +61,14 @@ def backoff_of_intervals(intervals: list[int]) -> dict[str, Any] | None:
     return {"type": "custom", "delay": delay}
 
 
-# Writes a job's meta only while its hash exists: RQ deletes jobs on purpose (result_ttl=0, failure_ttl=0), in the
-# same pipeline as the worker's end-of-attempt record, and a plain HSET would bring back a hash holding only meta.
-# KEYS: the job hash. ARGV: the serialized meta. outcomes.record_end runs this body inside its one script.
-SET_META_IF_EXISTS_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[1])
-  return 1
-end
-return 0
+# Writes fields of a hash only while the hash exists: RQ deletes jobs on purpose (result_ttl=0, failure_ttl=0), in
+# the same pipeline as the worker's end-of-attempt record, and a plain HSET would bring back a hash holding only
+# meta; a worker answering a command during its shutdown must not leave a hash without TTL behind either.
+# KEYS: the hash. ARGV: field, value, ... outcomes.record_end runs this body inside its one script.
+HSET_IF_EXISTS_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
 """
 
 
@@ -77,12 +76,12 @@ def save_meta_if_exists(pipeline: Pipeline | Redis, job: Job) -> None:
     """Queue the write of `job.meta` (or run it at once on a connection); a deleted job stays deleted.
     EVAL, not a Script: no NOSCRIPT after a Redis restart, no SCRIPT EXISTS round trip before the pipeline."""
     script_keys, args = save_meta_arguments(job)
-    pipeline.eval(SET_META_IF_EXISTS_LUA, len(script_keys), *script_keys, *args)
+    pipeline.eval(HSET_IF_EXISTS_LUA, len(script_keys), *script_keys, *args)
 
 
 def save_meta_arguments(job: Job) -> tuple[list[str], list[str | bytes]]:
-    """The KEYS and ARGV of SET_META_IF_EXISTS_LUA for `job.meta`."""
-    return [job.key], [job.serializer.dumps(job.meta)]
+    """The KEYS and ARGV of HSET_IF_EXISTS_LUA for `job.meta`."""
+    return [job.key], ["meta", job.serializer.dumps(job.meta)]
 
 
 def describe_exception(exception: BaseException, exc_string: str = "") -> tuple[str, str] | None:

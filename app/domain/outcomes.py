@@ -27,7 +27,7 @@ ABANDONED_REASON = "The worker running the job died before the job ended (Abando
 # the job exists; history: buckets and recent outcomes; worker_history; counters: Prometheus), run here in that
 # order as functions. ARGV starts with each part's number of keys and of arguments, then the parts' KEYS and ARGV
 # follow one another.
-_PART_BODIES = (attempts.SET_META_IF_EXISTS_LUA, history.RECORD_LUA, worker_history.RECORD_LUA, counters.RECORD_LUA)
+_PART_BODIES = (attempts.HSET_IF_EXISTS_LUA, history.RECORD_LUA, worker_history.RECORD_LUA, counters.RECORD_LUA)
 RECORD_END_LUA = (
     "local parts = {}\n"
     + "".join(f"parts[{n}] = function(KEYS, ARGV)\n{body}\nend\n" for n, body in enumerate(_PART_BODIES, 1))
