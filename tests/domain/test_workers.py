@@ -233,3 +233,27 @@ def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
     assert again["queues"] == ["q1", "q2"] and again["capabilities"] == {"gpu": True}
     connection.hset(registry.WORKER_PREFIX + "w1", registry.PAUSED, "1")
     assert read(connection)["w1"]["status"] == "paused"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2026-12-01T05:25:28.385444Z",  # RQ's utcformat
+        "2026-12-01T05:25:28Z",
+        "2026-12-31T23:59:59.999999Z",
+        "2026-12-01T05:25:28.385444+00:00",  # not RQ's form: the full parse
+        "2026-12-01T05:25:xx.1Z",
+        "garbage-but-long-enough:xxZ",
+    ],
+)
+def test_the_heartbeat_fast_parse_agrees_with_the_full_parse(raw):
+    expected, got = registry._rq_time(raw), registry._heartbeat_time(raw)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.0005, 1.23449, 12345.6789, 86400 * 365 + 0.1234, -2.5004])
+def test_millis_is_round_to_three_places(seconds):
+    assert registry._millis(seconds) == pytest.approx(round(seconds, 3), abs=1e-9)
