@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,8 @@ class Config:
     ALERT_WEBHOOK_URLS: tuple[str, ...] = ()
     ALERT_WEBHOOK_FORMAT = "auto"
     ALERT_WEBHOOK_BACKOFF_SECONDS = 10.0  # first wait before a failed delivery is retried; doubled each time
-    # Per-queue thresholds, parsed from the TOML file named by ALERT_RULES_FILE: {rule: {queue: threshold|None}}.
-    ALERT_RULES_FILE: dict[str, dict[str, float | None]] = {}
+    # The TOML file named by ALERT_RULES_FILE, parsed: per-queue thresholds and extra rules (RulesFile below).
+    ALERT_RULES_FILE: RulesFile
     METRICS_PUBLIC = False
     # Worker liveness (WORKERS.md): how often a MonitoredWorker heartbeats, and how old its last heartbeat may be
     # for the worker to count as active, and beyond which it is stale.
@@ -91,6 +93,30 @@ for _rule, (_threshold, _for) in ALERT_RULE_DEFAULTS.items():
     setattr(Config, f"ALERT_{_rule.upper()}_FOR", _for)
 
 
+@dataclass(frozen=True)
+class ExtraRule:
+    """A rule of ALERT_RULES_FILE's `[[rules]]`: its own name, the default rule whose condition it evaluates
+    (`kind`), and its own severity (None: the kind's), threshold, `for` and queues (None: every queue)."""
+
+    name: str
+    kind: str
+    severity: str | None
+    threshold: float
+    for_seconds: float = 0.0
+    queues: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """ALERT_RULES_FILE parsed: {rule: {queue: threshold|None}} per-queue thresholds, and the extra rules."""
+
+    per_queue: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    extra: tuple[ExtraRule, ...] = ()
+
+
+Config.ALERT_RULES_FILE = RulesFile()
+
+
 def scheduler_down_seconds(settings: Mapping[str, Any]) -> float:
     """How old the scheduler's heartbeat may be before it is down: the scheduler_down rule's threshold, the one
     value behind the alert, /periodic/status and /api/v1/health; its default while the rule is `off`."""
@@ -122,27 +148,104 @@ def _webhook_urls(value: str) -> tuple[str, ...]:
     return urls
 
 
-def _rules_file(path: str) -> dict[str, dict[str, float | None]]:
-    """ALERT_RULES_FILE: per-queue thresholds, `[queue_backlog.queues]` then `emails = 500` or `emails = "off"`."""
+def _rules_file(path: str) -> RulesFile:
+    """ALERT_RULES_FILE: per-queue thresholds (`[queue_backlog.queues]` then `emails = 500` or `emails = "off"`)
+    and extra rules (`[[rules]]` tables, see _extra_rules). Every error found is one line of the ValueError."""
     try:
         with open(path, "rb") as file:
             document = tomllib.load(file)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read it: {exc}") from None
+    errors: list[str] = []
+    extra = _extra_rules(document.pop(EXTRA_RULES_TABLE, []), errors)
     found: dict[str, dict[str, float | None]] = {}
     for rule, section in document.items():
         if rule not in ALERT_RULE_DEFAULTS or not isinstance(section, dict) or set(section) - {"queues"}:
-            raise ValueError(f"[{rule}] is not a rule with a queues table (rules: {', '.join(ALERT_RULE_DEFAULTS)})")
+            rules = ", ".join(ALERT_RULE_DEFAULTS)
+            errors.append(f"[{rule}] is not a rule with a queues table, nor [[{EXTRA_RULES_TABLE}]] (rules: {rules})")
+            continue
         queues = section.get("queues", {})
         if not isinstance(queues, dict):
-            raise ValueError(f"[{rule}.queues] must be a table of queue = threshold")
+            errors.append(f"[{rule}.queues] must be a table of queue = threshold")
+            continue
         found[rule] = {}
         for queue, threshold in queues.items():
             try:
                 found[rule][queue] = _alert_threshold(str(threshold))
             except ValueError:
-                raise ValueError(f"{rule}.queues.{queue} = {threshold!r}: expected a number >= 0 or off") from None
-    return found
+                errors.append(f"{rule}.queues.{queue} = {threshold!r}: expected a number >= 0 or off")
+    if errors:
+        raise ValueError("\n".join(errors))
+    return RulesFile(found, extra)
+
+
+EXTRA_RULES_TABLE = "rules"  # [[rules]] in ALERT_RULES_FILE
+EXTRA_RULE_KEYS = ("name", "kind", "severity", "threshold", "for", "queues")
+_RULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _extra_rules(tables: Any, errors: list[str]) -> tuple[ExtraRule, ...]:
+    """The `[[rules]]` tables: name, kind (a default rule but redis_unreachable), threshold; optional severity
+    (warning|critical, default the kind's), for (seconds, default 0), queues (kinds about queues only)."""
+    if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
+        errors.append(f"{EXTRA_RULES_TABLE} must be [[{EXTRA_RULES_TABLE}]] tables")
+        return ()
+    found: list[ExtraRule] = []
+    for number, table in enumerate(tables, start=1):
+        name = table.get("name")
+        where = f"[[{EXTRA_RULES_TABLE}]] #{number}" + (f" ({name})" if isinstance(name, str) else "")
+        problems = _extra_rule_problems(table, {rule.name for rule in found})
+        errors.extend(f"{where}: {problem}" for problem in problems)
+        if not problems:
+            queues = table.get("queues")
+            found.append(
+                ExtraRule(
+                    name=table["name"],
+                    kind=table["kind"],
+                    severity=table.get("severity"),
+                    threshold=float(table["threshold"]),
+                    for_seconds=float(table.get("for", 0)),
+                    queues=None if queues is None else tuple(queues),
+                )
+            )
+    return tuple(found)
+
+
+def _extra_rule_problems(table: dict[str, Any], taken: set[str]) -> list[str]:
+    from app.domain.alert_rules import QUEUE_KINDS  # noqa: PLC0415 - the rule vocabulary, needed only here
+    from app.domain.names import is_queue_name  # noqa: PLC0415
+    from app.domain.states import AlertSeverity  # noqa: PLC0415
+
+    keys = ", ".join(EXTRA_RULE_KEYS)
+    problems = [f"unknown key {key!r} (keys: {keys})" for key in table if key not in EXTRA_RULE_KEYS]
+    name, kind = table.get("name"), table.get("kind")
+    if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
+        problems.append(f"name {name!r}: expected 1-64 lowercase letters, digits and _, starting with a letter")
+    elif name in ALERT_RULE_DEFAULTS:
+        problems.append(f"name {name!r} is a default rule's: an extra rule needs a name of its own")
+    elif name in taken:
+        problems.append(f"name {name!r} is already an extra rule's")
+    kinds = [rule for rule in ALERT_RULE_DEFAULTS if rule != "redis_unreachable"]
+    if kind not in kinds:
+        problems.append(f"kind {kind!r} is not a rule kind (kinds: {', '.join(kinds)})")
+    if "severity" in table and table["severity"] not in {word.value for word in AlertSeverity}:
+        words = " or ".join(word.value for word in AlertSeverity)
+        problems.append(f"severity {table['severity']!r}: expected {words}")
+    for key, required in (("threshold", True), ("for", False)):
+        if key not in table:
+            problems += [f"{key} is missing: expected a number >= 0"] if required else []
+            continue
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            problems.append(f"{key} = {value!r}: expected a number >= 0")
+    queues = table.get("queues")
+    if queues is not None:
+        valid = isinstance(queues, list) and all(isinstance(queue, str) and is_queue_name(queue) for queue in queues)
+        if not valid or not queues or len(set(queues)) != len(queues):
+            problems.append(f"queues = {queues!r}: expected a list of distinct queue names")
+        elif kind in kinds and kind not in QUEUE_KINDS:
+            problems.append(f"queues: a {kind} rule is not about queues (queue kinds: {', '.join(QUEUE_KINDS)})")
+    return problems
 
 
 def _webhook_format(value: str) -> str:
@@ -261,7 +364,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         try:
             found[name] = parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{variable}={raw!r} is not valid: {exc}") from None
+            lines = str(exc).splitlines() or [""]  # a rules file reports each of its errors on a line of its own
+            raise ConfigError("\n".join(f"{variable}={raw!r} is not valid: {line}" for line in lines)) from None
     return found
 
 

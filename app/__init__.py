@@ -63,7 +63,8 @@ def _development_secret(instance: Path) -> str:
 def _stop_on(error: config.ConfigError) -> NoReturn:
     """A bad setting stops start-up with one line, not a traceback. Exit status 4 is gunicorn's "App failed to
     load": its master stops instead of restarting workers that can never boot."""
-    print(f"rq-monitor: configuration error: {error}", file=sys.stderr, flush=True)
+    for line in str(error).splitlines():  # one line per error (a rules file may hold several)
+        print(f"rq-monitor: configuration error: {line}", file=sys.stderr, flush=True)
     raise SystemExit(4)
 
 

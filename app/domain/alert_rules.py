@@ -14,6 +14,7 @@ from typing import Any
 
 from app.domain.severity import SEVERITIES
 from app.domain.states import AlertSeverity, Liveness
+from config import RulesFile
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,15 @@ class Rule:
     severity: AlertSeverity
     subject_kind: str  # queue | worker | schedule | system
     meaning: str  # the threshold's unit, for the rules list and messages
+    kind: str = ""  # the default rule whose condition it evaluates: its own name for a default rule
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.name)
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("redis_unreachable", AlertSeverity.CRITICAL, "system", "Redis does not answer"),
+    Rule("redis_unreachable", AlertSeverity.CRITICAL, "system", "seconds Redis has not answered"),
     Rule("no_workers", AlertSeverity.CRITICAL, "queue", "waiting jobs with no active worker listening"),
     Rule("workers_stale", AlertSeverity.WARNING, "worker", "stale workers"),
     Rule("queue_backlog", AlertSeverity.WARNING, "queue", "waiting + prioritized jobs"),
@@ -44,35 +50,50 @@ RULES: tuple[Rule, ...] = (
     Rule("schedule_missed", AlertSeverity.WARNING, "schedule", "missed runs in the last 15 minutes"),
 )
 RULES_BY_NAME = {rule.name: rule for rule in RULES}
+QUEUE_KINDS = tuple(rule.name for rule in RULES if rule.subject_kind == "queue")  # those an extra rule may limit
 MIN_ATTEMPTS_FOR_ERROR_RATE = 20
 MISSED_WINDOW_SECONDS = 900
 
 
 @dataclass(frozen=True)
 class RuleSetting:
+    """A rule in force: a default rule or an extra one of ALERT_RULES_FILE, with its thresholds."""
+
+    rule: Rule
     threshold: float | None  # None: disabled
     for_seconds: float
     per_queue: Mapping[str, float | None] = field(default_factory=dict)
+    queues: frozenset[str] | None = None  # an extra rule's queues; None: every queue
 
     def threshold_of(self, queue: str | None) -> float | None:
         if queue is not None and queue in self.per_queue:
             return self.per_queue[queue]
         return self.threshold
 
+    def watches(self, queue: str) -> bool:
+        return self.queues is None or queue in self.queues
+
 
 def settings_from(config: Mapping[str, Any]) -> dict[str, RuleSetting]:
-    """Every rule's setting from the app's configuration (config.py parsed and validated them)."""
-    overrides: Mapping[str, Mapping[str, float | None]] = config.get("ALERT_RULES_FILE") or {}
+    """Every rule in force, by name: the default rules, then the extra ones (config.py parsed and validated them)."""
+    rules_file: RulesFile = config.get("ALERT_RULES_FILE") or RulesFile()
     found = {}
     for rule in RULES:
         upper = rule.name.upper()
         threshold = config.get(f"ALERT_{upper}")
         for_seconds = config.get(f"ALERT_{upper}_FOR")
         found[rule.name] = RuleSetting(
+            rule,
             None if threshold is None else float(threshold),
             0.0 if for_seconds is None else float(for_seconds),
-            overrides.get(rule.name, {}),
+            rules_file.per_queue.get(rule.name, {}),
         )
+    for extra in rules_file.extra:
+        kind = RULES_BY_NAME[extra.kind]
+        severity = kind.severity if extra.severity is None else AlertSeverity(extra.severity)
+        rule = Rule(extra.name, severity, kind.subject_kind, kind.meaning, kind=kind.name)
+        queues = None if extra.queues is None else frozenset(extra.queues)
+        found[extra.name] = RuleSetting(rule, extra.threshold, extra.for_seconds, {}, queues)
     return found
 
 
@@ -95,14 +116,16 @@ class Condition:
 
 @dataclass
 class Facts:
-    """What one tick knows. `window` is per queue {"ok", "fail", "retry", "ms"} over the last 5 minutes;
-    `stuck` per queue {"atThreshold": runs lasting at least the stuck_jobs threshold, <severity band>: runs}."""
+    """What one tick knows. `window` is per queue {"ok", "fail", "retry", "ms"} over the last 5 minutes; `stuck`
+    per queue {<severity band>: runs}; `stuck_at` per queue {minutes: runs lasting at least that many minutes}, for
+    each threshold of the stuck_jobs rules (`stuck_thresholds`)."""
 
     now: float
     queues: list[dict[str, Any]]  # the metrics document's queue entries
     success_rate: float | None  # the last 1,000 finished jobs, every queue
     workers: list[dict[str, Any]]  # read_workers
     stuck: dict[str, dict[str, int]] = field(default_factory=dict)
+    stuck_at: dict[str, dict[float, int]] = field(default_factory=dict)
     window: dict[str, dict[str, int]] = field(default_factory=dict)
     redis_used_bytes: int = 0
     redis_max_bytes: int = 0
@@ -112,143 +135,195 @@ class Facts:
     worker_window: dict[str, dict[str, int]] = field(default_factory=dict)  # worker -> attempts, failed (~5 min)
 
 
-def _queue_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
-    listened = {q for w in facts.workers if w["liveness"] == Liveness.ACTIVE for q in w["queues"]}
+def stuck_thresholds(settings: Mapping[str, RuleSetting]) -> tuple[float, ...]:
+    """Every minutes threshold of the stuck_jobs rules in force (default, per queue, extra), shortest first."""
+    found = {
+        limit
+        for setting in settings.values()
+        if setting.rule.kind == "stuck_jobs"
+        for limit in (setting.threshold, *setting.per_queue.values())
+        if limit is not None
+    }
+    return tuple(sorted(found))
+
+
+# --- the condition of each kind, evaluated for one rule in force (a default rule or an extra one of its kind) ---
+
+Evaluator = Callable[[Facts, RuleSetting], Iterator[Condition]]
+
+
+def _queues(facts: Facts, rule: RuleSetting) -> Iterator[tuple[str, float]]:
+    """(queue, threshold) of every queue the rule watches and is not off for."""
     for queue in facts.queues:
         name = queue["queueName"]
-        waiting = queue["waiting"] + queue["prioritized"]
-        limit = settings["no_workers"].threshold_of(name)
-        if limit is not None and waiting > limit and name not in listened:
-            yield _condition("no_workers", name, waiting, limit, f"{waiting} jobs wait in {name} and no worker listens")
-        limit = settings["queue_backlog"].threshold_of(name)
-        if limit is not None and waiting > limit:
-            yield _condition("queue_backlog", name, waiting, limit, f"{waiting} jobs wait in {name} (over {limit:g})")
-        yield from _window_conditions(name, facts.window.get(name), settings)
-        yield from _stuck_condition(name, facts.stuck.get(name), settings)
+        limit = rule.threshold_of(name) if rule.watches(name) else None
+        if limit is not None:
+            yield name, limit
 
 
-def _window_conditions(
-    name: str, window: dict[str, int] | None, settings: Mapping[str, RuleSetting]
-) -> Iterator[Condition]:
-    if not window:
+def _no_workers(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    listened = {q for w in facts.workers if w["liveness"] == Liveness.ACTIVE for q in w["queues"]}
+    waiting = {queue["queueName"]: queue["waiting"] + queue["prioritized"] for queue in facts.queues}
+    for name, limit in _queues(facts, rule):
+        if waiting[name] > limit and name not in listened:
+            text = f"{waiting[name]} jobs wait in {name} and no worker listens"
+            yield _condition(rule, name, waiting[name], limit, text)
+
+
+def _queue_backlog(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    waiting = {queue["queueName"]: queue["waiting"] + queue["prioritized"] for queue in facts.queues}
+    for name, limit in _queues(facts, rule):
+        if waiting[name] > limit:
+            yield _condition(rule, name, waiting[name], limit, f"{waiting[name]} jobs wait in {name} (over {limit:g})")
+
+
+def _slow_processing(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    for name, limit in _queues(facts, rule):
+        window = facts.window.get(name) or {}
+        finished = window.get("ok", 0) + window.get("fail", 0)
+        mean = round(window.get("ms", 0) / finished / 1000.0, 3) if finished else 0.0
+        if finished and mean > limit:
+            yield _condition(rule, name, mean, limit, f"jobs of {name} took {mean:g} s on average")
+
+
+def _high_error_rate(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    """A queue's attempts, and a worker's (the latter only for a rule about every queue)."""
+    for name, limit in _queues(facts, rule):
+        window = facts.window.get(name) or {}
+        attempts = window.get("ok", 0) + window.get("fail", 0) + window.get("retry", 0)
+        if attempts >= MIN_ATTEMPTS_FOR_ERROR_RATE:
+            rate = round(100.0 * (window.get("fail", 0) + window.get("retry", 0)) / attempts, 2)
+            if rate > limit:
+                yield _condition(rule, name, rate, limit, f"{rate:g} % of {attempts} attempts of {name} failed")
+    worker_limit = rule.threshold
+    if worker_limit is None or rule.queues is not None:
         return
-    finished = window.get("ok", 0) + window.get("fail", 0)
-    limit = settings["slow_processing"].threshold_of(name)
-    if limit is not None and finished:
-        mean = round(window.get("ms", 0) / finished / 1000.0, 3)
-        if mean > limit:
-            yield _condition("slow_processing", name, mean, limit, f"jobs of {name} took {mean:g} s on average")
-    attempts = finished + window.get("retry", 0)
-    limit = settings["high_error_rate"].threshold_of(name)
-    if limit is not None and attempts >= MIN_ATTEMPTS_FOR_ERROR_RATE:
-        rate = round(100.0 * (window.get("fail", 0) + window.get("retry", 0)) / attempts, 2)
-        if rate > limit:
-            yield _condition(
-                "high_error_rate", name, rate, limit, f"{rate:g} % of {attempts} attempts of {name} failed"
-            )
+    for name, counts in sorted(facts.worker_window.items()):
+        if counts["attempts"] >= MIN_ATTEMPTS_FOR_ERROR_RATE:
+            rate = round(100.0 * counts["failed"] / counts["attempts"], 2)
+            if rate > worker_limit:
+                text = f"{rate:g} % of {counts['attempts']} attempts of worker {name} failed"
+                yield _condition(rule, name, rate, worker_limit, text, kind="worker")
 
 
-def _stuck_condition(
-    name: str, stuck: dict[str, int] | None, settings: Mapping[str, RuleSetting]
-) -> Iterator[Condition]:
-    limit = settings["stuck_jobs"].threshold_of(name)
-    if limit is None or not stuck or not stuck.get("atThreshold"):
+def _stuck_jobs(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    for name, limit in _queues(facts, rule):
+        count = facts.stuck_at.get(name, {}).get(limit, 0)
+        if not count:
+            continue
+        condition = _condition(rule, name, count, limit, f"{count} runs of {name} have lasted {limit:g} min or more")
+        critical = facts.stuck.get(name, {}).get(SEVERITIES[-1])
+        if critical:
+            condition.severity = AlertSeverity.CRITICAL
+            condition.message += f" ({critical} in the critical band)"
+        yield condition
+
+
+def _workers_stale(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit = rule.threshold
+    if limit is None:
         return
-    count = stuck["atThreshold"]
-    condition = _condition(
-        "stuck_jobs", name, count, limit, f"{count} runs of {name} have lasted {limit:g} min or more"
-    )
-    if stuck.get(SEVERITIES[-1]):
-        condition.severity = AlertSeverity.CRITICAL
-        condition.message += f" ({stuck[SEVERITIES[-1]]} in the critical band)"
-    yield condition
-
-
-def _worker_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
-    stale_limit = settings["workers_stale"].threshold
-    memory_limit = settings["worker_memory"].threshold
     for worker in facts.workers:
-        name = worker["worker_name"]
-        if stale_limit is not None and worker["liveness"] == "stale":
-            age = worker["seconds_since_heartbeat"] or 0.0
-            yield _condition("workers_stale", name, age, stale_limit, f"worker {name} is stale ({age:.0f} s)")
-        yield from _worker_error_rate(name, facts.worker_window.get(name), settings)
-        rss, cap = worker.get("memory_usage_mb"), worker.get("memory_limit_mb")
-        if memory_limit is not None and rss is not None and cap:
-            percent = round(100.0 * rss / cap, 1)
-            if percent > memory_limit:
-                text = f"worker {name} uses {percent:g} % of its {cap:g} MB limit"
-                yield _condition("worker_memory", name, percent, memory_limit, text)
+        if worker["liveness"] == "stale":
+            name, age = worker["worker_name"], worker["seconds_since_heartbeat"] or 0.0
+            yield _condition(rule, name, age, limit, f"worker {name} is stale ({age:.0f} s)")
 
 
-def _worker_error_rate(
-    name: str, window: dict[str, int] | None, settings: Mapping[str, RuleSetting]
-) -> Iterator[Condition]:
-    limit = settings["high_error_rate"].threshold
-    if limit is None or not window or window["attempts"] < MIN_ATTEMPTS_FOR_ERROR_RATE:
+def _worker_memory(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit = rule.threshold
+    if limit is None:
         return
-    rate = round(100.0 * window["failed"] / window["attempts"], 2)
-    if rate > limit:
-        text = f"{rate:g} % of {window['attempts']} attempts of worker {name} failed"
-        yield _condition("high_error_rate", name, rate, limit, text, kind="worker")
+    for worker in facts.workers:
+        name, rss, cap = worker["worker_name"], worker.get("memory_usage_mb"), worker.get("memory_limit_mb")
+        percent = round(100.0 * rss / cap, 1) if rss is not None and cap else None
+        if percent is not None and percent > limit:
+            text = f"worker {name} uses {percent:g} % of its {cap:g} MB limit"
+            yield _condition(rule, name, percent, limit, text)
 
 
-def _system_conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> Iterator[Condition]:
-    limit = settings["low_success_rate"].threshold
-    if limit is not None and facts.success_rate is not None and facts.success_rate < limit:
-        rate = facts.success_rate
-        yield _condition("low_success_rate", "all", rate, limit, f"{rate:g} % of the last finished jobs succeeded")
-    limit = settings["redis_memory"].threshold
+def _low_success_rate(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit, rate = rule.threshold, facts.success_rate
+    if limit is not None and rate is not None and rate < limit:
+        yield _condition(rule, "all", rate, limit, f"{rate:g} % of the last finished jobs succeeded")
+
+
+def _redis_memory(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit = rule.threshold
     if limit is not None and facts.redis_max_bytes:
         percent = round(100.0 * facts.redis_used_bytes / facts.redis_max_bytes, 1)
         if percent > limit:
-            yield _condition("redis_memory", "redis", percent, limit, f"Redis uses {percent:g} % of its maxmemory")
-    limit = settings["scheduler_down"].threshold
-    if limit is not None and facts.schedules_exist:
-        age = None if facts.scheduler_heartbeat is None else max(0.0, facts.now - facts.scheduler_heartbeat)
-        if age is None or age > limit:
-            value = -1.0 if age is None else round(age, 1)
-            text = (
-                "no scheduler has ever sent a heartbeat" if age is None else f"no scheduler heartbeat for {age:.0f} s"
-            )
-            yield _condition("scheduler_down", "scheduler", value, limit, text)
-    limit = settings["schedule_missed"].threshold
+            yield _condition(rule, "redis", percent, limit, f"Redis uses {percent:g} % of its maxmemory")
+
+
+def _scheduler_down(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit = rule.threshold
+    if limit is None or not facts.schedules_exist:
+        return
+    age = None if facts.scheduler_heartbeat is None else max(0.0, facts.now - facts.scheduler_heartbeat)
+    if age is None or age > limit:
+        value = -1.0 if age is None else round(age, 1)
+        text = "no scheduler has ever sent a heartbeat" if age is None else f"no scheduler heartbeat for {age:.0f} s"
+        yield _condition(rule, "scheduler", value, limit, text)
+
+
+def _schedule_missed(facts: Facts, rule: RuleSetting) -> Iterator[Condition]:
+    limit = rule.threshold
+    if limit is None:
+        return
     for name, missed in sorted(facts.missed_recently.items()):
-        if limit is not None and missed > limit:
-            yield _condition("schedule_missed", name, missed, limit, f"schedule {name} missed {missed} runs")
+        if missed > limit:
+            yield _condition(rule, name, missed, limit, f"schedule {name} missed {missed} runs")
 
 
 def _condition(
-    rule: str, subject: str, value: float, threshold: float, message: str, kind: str | None = None
+    rule: RuleSetting, subject: str, value: float, threshold: float, message: str, kind: str | None = None
 ) -> Condition:
-    definition = RULES_BY_NAME[rule]
-    return Condition(rule, kind or definition.subject_kind, subject, value, threshold, message, definition.severity)
+    definition = rule.rule
+    return Condition(
+        definition.name, kind or definition.subject_kind, subject, value, threshold, message, definition.severity
+    )
 
 
-EVALUATORS: tuple[Callable[[Facts, Mapping[str, RuleSetting]], Iterator[Condition]], ...] = (
-    _queue_conditions,
-    _worker_conditions,
-    _system_conditions,
-)
+# Every kind but redis_unreachable, which each web process evaluates from its own memory (app/domain/health.py).
+EVALUATORS: dict[str, Evaluator] = {
+    "no_workers": _no_workers,
+    "workers_stale": _workers_stale,
+    "queue_backlog": _queue_backlog,
+    "slow_processing": _slow_processing,
+    "high_error_rate": _high_error_rate,
+    "low_success_rate": _low_success_rate,
+    "stuck_jobs": _stuck_jobs,
+    "worker_memory": _worker_memory,
+    "redis_memory": _redis_memory,
+    "scheduler_down": _scheduler_down,
+    "schedule_missed": _schedule_missed,
+}
 
 
 def conditions(facts: Facts, settings: Mapping[str, RuleSetting]) -> list[Condition]:
-    """Every alert whose condition holds now (redis_unreachable is the web process's own: see alerts.py)."""
-    return [condition for evaluate in EVALUATORS for condition in evaluate(facts, settings)]
+    """Every alert whose condition holds now: each rule in force by its kind's evaluator."""
+    return [
+        condition
+        for setting in settings.values()
+        if setting.rule.kind in EVALUATORS
+        for condition in EVALUATORS[setting.rule.kind](facts, setting)
+    ]
 
 
 def rules_in_force(settings: Mapping[str, RuleSetting]) -> list[dict[str, Any]]:
-    """GET /api/v1/alerts/rules."""
+    """GET /api/v1/alerts/rules: the default rules, then the extra ones."""
     return [
         {
-            "rule": rule.name,
-            "severity": rule.severity.value,
-            "subject": rule.subject_kind,
-            "enabled": settings[rule.name].threshold is not None,
-            "threshold": settings[rule.name].threshold,
-            "for_seconds": settings[rule.name].for_seconds,
-            "per_queue": dict(settings[rule.name].per_queue),
-            "meaning": rule.meaning,
+            "rule": setting.rule.name,
+            "kind": setting.rule.kind,
+            "severity": setting.rule.severity.value,
+            "subject": setting.rule.subject_kind,
+            "enabled": setting.threshold is not None,
+            "threshold": setting.threshold,
+            "for_seconds": setting.for_seconds,
+            "per_queue": dict(setting.per_queue),
+            "queues": None if setting.queues is None else sorted(setting.queues),
+            "meaning": setting.rule.meaning,
         }
-        for rule in RULES
+        for setting in settings.values()
     ]

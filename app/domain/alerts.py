@@ -17,7 +17,14 @@ from typing import Any
 from redis import Redis
 
 from app.domain import history, keys
-from app.domain.alert_rules import MISSED_WINDOW_SECONDS, RULES_BY_NAME, Condition, Facts, RuleSetting, conditions
+from app.domain.alert_rules import (
+    MISSED_WINDOW_SECONDS,
+    Condition,
+    Facts,
+    RuleSetting,
+    conditions,
+    stuck_thresholds,
+)
 from app.domain.run_starts import longest_runs, longest_runs_reads, parse_longest_runs, stuck_index_unusable
 from app.domain.severity import SEVERITIES, StuckThresholds
 from app.domain.states import AlertSeverity, HealthStatus
@@ -81,30 +88,33 @@ def parse_window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dic
 
 
 def _stuck(
-    connection: Redis, reply: Any, names: list[str], bands: StuckThresholds, threshold: float | None, now: float
-) -> dict[str, dict[str, int]]:
-    """Per queue: runs in each severity band, and runs lasting at least the stuck_jobs threshold."""
-    cutoffs = _stuck_cutoffs(bands, threshold)
+    connection: Redis, reply: Any, names: list[str], bands: StuckThresholds, thresholds: tuple[float, ...], now: float
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[float, int]]]:
+    """Per queue: runs in each severity band; and runs lasting at least each threshold of the stuck_jobs rules."""
+    cutoffs = _stuck_cutoffs(bands, thresholds)
     band_count = len(bands.minutes)
     if stuck_index_unusable(reply):  # a server without ZDIFF: the scanning fallback, one more round trip
         _, counts = longest_runs(connection, names, cutoffs, 0, now)
     else:
         _, counts = parse_longest_runs(reply, len(cutoffs), now)
     found: dict[str, dict[str, int]] = {}
+    at: dict[str, dict[float, int]] = {}
     for queue, runs in counts.items():
         started = runs.started_before
         per_band = {
-            severity: max(0, started[at] - (started[at + 1] if at + 1 < band_count else 0))
-            for at, severity in enumerate(SEVERITIES)
+            severity: max(0, started[index] - (started[index + 1] if index + 1 < band_count else 0))
+            for index, severity in enumerate(SEVERITIES)
         }
-        at_threshold = started[band_count] if threshold is not None else 0
-        if sum(per_band.values()) or at_threshold:
-            found[queue] = {**per_band, "atThreshold": at_threshold}
-    return found
+        if sum(per_band.values()):
+            found[queue] = per_band
+        lasting = {limit: started[band_count + index] for index, limit in enumerate(thresholds)}
+        if any(lasting.values()):
+            at[queue] = lasting
+    return found, at
 
 
-def _stuck_cutoffs(bands: StuckThresholds, threshold: float | None) -> tuple[float, ...]:
-    return bands.minutes + ((threshold,) if threshold is not None else ())
+def _stuck_cutoffs(bands: StuckThresholds, thresholds: tuple[float, ...]) -> tuple[float, ...]:
+    return bands.minutes + thresholds
 
 
 def _missed_recently(previous: dict[str, Any] | None, missed: dict[bytes, bytes], now: float) -> dict[str, Any]:
@@ -167,7 +177,7 @@ def gather(
     """The facts beyond the tick's shared documents, and the alert state: one pipeline (the worker registry too
     when the tick has not read it; `liveness` = active and stale seconds for it)."""
     names = [queue["queueName"] for queue in metrics["queues"]]
-    threshold = settings["stuck_jobs"].threshold
+    thresholds = stuck_thresholds(settings)
     with connection.pipeline(transaction=False) as pipe:
         window_reads(pipe, now)
         pipe.info("memory")
@@ -178,14 +188,14 @@ def gather(
         pipe.hgetall(keys.ALERTS_PENDING)
         pipe.get(keys.ALERTS_FACTS)
         if names:
-            longest_runs_reads(pipe, names, _stuck_cutoffs(stuck_bands, threshold), 0, now)
+            longest_runs_reads(pipe, names, _stuck_cutoffs(stuck_bands, thresholds), 0, now)
         if workers is None:
             workers_reads(pipe)
         replies = pipe.execute(raise_on_error=False)
     fixed = WINDOW_MINUTES + 1 + 7  # the minute buckets, then the seven single reads above
     *minutes, memory, schedule_count, beat, missed, firing, pending, facts = replies[:fixed]
     rest = replies[fixed:]
-    stuck = _stuck(connection, rest.pop(0), names, stuck_bands, threshold, now) if names else {}
+    stuck, stuck_at = _stuck(connection, rest.pop(0), names, stuck_bands, thresholds, now) if names else ({}, {})
     if workers is None:
         workers = parse_workers(rest.pop(0), now, *liveness)
     for reply in (*minutes, memory, schedule_count, beat, missed, firing, pending, facts):
@@ -201,6 +211,7 @@ def gather(
             success_rate=metrics.get("successRate"),
             workers=workers,
             stuck=stuck,
+            stuck_at=stuck_at,
             window=parse_window(minutes, now),
             redis_used_bytes=int(memory.get("used_memory", 0)),
             redis_max_bytes=int(memory.get("maxmemory", 0)),
@@ -238,7 +249,7 @@ def step(inputs: Inputs, settings: Mapping[str, RuleSetting], now: float) -> tup
     for alert_id, alert in inputs.firing.items():
         if alert_id in holding:
             continue
-        if CLEARING in alert or alert.get("rule") not in RULES_BY_NAME:
+        if CLEARING in alert or alert.get("rule") not in settings:  # a rule no longer in force resolves at once
             resolved = public(alert) | {"resolved_at": iso_from_timestamp(now)}
             transitions.resolved.append(resolved)
         else:

@@ -45,12 +45,14 @@ class AlertList(BaseModel):
 
 class RuleInForce(BaseModel):
     rule: str
+    kind: str = Field(description="The default rule whose condition it evaluates: its own name for a default rule.")
     severity: AlertSeverityWord
     subject: Literal["queue", "worker", "schedule", "system"]
     enabled: bool
     threshold: float | None
     for_seconds: float
     per_queue: dict[str, float | None]
+    queues: list[str] | None = Field(description="An extra rule's queues; null: every queue.")
     meaning: str
 
 

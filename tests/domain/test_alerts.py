@@ -261,7 +261,7 @@ def test_disabled_rule_and_per_queue_threshold(connection):
     documents = Documents()
     documents.queues = [queue("q-a", waiting=150), queue("q-b", waiting=150)]
     documents.workers = [worker("w", ["q-a", "q-b"])]
-    overrides = {"queue_backlog": {"q-a": 500.0, "q-b": None}}
+    overrides = config.RulesFile(per_queue={"queue_backlog": {"q-a": 500.0, "q-b": None}})
     fired = documents.evaluate(connection, time.time(), settings(ALERT_RULES_FILE=overrides)).fired
     assert fired == []  # q-a under its own threshold, q-b's rule off
     fired = documents.evaluate(connection, time.time(), settings(ALERT_QUEUE_BACKLOG=None)).fired
@@ -322,3 +322,77 @@ def test_a_steady_tick_costs_one_round_trip_and_writes_nothing(connection, round
     assert connection.get(keys.ALERTS_FACTS) == written
     documents.evaluate(connection, now + 2 + alerts.FACTS_REFRESH_SECONDS)
     assert json.loads(connection.get(keys.ALERTS_FACTS))["at"] > json.loads(written)["at"]  # kept current
+
+
+def extra(*rules: config.ExtraRule, **overrides: Any):
+    """The test settings with extra rules of ALERT_RULES_FILE (and its per-queue thresholds, if given)."""
+    per_queue = overrides.pop("per_queue", {})
+    return settings(ALERT_RULES_FILE=config.RulesFile(per_queue, rules), **overrides)
+
+
+def test_an_extra_rule_fires_and_resolves_with_its_own_id_severity_and_for(connection):
+    critical = config.ExtraRule("backlog_critical", "queue_backlog", "critical", 1000, 120, ("q-x",))
+    rule_settings = extra(critical)
+    documents = Documents()
+    documents.queues = [queue("q-x", waiting=1200, prioritized=100), queue("q-y", waiting=1500)]
+    documents.workers = [worker("w", ["q-x", "q-y"])]
+    now = time.time()
+    fired = documents.evaluate(connection, now, rule_settings).fired
+    assert sorted(a["id"] for a in fired) == ["queue_backlog:queue:q-x", "queue_backlog:queue:q-y"]  # the default
+    assert connection.hexists(keys.ALERTS_PENDING, "backlog_critical:queue:q-x")  # its own `for`
+    assert not connection.hexists(keys.ALERTS_PENDING, "backlog_critical:queue:q-y")  # not its queue
+    assert documents.evaluate(connection, now + 60, rule_settings).fired == []
+    fired = documents.evaluate(connection, now + 120, rule_settings)
+    assert [(a["id"], a["rule"], a["severity"], a["value"], a["threshold"]) for a in fired.fired] == [
+        ("backlog_critical:queue:q-x", "backlog_critical", "critical", 1300, 1000)
+    ]
+    assert fired.fired[0]["since"] == alerts.iso_from_timestamp(now)
+    assert fired.health == "critical"
+    assert alerts.alerts_summary(connection)["alerts"] == {"critical": 1, "warning": 2}
+
+    documents.queues = [queue("q-x", waiting=500), queue("q-y", waiting=1500)]  # under 1000, over 100
+    assert documents.evaluate(connection, now + 122, rule_settings).resolved == []  # false for one tick
+    resolved = documents.evaluate(connection, now + 124, rule_settings)
+    assert [a["id"] for a in resolved.resolved] == ["backlog_critical:queue:q-x"]
+    assert resolved.health == "degraded"
+    assert firing_rules(connection) == {"queue_backlog"}  # the default rule's alerts go on
+    assert alerts.get_alerts(connection)["recent"][0]["rule"] == "backlog_critical"
+
+
+def test_an_extra_high_error_rate_for_one_queue(connection):
+    strict = config.ExtraRule("payments_errors", "high_error_rate", None, 5, 0, ("q-pay",))
+    documents = Documents()
+    documents.queues = [queue("q-pay"), queue("q-other")]
+    now = time.time()
+    busy = worker("w-err", ["q-pay"]) | {"tasks_processed": 0, "tasks_failed": 0}
+    documents.workers = [busy]
+    documents.evaluate(connection, now - 60, extra(strict))  # the worker's first sample, no attempt yet
+    for name in ("q-pay", "q-other"):
+        _attempts(connection, name, "ok", 18, 10, now - 30)
+        _attempts(connection, name, "fail", 2, 10, now - 30)  # 10 %: over 5, under the default 15
+    busy.update(tasks_processed=40, tasks_failed=4)  # a worker at 10 % too: the queue-limited rule ignores workers
+    fired = documents.evaluate(connection, now, extra(strict)).fired
+    assert [(a["id"], a["severity"], a["value"]) for a in fired] == [("payments_errors:queue:q-pay", "warning", 10)]
+
+
+def test_extra_stuck_jobs_rule_and_per_queue_thresholds_count_their_own_runs(connection):
+    early = config.ExtraRule("stuck_early", "stuck_jobs", None, 5, 0, ("q-s1",))
+    documents = Documents()
+    documents.queues = [queue("q-s1"), queue("q-s2")]
+    make_active_job(connection, "q-s1", 12)  # 12 min: over 5, under the default 30
+    make_active_job(connection, "q-s2", 25)  # over q-s2's own 20, under the default 30
+    fired = documents.evaluate(connection, time.time(), extra(early, per_queue={"stuck_jobs": {"q-s2": 20.0}})).fired
+    assert sorted((a["id"], a["value"], a["threshold"]) for a in fired) == [
+        ("stuck_early:queue:q-s1", 1, 5),
+        ("stuck_jobs:queue:q-s2", 1, 20),
+    ]
+
+
+def test_an_alert_of_an_extra_rule_no_longer_in_force_resolves(connection):
+    documents = Documents()
+    documents.queues = [queue("q-gone", waiting=50)]
+    documents.workers = [worker("w", ["q-gone"])]
+    low = config.ExtraRule("backlog_low", "queue_backlog", None, 10)
+    now = time.time()
+    assert [a["id"] for a in documents.evaluate(connection, now, extra(low)).fired] == ["backlog_low:queue:q-gone"]
+    assert [a["id"] for a in documents.evaluate(connection, now + 2).resolved] == ["backlog_low:queue:q-gone"]
