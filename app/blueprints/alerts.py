@@ -92,7 +92,8 @@ def health() -> Any:
         # Neither the token's revocation nor anything else can be read: answer from this process's memory only
         # (what /readyz tells anyone), never data from Redis.
         since = extensions.setdefault(UNREACHABLE_SINCE, now)
-        return jsonify(unreachable_health(now, since, type(error).__name__)), 503
+        setting = settings_from(config)["redis_unreachable"]
+        return jsonify(unreachable_health(now, since, type(error).__name__, setting)), 503
     extensions.pop(UNREACHABLE_SINCE, None)
     return jsonify(found)
 

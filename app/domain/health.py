@@ -10,9 +10,9 @@ from typing import Any
 from redis import Redis
 
 from app.domain import keys
-from app.domain.alert_rules import RULES_BY_NAME
+from app.domain.alert_rules import RuleSetting
 from app.domain.alerts import public, severity_counts, status_of
-from app.domain.states import AlertSeverity, HealthStatus, Liveness
+from app.domain.states import HealthStatus, Liveness
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import read_workers
 
@@ -72,31 +72,47 @@ def get_health(
     }
 
 
-def unreachable_alert(since: float, error: str) -> dict[str, Any]:
+def unreachable_fires(now: float, since: float, setting: RuleSetting) -> bool:
+    """redis_unreachable: Redis has failed continuously since `since` for its threshold + `for` seconds (off: never)."""
+    return setting.threshold is not None and now - since >= setting.threshold + setting.for_seconds
+
+
+def unreachable_alert(now: float, since: float, error: str, setting: RuleSetting) -> dict[str, Any]:
     """The redis_unreachable alert, kept by each web process in memory (Redis cannot hold it)."""
-    rule = RULES_BY_NAME["redis_unreachable"]
+    rule = setting.rule
     return public(
         {
-            "id": "redis_unreachable:system:redis",
+            "id": f"{rule.name}:system:redis",
             "rule": rule.name,
             "severity": rule.severity.value,
             "subject": {"kind": "system", "name": "redis"},
-            "value": 1,
-            "threshold": 0,
+            "value": round(now - since, 1),
+            "threshold": setting.threshold,
             "since": iso_from_timestamp(since),
             "message": f"Redis does not answer: {error}",
         }
     )
 
 
-def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
-    """GET /api/v1/health while Redis does not answer: critical, from the web process's own memory; the one error
-    shape of API.md (503 redis_unavailable) with the roll-up's fields beside it."""
+def unreachable_health(now: float, since: float, error: str, setting: RuleSetting) -> dict[str, Any]:
+    """GET /api/v1/health while Redis does not answer, from the web process's own memory: critical once the
+    redis_unreachable rule fires (not while it is off or its `for` has not passed: then no alert is known); the
+    one error shape of API.md (503 redis_unavailable) with the roll-up's fields beside it."""
+    firing = [unreachable_alert(now, since, error, setting)] if unreachable_fires(now, since, setting) else []
+    counts = severity_counts(firing)
+    status = status_of(counts)
+    if firing:
+        message = f"Redis does not answer: {error}"
+    elif setting.threshold is None:
+        message = f"Redis does not answer: {error} (the redis_unreachable rule is off)"
+    else:
+        wait = setting.threshold + setting.for_seconds
+        message = f"Redis does not answer: {error} (for {now - since:.0f} s; redis_unreachable fires after {wait:g} s)"
     return {
         "success": False,
         "error": {"code": "redis_unavailable", "message": "Redis is not reachable; try again shortly"},
-        "status": HealthStatus.CRITICAL.value,
-        "message": f"Redis does not answer: {error}",
+        "status": status,
+        "message": message,
         "timestamp": iso_from_timestamp(now),
         "redis": {
             "connected": False,
@@ -108,6 +124,6 @@ def unreachable_health(now: float, since: float, error: str) -> dict[str, Any]:
         "workers": {"total": None, "active": None, "stale": None},
         "scheduler": {"alive": None, "last_heartbeat": None},
         "last_run": None,
-        "alerts": {AlertSeverity.CRITICAL.value: 1, AlertSeverity.WARNING.value: 0},
-        "firing": [unreachable_alert(since, error)],
+        "alerts": counts,
+        "firing": firing,
     }

@@ -13,7 +13,7 @@ import pytest
 from redis import Redis
 
 import config
-from app.domain import alerts, history, keys
+from app.domain import alerts, health, history, keys
 from app.domain.alert_rules import RULES, settings_from
 from app.domain.queues import QueueKeys
 from app.domain.severity import StuckThresholds
@@ -396,3 +396,13 @@ def test_an_alert_of_an_extra_rule_no_longer_in_force_resolves(connection):
     now = time.time()
     assert [a["id"] for a in documents.evaluate(connection, now, extra(low)).fired] == ["backlog_low:queue:q-gone"]
     assert [a["id"] for a in documents.evaluate(connection, now + 2).resolved] == ["backlog_low:queue:q-gone"]
+
+
+def test_redis_unreachable_follows_its_threshold_for_and_off():
+    rules = settings(ALERT_REDIS_UNREACHABLE=5, ALERT_REDIS_UNREACHABLE_FOR=10)
+    assert not health.unreachable_fires(1014.9, 1000, rules["redis_unreachable"])  # continuously 5 + 10 s needed
+    assert health.unreachable_fires(1015, 1000, rules["redis_unreachable"])
+    assert health.unreachable_fires(1000, 1000, settings()["redis_unreachable"])  # the default: at once
+    off = settings(ALERT_REDIS_UNREACHABLE=None)["redis_unreachable"]
+    assert not health.unreachable_fires(10**9, 0, off)
+    assert health.unreachable_health(10**9, 0, "ConnectionError", off)["status"] == "healthy"
