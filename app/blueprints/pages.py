@@ -29,6 +29,7 @@ from spectree import Response as Resp
 
 from app import charts
 from app.domain import audit, history, schedules, worker_performance
+from app.domain.alert_rules import rules_in_force, settings_from
 from app.domain.jobs import UnreadableJob, fetch_job
 from app.domain.names import check_queue_name, check_worker_name
 from app.domain.queues import list_queue_names, require_queue
@@ -193,7 +194,7 @@ def job(queueName: str, jobId: str) -> Any:
 @bp.get("/alerts")
 @page
 def alerts() -> Any:
-    return render("alerts.html")
+    return render("alerts.html", rules=rules_in_force(settings_from(current_app.config)))
 
 
 class TrendsQuery(Query):

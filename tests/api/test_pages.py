@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
+import config
 from app.domain import history, users
 from app.domain.users import Role
 from tests.api.test_auth import assert_error
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_app
 
 PAGES = ["/admin/", "/admin/alerts", "/admin/trends", "/admin/trends?period=30d"]
 
@@ -139,3 +140,20 @@ def test_trend_charts_say_their_bucket(client, make_user, connection, period, bu
     sign_in(client, "vic")
     html = client.get(f"/admin/trends?period={period}").get_data(as_text=True)
     assert f"Completed and failed jobs of p-words per {bucket} over {period}" in html
+
+
+def test_the_rules_tab_lists_the_rules_in_force_with_extra_rules(redis_url, tmp_path, make_user):
+    per_queue = {"queue_backlog": {"emails": 500.0}}
+    extra = config.ExtraRule("backlog_critical", "queue_backlog", "critical", 1000, 120, ("emails", "reports"))
+    rules_file = config.RulesFile(per_queue, (extra,))
+    app = make_app(redis_url, tmp_path, ALERT_RULES_FILE=rules_file, ALERT_WORKER_MEMORY=None)
+    client = app.test_client()
+    make_user("rita", Role.MODERATOR)
+    sign_in(client, "rita")
+    html = client.get("/admin/alerts").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr data-rule="([a-z_]+)" data-kind="[a-z_]+"[^>]*>(.*?)</tr>', html, re.S))
+    assert len(rows) == 13
+    text = {rule: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip() for rule, row in rows.items()}
+    assert text["backlog_critical"].startswith("backlog_critical queue_backlog critical 1000 120 s emails, reports")
+    assert text["queue_backlog"].startswith("queue_backlog queue_backlog warning 100 60 s every queue emails : 500")
+    assert "worker_memory warning off" in text["worker_memory"]

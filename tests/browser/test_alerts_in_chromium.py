@@ -20,9 +20,21 @@ from tests.helpers import start_gunicorn, stop_worker
 QUEUE = "br-alerts.backlog"
 
 
+EXTRA_RULE = f"""
+[[rules]]
+name = "backlog_critical"
+kind = "queue_backlog"
+severity = "critical"
+threshold = 6
+queues = ["{QUEUE}"]
+"""
+
+
 @pytest.fixture(scope="module")
-def alerting_server(redis_server: str) -> Iterator[str]:
+def alerting_server(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
+    rules_file = tmp_path_factory.mktemp("alert-rules") / "rules.toml"
+    rules_file.write_text(EXTRA_RULE)
     process = start_gunicorn(
         redis_server,
         port,
@@ -30,6 +42,7 @@ def alerting_server(redis_server: str) -> Iterator[str]:
         ALERT_QUEUE_BACKLOG="5",
         ALERT_QUEUE_BACKLOG_FOR="0",
         ALERT_NO_WORKERS_FOR="0",
+        ALERT_RULES_FILE=str(rules_file),
     )
     yield f"http://127.0.0.1:{port}"
     stop_worker(process)
@@ -45,9 +58,10 @@ def test_health_badge_is_live_and_the_rules_tab_lists_firing_and_resolved(page, 
     queue = Queue(QUEUE, connection=connection)
     for n in range(8):
         queue.enqueue("workers.tasks.add", n, 1)
-    # No reload: the alerts stream brings the new status (no_workers is critical, queue_backlog a warning).
+    # No reload: the alerts stream brings the new status (no_workers and the extra backlog_critical are critical,
+    # queue_backlog a warning).
     expect(badge).to_have_attribute("data-status", "critical", timeout=20000)
-    expect(page.locator("#alerts-firing-count")).to_have_text("2")
+    expect(page.locator("#alerts-firing-count")).to_have_text("3")
     expect(page.locator("#health-text")).to_have_text("Critical")
     screenshot(page, "health-badge-critical")
 
@@ -62,6 +76,13 @@ def test_health_badge_is_live_and_the_rules_tab_lists_firing_and_resolved(page, 
     expect(backlog).to_contain_text("5")  # the threshold
     expect(backlog).to_contain_text("ago")  # since, relative
     expect(page.locator(f'#rules-firing-body tr[data-alert="no_workers:queue:{QUEUE}"]')).to_contain_text("critical")
+    extra = page.locator(f'#rules-firing-body tr[data-alert="backlog_critical:queue:{QUEUE}"]')
+    expect(extra).to_contain_text("critical")
+    expect(extra).to_contain_text("6")  # its own threshold
+    in_force = page.locator('#rules-in-force tr[data-rule="backlog_critical"]')
+    expect(in_force).to_contain_text("queue_backlog")
+    expect(in_force).to_contain_text(QUEUE)
+    expect(page.locator("#rules-in-force tbody tr")).to_have_count(13)
     screenshot(page, "alert-rules-1280px")
     page.set_viewport_size({"width": 375, "height": 800})
     assert page.evaluate(CELLS_OUT_OF_REACH) == []
@@ -72,6 +93,7 @@ def test_health_badge_is_live_and_the_rules_tab_lists_firing_and_resolved(page, 
     expect(page.locator("#health-badge")).to_have_attribute("data-status", "healthy", timeout=20000)
     expect(page.locator("#rules-firing-body")).to_contain_text("No alert is firing.", timeout=15000)
     expect(page.locator("#rules-recent-body")).to_contain_text("queue_backlog")
+    expect(page.locator("#rules-recent-body")).to_contain_text("backlog_critical")
     page.click("#tab-stuck")
     expect(page.locator("#panel-rules")).to_be_hidden()
     expect(page.locator("#panel-stuck")).to_be_visible()
