@@ -3,6 +3,9 @@ a threshold that is not a number refuses start-up with one clear line."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 import config
@@ -152,3 +155,15 @@ def test_start_up_stops_with_one_line_per_error_of_the_rules_file(tmp_path, monk
         f"{prefix} [[rules]] #1 (a1): threshold = 'high': expected a number >= 0",
         f"{prefix} queue_backlog.queues.emails = 'lots': expected a number >= 0 or off",
     ]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/ALERTS.md"])
+def test_the_documented_rules_files_are_valid(tmp_path, document):
+    text = (Path(__file__).resolve().parents[2] / document).read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert blocks
+    for block in blocks:
+        path = tmp_path / "rules.toml"
+        path.write_text(block)
+        rules = settings_from(config.defaults() | config.from_env({"ALERT_RULES_FILE": str(path)}))
+        assert rules["backlog_critical"].rule.kind == "queue_backlog"
