@@ -3,7 +3,8 @@
 Pure functions over plain data (no Redis, no Flask): `Facts` is what one tick already computed (metrics, workers,
 stuck runs, the 5-minute outcome window, Redis's memory, the scheduler), `conditions(facts, settings)` lists every
 alert whose condition holds now. Time (`for`, resolution) is the state machine's business (app/domain/alerts.py).
-Thresholds and `for` durations come from config.py (ALERT_<RULE>, ALERT_<RULE>_FOR, per queue from ALERT_RULES_FILE).
+Thresholds and `for` durations come from config.py (ALERT_<RULE>, ALERT_<RULE>_FOR, per queue from ALERT_RULES_FILE);
+so do extra rules (ALERT_RULES_FILE's [[rules]]): each is evaluated by the one evaluator of its kind, as a default is.
 """
 
 from __future__ import annotations
