@@ -255,7 +255,7 @@ def _webhook_format(value: str) -> str:
 
 
 class ConfigError(ValueError):
-    """A setting from the environment that cannot be used; start-up stops with its one-line message."""
+    """A setting from the environment that cannot be used; start-up stops with its message, one line per error."""
 
 
 def _minutes(part: str) -> float:

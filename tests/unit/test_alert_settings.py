@@ -52,7 +52,11 @@ def test_rules_file_per_queue(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("[queue_backlog.queues]\nemails = 'many'\n", "emails = 'many'"), ("[nope.queues]\n", "[nope] is not a rule")],
+    [
+        ("[queue_backlog.queues]\nemails = 'many'\n", "emails = 'many'"),
+        ("[nope.queues]\n", "[nope] is not a rule"),
+        ("rules = 3\n", "rules must be [[rules]] tables"),
+    ],
 )
 def test_a_bad_rules_file_is_refused(tmp_path, text, reason):
     path = tmp_path / "rules.toml"
