@@ -4,13 +4,14 @@ global, nothing written by hand."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from app.domain.severity import SEVERITIES
 
@@ -52,6 +53,14 @@ def _timestamp(iso_time: str | None) -> float | None:
         return None
 
 
+def _family(kind: Callable[[str, str], Metric], name: str, documentation: str, samples: list[Sample]) -> Metric:
+    """A family whose samples are built by the caller: one Sample and one label dict per sample, without the
+    per-sample zip, dict and name concatenation of add_metric (a scrape holds about 1,000 samples)."""
+    family = kind(name, documentation)
+    family.samples = samples
+    return family
+
+
 class ScrapeCollector(Collector):
     def __init__(self, scrape: dict[str, Any]):
         self.scrape = scrape
@@ -64,54 +73,99 @@ class ScrapeCollector(Collector):
         yield from self._schedules()
 
     def _queues(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("rq_jobs", "Jobs per queue and status", labels=["queue", "status"])
-        paused = GaugeMetricFamily("rqmon_queue_paused", "1 when the queue is paused", labels=["queue"])
-        latency = GaugeMetricFamily(
-            "rqmon_queue_latency_seconds", "Age of the job that has waited longest", labels=["queue"]
+        queues = self.scrape["queues"]
+        yield _family(
+            GaugeMetricFamily,
+            "rq_jobs",
+            "Jobs per queue and status",
+            [
+                Sample("rq_jobs", {"queue": queue["queueName"], "status": status}, queue.get(count_field, 0))
+                for queue in queues
+                for status, count_field in JOB_STATUSES.items()
+            ],
         )
-        listening = GaugeMetricFamily("rqmon_queue_workers", "Active workers listening to the queue", labels=["queue"])
-        stuck = GaugeMetricFamily("rqmon_stuck_jobs", "Current stuck runs", labels=["queue", "severity"])
-        for queue in self.scrape["queues"]:
-            name = queue["queueName"]
-            for status, count_field in JOB_STATUSES.items():
-                jobs.add_metric([name, status], queue.get(count_field, 0))
-            paused.add_metric([name], 1 if queue["paused"] else 0)
-            latency.add_metric([name], queue.get("latencySeconds", 0.0))
-            listening.add_metric([name], queue.get("activeWorkers", 0))
-            bands = self.scrape["stuck"].get(name)
-            if bands:  # queues with a stuck run only: 4 zero samples per queue would be a fifth of a large scrape
-                for severity in SEVERITIES:
-                    stuck.add_metric([name, severity], bands.get(severity, 0))
-        yield from (jobs, paused, latency, listening, stuck)
+        yield _gauge_per_queue(queues, "rqmon_queue_paused", "1 when the queue is paused", _paused)
+        yield _gauge_per_queue(
+            queues, "rqmon_queue_latency_seconds", "Age of the job that has waited longest", _latency
+        )
+        yield _gauge_per_queue(queues, "rqmon_queue_workers", "Active workers listening to the queue", _listening)
+        stuck = self.scrape["stuck"]
+        yield _family(
+            GaugeMetricFamily,
+            "rqmon_stuck_jobs",
+            "Current stuck runs",
+            [  # queues with a stuck run only: 4 zero samples per queue would be a fifth of a large scrape
+                Sample("rqmon_stuck_jobs", {"queue": name, "severity": severity}, bands.get(severity, 0))
+                for name, bands in ((queue["queueName"], stuck.get(queue["queueName"])) for queue in queues)
+                if bands
+                for severity in SEVERITIES
+            ],
+        )
 
     def _counters(self) -> Iterator[Metric]:
-        finished = CounterMetricFamily(
-            "rqmon_jobs_finished_total", "Ended attempts ever recorded", labels=["queue", "outcome"]
-        )
-        duration = HistogramMetricFamily(
-            "rqmon_job_duration_seconds", "Processing time of ended attempts", labels=["queue"]
-        )
+        finished: list[Sample] = []
+        duration: list[Sample] = []
         for name, counts in sorted(self.scrape["counters"].items()):
-            for outcome, value in counts.finished.items():
-                finished.add_metric([name, outcome], value)
-            duration.add_metric([name], counts.cumulative_buckets(), counts.sum_ms / 1000.0)
-        yield from (finished, duration)
+            finished += [
+                Sample("rqmon_jobs_finished_total", {"queue": name, "outcome": outcome}, value)
+                for outcome, value in counts.finished.items()
+            ]
+            buckets = counts.cumulative_buckets()
+            duration += [
+                Sample("rqmon_job_duration_seconds_bucket", {"queue": name, "le": bound}, total)
+                for bound, total in buckets
+            ]
+            duration.append(Sample("rqmon_job_duration_seconds_count", {"queue": name}, buckets[-1][1]))
+            duration.append(Sample("rqmon_job_duration_seconds_sum", {"queue": name}, counts.sum_ms / 1000.0))
+        yield _family(CounterMetricFamily, "rqmon_jobs_finished_total", "Ended attempts ever recorded", finished)
+        yield _family(
+            HistogramMetricFamily, "rqmon_job_duration_seconds", "Processing time of ended attempts", duration
+        )
 
     def _workers(self) -> Iterator[Metric]:
-        workers = GaugeMetricFamily("rq_workers", "1 per registered worker", labels=["name", "queues", "state"])
-        heartbeat = GaugeMetricFamily(
-            "rqmon_worker_last_heartbeat_timestamp_seconds", "Last heartbeat of the worker", labels=["name"]
+        workers = self.scrape["workers"]
+        yield _family(
+            GaugeMetricFamily,
+            "rq_workers",
+            "1 per registered worker",
+            [
+                Sample(
+                    "rq_workers",
+                    {
+                        "name": worker["worker_name"],
+                        "queues": ",".join(worker["queues"]),
+                        "state": worker["state"] or worker["status"],
+                    },
+                    1,
+                )
+                for worker in workers
+            ],
         )
-        memory = GaugeMetricFamily("rqmon_worker_memory_bytes", "Worker + work horse RSS", labels=["name"])
-        for worker in self.scrape["workers"]:
-            name = worker["worker_name"]
-            workers.add_metric([name, ",".join(worker["queues"]), worker["state"] or worker["status"]], 1)
-            beat = _timestamp(worker["last_heartbeat"])
-            if beat is not None:
-                heartbeat.add_metric([name], beat)
-            if worker["memory_usage_mb"] is not None:
-                memory.add_metric([name], worker["memory_usage_mb"] * 1024 * 1024)
-        yield from (workers, heartbeat, memory)
+        heartbeats = ((worker["worker_name"], _timestamp(worker["last_heartbeat"])) for worker in workers)
+        yield _family(
+            GaugeMetricFamily,
+            "rqmon_worker_last_heartbeat_timestamp_seconds",
+            "Last heartbeat of the worker",
+            [
+                Sample("rqmon_worker_last_heartbeat_timestamp_seconds", {"name": name}, beat)
+                for name, beat in heartbeats
+                if beat is not None
+            ],
+        )
+        yield _family(
+            GaugeMetricFamily,
+            "rqmon_worker_memory_bytes",
+            "Worker + work horse RSS",
+            [
+                Sample(
+                    "rqmon_worker_memory_bytes",
+                    {"name": worker["worker_name"]},
+                    worker["memory_usage_mb"] * 1024 * 1024,
+                )
+                for worker in workers
+                if worker["memory_usage_mb"] is not None
+            ],
+        )
 
     def _alerts(self) -> Iterator[Metric]:
         firing = GaugeMetricFamily("rqmon_alerts_firing", "Firing alerts", labels=["rule", "severity"])
@@ -140,6 +194,29 @@ class ScrapeCollector(Collector):
             if at is not None:
                 last_run.add_metric([schedule["name"], str(last.get("state") or "unknown")], at)
         yield from (next_run, last_run)
+
+
+def _gauge_per_queue(
+    queues: list[dict[str, Any]], name: str, documentation: str, value: Callable[[dict[str, Any]], float]
+) -> Metric:
+    return _family(
+        GaugeMetricFamily,
+        name,
+        documentation,
+        [Sample(name, {"queue": queue["queueName"]}, value(queue)) for queue in queues],
+    )
+
+
+def _paused(queue: dict[str, Any]) -> int:
+    return 1 if queue["paused"] else 0
+
+
+def _latency(queue: dict[str, Any]) -> float:
+    return queue.get("latencySeconds", 0.0)
+
+
+def _listening(queue: dict[str, Any]) -> int:
+    return queue.get("activeWorkers", 0)
 
 
 def exposition(scrape: dict[str, Any]) -> bytes:
