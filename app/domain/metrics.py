@@ -8,7 +8,7 @@ and counts every state of each server-side, in the same pipeline as the success 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis
@@ -38,7 +38,8 @@ COUNTS = (
 TOTAL_FIELDS = [field for field, _, _ in COUNTS]
 
 # KEYS: RQ's set of queue keys, the monitor's set of queue names, the paused set.
-# ARGV: the queue-key prefix, now, then per count "LLEN|ZCARD|LIVE" and the key prefix (key = prefix .. name).
+# ARGV: the queue-key prefix, now, then per count "LLEN|ZCARD|LIVE" and the key prefix (key = prefix .. name), or
+# "HEAD" and the job-key prefix: the enqueued_at of the job at the head of the queue's list ('' for none).
 # Returns name, paused, counts... per queue, sorted by name.
 _COUNT_LUA = (
     LIVE_COUNT_LUA
@@ -55,6 +56,9 @@ for _, name in ipairs(names) do
   for i = 3, #ARGV, 2 do
     if ARGV[i] == 'LIVE' then
       table.insert(out, live_count(ARGV[i + 1] .. name, now))
+    elseif ARGV[i] == 'HEAD' then
+      local head = redis.call('LINDEX', ARGV[1] .. name, 0)
+      table.insert(out, head and redis.call('HGET', ARGV[i + 1] .. head, 'enqueued_at') or '')
     else
       table.insert(out, redis.call(ARGV[i], ARGV[i + 1] .. name))
     end
@@ -73,22 +77,31 @@ def _count_arguments(now: float) -> list[str]:
     return arguments
 
 
-def queue_counts_reads(pipe: Any, now: float) -> None:
+def queue_counts_reads(pipe: Any, now: float, extra: Sequence[tuple[str, str]] = ()) -> None:
+    """Queue every queue's counts; `extra`: more columns per queue in the same script, (command, key prefix) pairs
+    ("LIVE" or "HEAD", see _COUNT_LUA), read back with queue_rows."""
     # EVAL, not EVALSHA: redis-py checks SCRIPT EXISTS before every pipeline holding a Script (one more round trip).
     script_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES, keys.PAUSED_QUEUES]
-    pipe.eval(_COUNT_LUA, len(script_keys), *script_keys, *_count_arguments(now))
+    extra_arguments = [part for pair in extra for part in pair]
+    pipe.eval(_COUNT_LUA, len(script_keys), *script_keys, *_count_arguments(now), *extra_arguments)
 
 
 def parse_queue_counts(flat: list[Any]) -> list[dict[str, Any]]:
-    width = 2 + len(COUNTS)
-    entries = []
+    return [entry for entry, _ in queue_rows(flat, 0)]
+
+
+def queue_rows(flat: list[Any], extra: int) -> list[tuple[dict[str, Any], list[Any]]]:
+    """Each queue's entry and the raw values of its `extra` columns (queue_counts_reads' `extra`)."""
+    width = 2 + len(COUNTS) + extra
+    rows = []
     for start in range(0, len(flat), width):
         name, paused, *values = flat[start : start + width]
+        counts, extra_values = values[: len(COUNTS)], values[len(COUNTS) :]
         entry: dict[str, Any] = {"queueName": name.decode()}
-        entry.update({field: int(value) for (field, _, _), value in zip(COUNTS, values, strict=True)})
+        entry.update({field: int(value) for (field, _, _), value in zip(COUNTS, counts, strict=True)})
         entry["paused"] = bool(paused)
-        entries.append(entry)
-    return entries
+        rows.append((entry, extra_values))
+    return rows
 
 
 def get_metrics(connection: Redis, now: float | None = None) -> dict[str, Any]:

@@ -19,28 +19,13 @@ from typing import Any
 from redis import Redis
 
 from app.domain import counters, keys, metrics
-from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, LIVE_COUNT_LUA, QUEUE_KEY_PREFIX, QueueKeys
+from app.domain.queues import QueueKeys
 from app.domain.states import Liveness
-from app.domain.workers import parse_workers, workers_reads
+from app.domain.workers import JOB_PREFIX, parse_workers, workers_reads
 
-# Per queue (RQ's and the monitor's): name, live canceled count, enqueued_at of the job at the head of the list.
-# KEYS: rq:queues, the monitor's queue set. ARGV: queue-key prefix, now, canceled-registry prefix, job-key prefix.
-_EXTRAS_LUA = (
-    LIVE_COUNT_LUA
-    + KNOWN_QUEUES_LUA
-    + """
-local seen = known_queues(KEYS[1], KEYS[2], ARGV[1])
-local out = {}
-for name in pairs(seen) do
-  local head = redis.call('LINDEX', ARGV[1] .. name, 0)
-  local enqueued = ''
-  if head then enqueued = redis.call('HGET', ARGV[4] .. head, 'enqueued_at') or '' end
-  table.insert(out, {name, live_count(ARGV[3] .. name, ARGV[2]), enqueued})
-end
-return out
-"""
-)
-
+# Per queue, after its counts and in the same script: the live canceled count and the enqueued_at of the job at the
+# head of its list (the latency).
+_EXTRA_COLUMNS = (("LIVE", QueueKeys("").canceled), ("HEAD", JOB_PREFIX))
 
 STUCK_FACTS_MAX_AGE_SECONDS = 60
 
@@ -102,10 +87,8 @@ def _schedules(connection: Redis) -> list[dict[str, Any]]:
 
 def read_scrape(connection: Redis, now: float | None, active_seconds: float, stale_seconds: float) -> dict[str, Any]:
     now = time.time() if now is None else now
-    extras_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES]
     with connection.pipeline(transaction=False) as pipe:
-        metrics.queue_counts_reads(pipe, now)
-        pipe.eval(_EXTRAS_LUA, 2, *extras_keys, QUEUE_KEY_PREFIX, repr(now), QueueKeys("").canceled, "rq:job:")
+        metrics.queue_counts_reads(pipe, now, _EXTRA_COLUMNS)
         counters.counters_reads(pipe)
         pipe.hvals(keys.ALERTS_FIRING)
         pipe.get(keys.ALERTS_FACTS)
@@ -113,21 +96,19 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
         has_schedules = _schedules_present()
         if has_schedules:
             pipe.hlen(keys.SCHEDULES)
-        flat, extras, counter_fields, firing, facts, registry, *schedule_count = pipe.execute()
-    queues = {entry["queueName"]: entry for entry in metrics.parse_queue_counts(flat)}
-    for name, canceled, enqueued in extras:
-        entry = queues.get(name.decode())
-        if entry is None:
-            continue
+        flat, counter_fields, firing, facts, registry, *schedule_count = pipe.execute()
+    queues = []
+    for entry, (canceled, enqueued) in metrics.queue_rows(flat, len(_EXTRA_COLUMNS)):
         entry["canceled"] = int(canceled)
         enqueued_at = _rq_time(enqueued) if enqueued else None
         entry["latencySeconds"] = max(0.0, now - enqueued_at) if enqueued_at is not None else 0.0
+        queues.append(entry)
     workers = parse_workers(registry, now, active_seconds, stale_seconds)
     active = _active_per_queue(workers)
-    for entry in queues.values():
+    for entry in queues:
         entry["activeWorkers"] = active.get(entry["queueName"], 0)
     return {
-        "queues": list(queues.values()),
+        "queues": queues,
         "counters": counters.parse_counters(counter_fields),
         "workers": workers,
         "alerts": [json.loads(raw) for raw in firing],

@@ -4,12 +4,15 @@ the counters come from what real workers recorded and never decrease; auth and R
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue, Retry
+from rq.registry import CanceledJobRegistry
 
 from app.domain import counters, keys, tokens
+from app.domain.queues import remember_queue
 from app.domain.severity import SEVERITIES
 from app.domain.users import Role
 from app.prometheus import FAMILIES
@@ -176,3 +179,29 @@ def test_schedule_families_have_samples_once_schedules_exist(client, connection,
     families = scrape(client, api_token)
     next_runs = samples(families["rqmon_schedule_next_run_timestamp_seconds"])
     assert next_runs[(("schedule", schedule["name"]),)] > time.time()
+
+
+def test_canceled_count_and_latency_per_queue(client, connection, api_token):
+    """Read by the counts' own script (its LIVE and HEAD columns): the live canceled entries (not the expired),
+    and the age of the job at the head of the queue's list from its enqueued_at; an empty queue waits 0 s."""
+    queue = Queue("prom-latency", connection=connection)
+    oldest = queue.enqueue("workers.tasks.noop")
+    queue.enqueue("workers.tasks.noop")
+    connection.hset(oldest.key, "enqueued_at", "2026-01-01T00:00:00.250000Z")
+    remember_queue(connection, "prom-empty")  # known, and its list empty
+    for name in ("prom-latency", "prom-empty"):  # canceled entries kept 10 more minutes, as a ttl would keep them
+        registry = CanceledJobRegistry(name, connection=connection)
+        connection.zadd(registry.key, {f"{name}-canceled": time.time() + 600, f"{name}-gone": time.time() - 1})
+
+    before = time.time()
+    families = scrape(client, api_token)
+    after = time.time()
+    head_age = datetime(2026, 1, 1, 0, 0, 0, 250000, tzinfo=UTC).timestamp()
+    latency = samples(families["rqmon_queue_latency_seconds"])
+    assert before - head_age <= latency[(("queue", "prom-latency"),)] <= after - head_age
+    assert latency[(("queue", "prom-empty"),)] == 0
+    jobs = samples(families["rq_jobs"])
+    assert jobs[(("queue", "prom-latency"), ("status", "canceled"))] == 1
+    assert jobs[(("queue", "prom-latency"), ("status", "queued"))] == 2
+    assert jobs[(("queue", "prom-empty"), ("status", "canceled"))] == 1
+    assert jobs[(("queue", "prom-empty"), ("status", "queued"))] == 0

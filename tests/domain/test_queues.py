@@ -12,8 +12,7 @@ from app.domain import keys, metrics, scrape, worker_views
 from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX, list_queue_names, remember_queue
 
 SCRIPTS = {
-    "metrics": metrics._COUNT_LUA,
-    "scrape": scrape._EXTRAS_LUA,
+    "metrics": metrics._COUNT_LUA,  # the Prometheus scrape's too, with its extra columns
     "worker_views": worker_views._OLDEST_LUA,
 }
 
