@@ -16,7 +16,7 @@ from app.domain.snapshots import get_queue_snapshot
 from app.domain.users import Role
 from app.extensions import get_redis
 from app.security import role_required
-from app.sse import event_stream, snapshot_event
+from app.sse import Event, event_stream, snapshot_event
 from app.ticker import Feed, Tick, register_feed
 
 bp = Blueprint("live", __name__, url_prefix="/api/v1/admin/jobs")
@@ -71,7 +71,7 @@ def queue_live(queueName: str) -> Any:
     require_queue(connection, queueName)
     thresholds = current_app.config["STUCK_THRESHOLDS"]
 
-    def first() -> str:
+    def first() -> Event:
         compute = lambda: get_queue_snapshot(connection, queueName, thresholds)  # noqa: E731
         return snapshot_event(connection, keys.live_snapshot(queueName), compute)
 

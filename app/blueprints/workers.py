@@ -34,7 +34,7 @@ from app.schemas.workers import (
     WorkerDetails,
 )
 from app.security import joined_read, read_with_auth, role_required
-from app.sse import event_stream, snapshot_event
+from app.sse import Event, event_stream, snapshot_event
 from app.ticker import Feed, Tick, register_feed, register_task
 
 bp = Blueprint("workers", __name__, url_prefix="/api/v1/workers")
@@ -95,7 +95,7 @@ def live_stream() -> Any:
     connection = get_redis()
     settings = thresholds()
 
-    def first() -> str:
+    def first() -> Event:
         compute = lambda: worker_views.live_document(worker_views.get_overview(connection, settings))  # noqa: E731
         return snapshot_event(connection, keys.WORKERS_SNAPSHOT, compute)
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def test_first_event_at_once_is_the_metrics_document(client, auth, connection):
     response = client.get(f"{API}/live", headers=auth("moderator"), buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
-    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    assert (
+        response.headers["Cache-Control"] == "no-cache, no-transform" and response.headers["X-Accel-Buffering"] == "no"
+    )
     [event] = read_events(response, 1)
     response.close()
     assert time.monotonic() - started < 1.0
@@ -103,6 +106,36 @@ def test_the_stream_ends_when_the_token_expires(app, client, make_user, connecti
     chunks = [chunk.decode() for chunk in response.response]  # ends by itself
     assert 1.0 < time.monotonic() - started < 4.0
     assert chunks[-1].startswith(": the access token has expired")
+
+
+def test_a_client_that_accepts_deflate_gets_the_same_events_deflated(app, client, make_user, connection):
+    """Content-Encoding: deflate (RFC 1950), negotiated; the body inflates, event for event, to the plain stream,
+    and a stream that ends by itself ends with a complete zlib stream (final block and Adler-32 check)."""
+    Queue("l-deflate", connection=connection).enqueue("workers.tasks.noop")
+    make_user("deflated", Role.MODERATOR)
+    claims = {"role": "moderator", "uid": users.get_user(connection, "deflated").uid}
+    with app.app_context():
+        token = create_access_token("deflated", additional_claims=claims, expires_delta=timedelta(seconds=2))
+    headers = {"Authorization": f"Bearer {token}"}
+    plain = client.get(f"{API}/live", headers=headers, buffered=False)
+    assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
+    [plain_first] = read_events(plain, 1)
+    plain.close()
+
+    refused = client.get(f"{API}/live", headers={**headers, "Accept-Encoding": "gzip, deflate;q=0"}, buffered=False)
+    assert "Content-Encoding" not in refused.headers
+    refused.close()
+
+    response = client.get(f"{API}/live", headers={**headers, "Accept-Encoding": "gzip, deflate, br"}, buffered=False)
+    assert response.headers["Content-Encoding"] == "deflate"
+    body = b"".join(response.response)  # the token expires: the stream ends by itself
+    inflater = zlib.decompressobj()
+    text = (inflater.decompress(body) + inflater.flush()).decode()
+    assert inflater.eof and not inflater.unused_data  # complete: final block, and the checksum matched
+    assert zlib.decompress(body).decode() == text
+    assert text.startswith("retry: 2000\n\n") and text.endswith(": the access token has expired\n\n")
+    first = json.loads(text.split("\n\n")[1][len("data:") :])
+    assert first["queues"] == plain_first["queues"] and first["queues"][0]["queueName"] == "l-deflate"
 
 
 # --- the publisher ----------------------------------------------------------------------------------

@@ -106,6 +106,26 @@ def test_a_queue_stream_receives_each_published_queue_document(client, auth, con
     assert [alert["severity"] for alert in event["stuck"]] == ["low"]
 
 
+def test_a_new_stream_starts_with_the_event_the_hub_last_received_without_reading_the_snapshot(
+    client, auth, connection
+):
+    make_active_job(connection, "l-recent", 12)
+    first = client.get(f"{API}/queue/l-recent/live", headers=auth("moderator"), buffered=False)
+    chunks = chunks_of(first)
+    next(chunks)
+    data_of(next(chunks))
+    wait_for(lambda: subscribers(connection, keys.live_channel("l-recent")) == 1, timeout=3)
+    ticker_for(connection).publish((time.time() // 2) * 2)
+    published = data_of(next(chunks))
+    connection.delete(keys.live_snapshot("l-recent"))  # not read: the hub has it
+    second = client.get(f"{API}/queue/l-recent/live", headers=auth("moderator"), buffered=False)
+    second_chunks = chunks_of(second)
+    next(second_chunks)
+    assert data_of(next(second_chunks)) == published  # the very document, not one computed on the spot
+    second.close()
+    first.close()
+
+
 def test_the_queue_document_carries_the_queues_metrics_entry(client, auth, connection):
     make_active_job(connection, "l-entry", 1)
     for outcome in ("ok", "ok", "ok", "fail"):

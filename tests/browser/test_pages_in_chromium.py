@@ -77,6 +77,8 @@ def test_overview_updates_without_reload_when_jobs_finish(page, server, connecti
     queue = Queue("b-live", connection=connection)
     for _ in range(3):
         queue.enqueue("workers.tasks.noop")
+    streams = []
+    page.on("response", lambda response: streams.append(response) if response.url.endswith("/jobs/live") else None)
     sign_in(page, server, "adm")
     expect(count_cell(page, "b-live", "waiting")).to_have_text("3")
     page.evaluate("window.__sameDocument = true")
@@ -85,6 +87,7 @@ def test_overview_updates_without_reload_when_jobs_finish(page, server, connecti
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
     assert count_cell(page, "b-live", "waiting").inner_text() == "0"
     assert "Live" in page.inner_text("#live-status")
+    assert streams and streams[0].headers.get("content-encoding") == "deflate"  # Chromium reads the stream deflated
     screenshot(page, "overview")
     page.set_viewport_size({"width": 375, "height": 800})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # the page itself never scrolls sideways
