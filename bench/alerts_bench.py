@@ -41,8 +41,8 @@ def register_workers(connection: redis.Redis, names: list[str], count: int) -> N
         worker = Worker([Queue(names[i % len(names)], connection=connection)], connection=connection, name=f"w{i}")
         worker.register_birth()
         if i % 2:
-            connection.hset(worker.key, mapping={registry.HONOURS_PAUSE: "1", registry.RSS_MB: "80",
-                                                 registry.MEMORY_LIMIT_MB: "512"})  # fmt: skip
+            own = {registry.MONITORED: registry.monitored_value(512.0), registry.USAGE: registry.usage_value(80, None)}
+            connection.hset(worker.key, mapping=own)
 
 
 class Counter:

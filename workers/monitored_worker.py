@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5  # how often a worker whose queues are all paused looks again
 BLOCKING_DEQUEUE_SECONDS = 1  # bounds how late a resume or a new prioritized job is noticed
-HONOURS_PAUSE_FIELD = registry.HONOURS_PAUSE  # in the worker's RQ hash, for the worker views
 _LOOK_AGAIN = object()  # a dequeued job went back (paused queue, or back to its priority): look again at once
 
 # Which of the worker's queues may run now (not paused), promoting the best prioritized job of a queue whose list
@@ -101,7 +100,7 @@ class MonitoredWorker(Worker):
         super().register_birth()
         with self.connection.pipeline() as pipe:
             pipe.sadd(keys.KNOWN_QUEUES, *self.queue_names())
-            pipe.hset(self.key, HONOURS_PAUSE_FIELD, "1")
+            pipe.hset(self.key, registry.MONITORED, self._monitored_value)  # a MonitoredWorker from its birth
             pipe.execute()
         self._beat(force=True)
 
@@ -352,6 +351,9 @@ class MonitoredWorker(Worker):
         self._slot: int | None = settings["RQMON_SLOT"]
         self._memory_limit_mb: float | None = settings["RQMON_MEMORY_LIMIT_MB"]
         self._capabilities = json.dumps(settings["RQMON_WORKER_CAPABILITIES"])
+        self._monitored_value = registry.monitored_value(
+            self._memory_limit_mb, self._pool, self._slot, self._capabilities
+        )
         # RQ's monitor loop heartbeats a busy worker every job_monitoring_interval: make that at least as often.
         self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), int(self._beat_every)))
         self._beat_at = float("-inf")
@@ -378,15 +380,10 @@ class MonitoredWorker(Worker):
         rss_mb, cpu_percent = self._sampler.sample(self.horse_pid)
         fields: dict[str | bytes, bytes | float | int | str] = {
             registry.HEARTBEAT_AT: f"{time.time():.3f}",
-            registry.HONOURS_PAUSE: "1",
-            registry.RSS_MB: rss_mb,
-            registry.CPU_PERCENT: cpu_percent,
-            registry.MEMORY_LIMIT_MB: "" if self._memory_limit_mb is None else self._memory_limit_mb,
-            registry.CAPABILITIES: self._capabilities,
+            registry.MONITORED: self._monitored_value,
+            registry.USAGE: registry.usage_value(rss_mb, cpu_percent),
             **self._control_fields(),
         }
-        if self._pool is not None:
-            fields.update({registry.POOL: self._pool, registry.SLOT: "" if self._slot is None else self._slot})
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.hset(self.key, mapping=fields)
             pipe.hexists(self.key, "birth")

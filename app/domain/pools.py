@@ -136,9 +136,7 @@ def show_stopped_slot(
         "hostname": host,
         "state": "stopped",
         workers.HEARTBEAT_AT: f"{time.time():.3f}",
-        workers.HONOURS_PAUSE: "1",
-        workers.POOL: pool,
-        workers.SLOT: str(slot),
+        workers.MONITORED: workers.monitored_value(pool=pool, slot=slot),
         workers.STATE_OVERRIDE: workers.WorkerStatus.STOPPED.value,
     }
     with connection.pipeline() as pipe:

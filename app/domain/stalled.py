@@ -134,8 +134,9 @@ for at = next_arg + 4, #ARGV, 8 do
       redis.call('LPUSH', 'rq:queue:' .. queue, job_id)
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
     end
-    local owner = redis.call('HMGET', 'rq:worker:' .. worker, 'rqmon_pool', 'rqmon_slot')  -- a pool's child?
-    local pool, slot = owner[1], owner[2]
+    -- a pool's child? app.domain.workers.monitored_value: limit, pool, slot, capabilities
+    local own = redis.call('HGET', 'rq:worker:' .. worker, 'rqmon_monitored') or ''
+    local _, pool, slot = string.match(own, '^([^\\29]*)\\29([^\\29]*)\\29([^\\29]*)')
     local values = {event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled', pool = pool or '',
       slot = slot or '', worker = worker, jobId = job_id, at = event_time,
       details = cjson.encode({action = mode, queue = queue})}

@@ -27,17 +27,28 @@ WORKER_PREFIX = "rq:worker:"
 SUSPENDED_KEY = "rq:suspended"
 JOB_PREFIX = "rq:job:"
 
-# The product's fields in RQ's worker hash, written by MonitoredWorker; never one of RQ's names.
-HONOURS_PAUSE = "rqmon_honours_pause"  # "1": a MonitoredWorker
+# The product's fields in RQ's worker hash, written by MonitoredWorker; never one of RQ's names. Facts written
+# together share a field (`monitored_value`, `usage_value`): every field costs each registry read, for every worker.
+MONITORED = "rqmon_monitored"  # a MonitoredWorker (it honours pause): memory limit, pool, slot, capabilities
 HEARTBEAT_AT = "rqmon_heartbeat_at"  # epoch seconds of the last heartbeat
-RSS_MB = "rqmon_rss_mb"  # worker + work horse
-CPU_PERCENT = "rqmon_cpu_percent"
-MEMORY_LIMIT_MB = "rqmon_memory_limit_mb"  # "" = no limit
-POOL = "rqmon_pool"
-SLOT = "rqmon_slot"
-CAPABILITIES = "rqmon_capabilities"  # JSON object, at most 4 KiB
+USAGE = "rqmon_usage"  # "<RSS MB> <CPU %>" of the worker and its work horse, at every heartbeat
 PAUSED = "rqmon_paused"  # "1" / "0"
 STATE_OVERRIDE = "rqmon_state_override"  # "stopping" once a stop was accepted; "stopped" for a stopped pool slot
+MONITORED_SEPARATOR = "\x1d"  # ASCII group separator: JSON escapes it, so capabilities never hold it
+
+
+def monitored_value(
+    memory_limit_mb: float | None = None, pool: str | None = None, slot: int | None = None, capabilities: str = "{}"
+) -> str:
+    """MONITORED's value: never empty (its presence marks a MonitoredWorker); capabilities as JSON text."""
+    parts = ("" if memory_limit_mb is None else repr(memory_limit_mb), pool or "", "" if slot is None else str(slot))
+    return MONITORED_SEPARATOR.join((*parts, capabilities))
+
+
+def usage_value(rss_mb: float | None, cpu_percent: float | None) -> str:
+    """USAGE's value."""
+    return f"{'' if rss_mb is None else rss_mb} {'' if cpu_percent is None else cpu_percent}"
+
 
 # A plain worker promises its next heartbeat within worker_ttl, and RQ lets its key live 60 s longer.
 RQ_KEY_GRACE_SECONDS = 60
@@ -45,19 +56,27 @@ RQ_KEY_GRACE_SECONDS = 60
 
 # The hash fields read, in this order.
 # RQ's last_heartbeat is written with every MonitoredWorker beat (super().heartbeat() runs first), so it is the
-# one time read; state and current_job come first, at the positions the script below uses.
-# The VOLATILE ones first: they change at every heartbeat (a MonitoredWorker's RQ heartbeat runs every second while
-# idle), the rest only when something happens, so the rest is parsed once per distinct content (see _static).
-VOLATILE = ("last_heartbeat", RSS_MB, CPU_PERCENT)
+# one time read. The VOLATILE ones first: they change at every heartbeat (a MonitoredWorker's RQ heartbeat runs
+# every second while idle) or with every job (state, current job, counts); the rest only when a worker starts or is
+# controlled, so the rest is parsed once per distinct content (see _static) and a busy deployment's reads stay warm.
+VOLATILE = (
+    *("last_heartbeat", USAGE),
+    *("state", "current_job", "successful_job_count", "failed_job_count", "total_working_time"),
+)
 FIELDS = (
     *VOLATILE,
-    *("state", "current_job", "birth", "queues", "pid", "hostname", "version"),
-    *("successful_job_count", "failed_job_count", "total_working_time"),
-    *(HONOURS_PAUSE, MEMORY_LIMIT_MB, POOL, SLOT, CAPABILITIES, PAUSED, STATE_OVERRIDE),
+    *("birth", "queues", "pid", "hostname", "version", MONITORED, PAUSED, STATE_OVERRIDE),
     "shutdown_requested_date",  # RQ's warm shutdown under way (any worker): stopping
 )
 
 _by_name = itemgetter("worker_name")
+# Every field of a worker as read_workers returns it (API.md's <worker> and a few more), in this order.
+WORKER_FIELDS = (
+    *("worker_name", "hostname", "pid", "queues", "pool", "slot", "monitored", "birth", "memory_limit_mb"),
+    *("capabilities", "rq_version", "state", "tasks_processed", "tasks_successful", "tasks_failed", "error_rate"),
+    *("total_working_time", "avg_processing_time", "status", "liveness", "uptime_seconds", "current_job"),
+    *("last_heartbeat", "seconds_since_heartbeat", "memory_usage_mb", "cpu_percent", "control"),
+)
 FIELD_SEPARATOR, RECORD_SEPARATOR = "\x1f", "\x1e"  # ASCII unit and record separators: in no RQ field
 
 # One round trip: the registry (or one named worker) and RQ's suspension flag. The workers come back as ONE string,
@@ -86,7 +105,7 @@ for i, key in ipairs(worker_keys) do
     for j = 1, 4 do jobs[#jobs + 1] = job[j] end
   end
   local ttl = -3  -- not read: a MonitoredWorker's liveness does not depend on it
-  if values[@HONOURS_PAUSE@] == '' then ttl = redis.call('TTL', key) end
+  if values[@MONITORED@] == '' then ttl = redis.call('TTL', key) end
   records[i] = key .. '\\031' .. ttl .. '\\031' .. table.concat(values, '\\031')
 end
 return {redis.call('EXISTS', KEYS[2]), table.concat(records, '\\030'), jobs}
@@ -94,7 +113,7 @@ return {redis.call('EXISTS', KEYS[2]), table.concat(records, '\\030'), jobs}
 _READ_LUA = (
     _READ_LUA.replace("@CURRENT_JOB@", str(FIELDS.index("current_job") + 1))  # Lua counts from 1
     .replace("@STATE@", str(FIELDS.index("state") + 1))
-    .replace("@HONOURS_PAUSE@", str(FIELDS.index(HONOURS_PAUSE) + 1))
+    .replace("@MONITORED@", str(FIELDS.index(MONITORED) + 1))
 )
 
 Entry = tuple[str, int, str, str | None, list[Any]]  # key, TTL, FIELDS' values joined, job id, job fields
@@ -233,60 +252,53 @@ def _read_one(connection: Redis, name: str) -> tuple[Entry, bool]:
 
 
 class _Facts(NamedTuple):
-    """What a worker's hash says, parsed once per distinct hash content (see _static)."""
+    """What a worker's hash says but for its VOLATILE fields, parsed once per distinct content (see _static)."""
 
-    shown: dict[str, Any]  # the <worker> fields that do not depend on the time of the read
+    shown: dict[str, Any]  # the <worker> fields that depend on neither the volatile fields nor the time
     monitored: bool
-    state: str
     paused: bool
     override: str | None
     in_pool: bool
     birth: float | None
-    status: WorkerStatus | None  # stopped, stopping or paused whatever the time (status_of's precedence), else None
+    status: WorkerStatus | None  # stopped, stopping or paused whatever the rest (status_of's precedence), else None
 
 
 @lru_cache(maxsize=8192)
 def _static(key: str, values: str) -> _Facts:
     """Between two reads most hashes are unchanged but for their VOLATILE fields: the parsing of the rest is kept,
     keyed by its content, and only the volatile and time-dependent fields are computed at each read."""
-    (state, _current, birth_at, queues, pid, hostname, version, successful, failed, working, monitored_flag,
-     limit, pool, slot, capabilities, paused, override, shutdown) = values.split(FIELD_SEPARATOR)  # fmt: skip
+    birth_at, queues, pid, hostname, version, own, paused, override, shutdown = values.split(FIELD_SEPARATOR)
     if shutdown and not override:
         override = WorkerStatus.STOPPING
-    monitored = monitored_flag != ""
-    ok_count, failed_count = _int(successful), _int(failed)
-    processed = ok_count + failed_count
-    working_time = _float(working) or 0.0
-    shown = {
-        "worker_name": key[len(WORKER_PREFIX) :],
-        "hostname": hostname or None,
-        "pid": _int(pid) if pid else None,
-        "queues": queues.split(",") if queues else [],
-        "pool": pool or None,
-        "slot": _int(slot) if slot else None,
-        "monitored": monitored,
-        "state": state or None,
-        "birth": _z(birth_at),
-        "tasks_processed": processed,
-        "tasks_successful": ok_count,
-        "tasks_failed": failed_count,
-        "error_rate": round(100.0 * failed_count / processed, 2) if processed else 0.0,
-        "total_working_time": working_time,
-        "avg_processing_time": round(working_time / processed, 3) if processed else None,
-        "memory_limit_mb": _float(limit),
-        "capabilities": _capabilities(capabilities) if monitored else None,
-        "rq_version": version or None,
-    }
+    monitored = own != ""
+    # padded: a value someone else wrote (fewer parts) must not break the read of every worker
+    limit, pool, slot, capabilities = [*own.split(MONITORED_SEPARATOR, 3), "", "", ""][:4]
+
+    shown = dict.fromkeys(WORKER_FIELDS)  # every field in place: a read's copy never grows (see _worker)
+    shown.update(
+        worker_name=key[len(WORKER_PREFIX) :],
+        hostname=hostname or None,
+        pid=_int(pid) if pid else None,
+        queues=queues.split(",") if queues else [],
+        pool=pool or None,
+        slot=_int(slot) if slot else None,
+        monitored=monitored,
+        birth=_z(birth_at),
+        memory_limit_mb=_float(limit),
+        capabilities=_capabilities(capabilities) if monitored else None,
+        rq_version=version or None,
+    )
     is_paused = paused == "1"
     fixed = None
     if override in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) or is_paused:
-        fixed = status_of(state=state, paused=is_paused, override=override, suspended=False, busy=False)
-    return _Facts(shown, monitored, state, is_paused, override or None, bool(pool), _rq_time(birth_at), fixed)
+        fixed = status_of(state=None, paused=is_paused, override=override, suspended=False, busy=False)
+    return _Facts(shown, monitored, is_paused, override or None, bool(pool), _rq_time(birth_at), fixed)
 
 
 def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
     key, ttl, values, job_id, job = entry
-    beat_at, rss, cpu, rest = values.split(FIELD_SEPARATOR, len(VOLATILE))
+    beat_at, usage, state, _current, successful, failed, working, rest = values.split(FIELD_SEPARATOR, len(VOLATILE))
+    rss, _, cpu = usage.partition(" ")
     facts = _static(key, rest)
     heartbeat = _heartbeat_time(beat_at)
     age = None if heartbeat is None else max(0.0, now - heartbeat)
@@ -296,23 +308,31 @@ def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, st
     elif facts.status is not None:  # stopped, stopping or paused: known from the hash alone
         status = facts.status
     else:
-        busy = bool(job_id) or facts.state == "busy"
-        status = status_of(state=facts.state, paused=False, override=None, suspended=suspended, busy=busy)
+        busy = bool(job_id) or state == "busy"
+        status = status_of(state=state, paused=False, override=None, suspended=suspended, busy=busy)
+    ok_count, failed_count = _int(successful), _int(failed)
+    processed = ok_count + failed_count
+    working_time = _float(working) or 0.0
     worker = facts.shown.copy()  # the cached dict is never handed out, nor are its lists and objects
     worker["queues"] = list(worker["queues"])
-    if worker["capabilities"] is not None:
+    if facts.monitored:
         worker["capabilities"] = dict(worker["capabilities"])
-    worker.update(
-        status=status,  # str enums: plain strings in JSON and in comparisons
-        liveness=liveness,
-        uptime_seconds=_millis(now - facts.birth) if facts.birth is not None else None,
-        current_job=_current_job(job_id, job, now) if job_id else None,
-        last_heartbeat=_z(beat_at),
-        seconds_since_heartbeat=None if age is None else _millis(age),
-        memory_usage_mb=_float(rss),
-        cpu_percent=_float(cpu),
-        control=list(_ACTIONS[status, facts.monitored, facts.in_pool]),
-    )
+    worker["state"] = state or None
+    worker["tasks_processed"] = processed
+    worker["tasks_successful"] = ok_count
+    worker["tasks_failed"] = failed_count
+    worker["error_rate"] = round(100.0 * failed_count / processed, 2) if processed else 0.0
+    worker["total_working_time"] = working_time
+    worker["avg_processing_time"] = _millis(working_time / processed) if processed else None
+    worker["status"] = status  # str enums: plain strings in JSON and in comparisons
+    worker["liveness"] = liveness
+    worker["uptime_seconds"] = _millis(now - facts.birth) if facts.birth is not None else None
+    worker["current_job"] = _current_job(job_id, job, now) if job_id else None
+    worker["last_heartbeat"] = _z(beat_at)
+    worker["seconds_since_heartbeat"] = None if age is None else _millis(age)
+    worker["memory_usage_mb"] = _float(rss)
+    worker["cpu_percent"] = _float(cpu)
+    worker["control"] = list(_ACTIONS[status, facts.monitored, facts.in_pool])
     return worker
 
 

@@ -254,7 +254,7 @@ def test_the_workers_feed_publishes_once_per_tick_and_samples_once_a_minute(app,
     queue_name = unique("tq")
     running.append(launch(redis_url, queue_name))
     name = worker_on(connection, queue_name)["worker_name"]
-    wait_for(lambda: connection.hget(f"rq:worker:{name}", "rqmon_rss_mb"))
+    wait_for(lambda: connection.hget(f"rq:worker:{name}", registry.USAGE))
     Queue(queue_name + "-idle", connection=connection).enqueue("workers.tasks.noop")
     ticker = make_ticker(app)
     now = time.time() // 60 * 60 + 1  # early in this minute: the next tick is in the same one

@@ -50,7 +50,8 @@ def register(
         **fields,
     }
     if monitored:
-        mapping.update({registry.HONOURS_PAUSE: "1", registry.HEARTBEAT_AT: f"{NOW - heartbeat_ago:.3f}"})
+        mapping.setdefault(registry.MONITORED, registry.monitored_value())
+        mapping[registry.HEARTBEAT_AT] = f"{NOW - heartbeat_ago:.3f}"
     connection.hset(key, mapping=mapping)
     if ttl is not None:
         connection.expire(key, ttl)
@@ -100,12 +101,8 @@ def test_fields_of_a_monitored_and_a_plain_worker(connection):
         3,
         queues="q1,q2",
         **{
-            registry.RSS_MB: "120.5",
-            registry.CPU_PERCENT: "12.0",
-            registry.MEMORY_LIMIT_MB: "",
-            registry.POOL: "pool-a",
-            registry.SLOT: "2",
-            registry.CAPABILITIES: '{"gpu": true}',
+            registry.USAGE: registry.usage_value(120.5, 12.0),
+            registry.MONITORED: registry.monitored_value(None, "pool-a", 2, '{"gpu": true}'),
             registry.PAUSED: "0",
         },
     )
@@ -225,7 +222,8 @@ def test_cleanup_removes_every_stale_worker_and_no_other(connection):
 
 
 def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
-    register(connection, "w1", 3, queues="q1,q2", **{registry.CAPABILITIES: '{"gpu": true}', registry.PAUSED: "0"})
+    own = registry.monitored_value(capabilities='{"gpu": true}')
+    register(connection, "w1", 3, queues="q1,q2", **{registry.MONITORED: own, registry.PAUSED: "0"})
     first = read(connection)["w1"]
     first["queues"].append("mutated")
     first["capabilities"]["gpu"] = "mutated"

@@ -10,6 +10,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from app.domain import attempts, history, keys
+from app.domain import workers as registry
 from app.domain.pause import pause_queue, resume_queue
 from app.domain.priority import enqueue_prioritized
 from tests.helpers import ROOT, run_worker, start_worker, stop_worker, wait_for
@@ -209,7 +210,7 @@ def test_plain_rq_workers_ignore_the_flag_monitored_ones_say_they_honour_it(conn
     assert job.get_status() == JobStatus.FINISHED
     worker = MonitoredWorker([queue], connection=connection)
     worker.register_birth()
-    assert connection.hget(worker.key, "rqmon_honours_pause") == b"1"
+    assert connection.hget(worker.key, registry.MONITORED)  # a MonitoredWorker from its birth
     worker.register_death()
 
 

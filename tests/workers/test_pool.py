@@ -216,9 +216,9 @@ def test_memory_limit_recycles_a_child_after_its_job_and_kills_the_horse_at_one_
     assert [e["jobId"] for e in _events(connection, name, "workerFailed")] == [way_over.id]
 
 
-def _status(connection: Redis, worker: str) -> str | None:
+def _status(connection: Redis, worker: str, field: str = "status") -> str | None:
     try:
-        return read_worker(connection, worker, time.time(), 60, 300)["status"]
+        return read_worker(connection, worker, time.time(), 60, 300)[field]
     except WorkerNotFound:
         return None
 
@@ -229,7 +229,7 @@ def test_slot_control_stop_start_and_restart_are_acknowledged(connection, start_
     wait_for(lambda: connection.pubsub_numsub(keys.pool_control_channel(name))[0][1] == 1, timeout=15)
     connection.publish(keys.pool_control_channel(name), b"\x00 not a command")  # ignored
     wait_for(lambda: _status(connection, f"{name}.1") == "idle", timeout=15)
-    wait_for(lambda: connection.hget(f"rq:worker:{name}.1", "rqmon_pool") == name.encode(), timeout=15)
+    wait_for(lambda: _status(connection, f"{name}.1", "pool") == name, timeout=15)
 
     stopped = send_control(connection, f"{name}.1", "stop")
     assert stopped.acknowledged and stopped.status_before == "idle", stopped

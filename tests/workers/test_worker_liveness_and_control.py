@@ -211,7 +211,10 @@ def test_garbage_on_the_channel_is_ignored_and_the_worker_still_answers(connecti
 def test_a_reply_that_never_comes_ends_at_the_timeout(connection):
     """A listener that never answers (a hung process): the caller gets its answer at the deadline, no later."""
     name = "l-silent.1"
-    connection.hset(registry.WORKER_PREFIX + name, mapping={registry.HONOURS_PAUSE: "1", "last_heartbeat": _now()})
+    connection.hset(
+        registry.WORKER_PREFIX + name,
+        mapping={registry.MONITORED: registry.monitored_value(), "last_heartbeat": _now()},
+    )
     connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + name)
     silent = connection.pubsub()
     silent.subscribe(keys.worker_control_channel(name))
@@ -226,7 +229,10 @@ def test_a_reply_that_never_comes_ends_at_the_timeout(connection):
 
 def test_a_garbage_reply_is_reported_as_such(connection):
     name = "l-liar.1"
-    connection.hset(registry.WORKER_PREFIX + name, mapping={registry.HONOURS_PAUSE: "1", "last_heartbeat": _now()})
+    connection.hset(
+        registry.WORKER_PREFIX + name,
+        mapping={registry.MONITORED: registry.monitored_value(), "last_heartbeat": _now()},
+    )
     connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + name)
     liar = connection.pubsub()
     liar.subscribe(**{keys.worker_control_channel(name): lambda m: _reply_garbage(connection, m)})
