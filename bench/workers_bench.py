@@ -14,6 +14,7 @@ budget is checked on the latter, the steady state of every process that reads th
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -82,19 +83,16 @@ def seed(connection: redis.Redis, count: int) -> None:
 
 def beat_all(connection: redis.Redis) -> None:
     """Between two ticks of a busy deployment: every worker heartbeats (a MonitoredWorker's RQ heartbeat runs every
-    second) with a new RSS, and ends a job (RQ's counters and total working time move)."""
+    second) with its own new RSS and CPU, and ends a job (RQ's counters and total working time move), each worker's
+    figures distinct from every other's, as they are in life (the parse caches nothing a tick could share)."""
     stamp = utcformat(now())
     with connection.pipeline(transaction=False) as pipe:
-        for key in connection.smembers(registry.WORKERS_SET):
-            pipe.hset(
-                key,
-                mapping={
-                    "last_heartbeat": stamp,
-                    registry.USAGE: registry.usage_value(round(80 + time.time() % 10, 1), 3.5),
-                },
-            )
-            pipe.hincrby(key, "successful_job_count", 1)
-            pipe.hincrbyfloat(key, "total_working_time", 0.25)
+        for index, key in enumerate(sorted(connection.smembers(registry.WORKERS_SET))):
+            rss, cpu = round(80 + index / 10 + random.random(), 2), round(random.uniform(0, 100), 1)
+            pipe.hset(key, mapping={"last_heartbeat": stamp, registry.USAGE: registry.usage_value(rss, cpu)})
+            pipe.hincrby(key, "successful_job_count", index + 1)
+            pipe.hincrby(key, "failed_job_count", index % 3)
+            pipe.hincrbyfloat(key, "total_working_time", round(random.uniform(0.01, 9.99), 6))
         pipe.execute()
 
 
