@@ -473,6 +473,8 @@ class MonitoredPool(WorkerPool):
                 slot,
                 self._queue_names,
                 pools.pool_ttl(self.heartbeat_seconds),
+                memory_limit_mb=self.memory_limit_mb,
+                capabilities=json.dumps(self.capabilities or {}),
             )
 
     def _executions(self, worker_name: str) -> list[bytes]:

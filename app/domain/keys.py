@@ -85,6 +85,10 @@ POOL_EVENTS = f"{PREFIX}:pool-events"  # stream of pool and stalled-job events, 
 POOL_EVENTS_CAP = 10000
 # An entry's fields, in order: written by pools.add_event and by stalled.py's move script (`details` is JSON).
 # Here rather than in pools.py, which stalled.py cannot import (pools -> workers -> stalled).
+# A MonitoredWorker's fixed facts in its RQ hash: one field, parts joined by the ASCII group separator (JSON escapes
+# it, so capabilities never hold it): memory limit, pool, slot, capabilities (app.domain.workers.monitored_value).
+WORKER_MONITORED_FIELD = "rqmon_monitored"
+WORKER_MONITORED_SEPARATOR = "\x1d"
 POOL_EVENT_FIELDS = ("event", "pool", "slot", "worker", "jobId", "at", "details")
 
 

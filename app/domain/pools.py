@@ -124,10 +124,19 @@ def retire_worker(connection: Redis, name: str, queue_names: list[str]) -> None:
 
 
 def show_stopped_slot(
-    connection: Redis, worker_name: str, pool: str, slot: int, queue_names: list[str], ttl: int, host: str = ""
+    connection: Redis,
+    worker_name: str,
+    pool: str,
+    slot: int,
+    queue_names: list[str],
+    ttl: int,
+    host: str = "",
+    memory_limit_mb: float | None = None,
+    capabilities: str = "{}",
 ) -> None:
     """Register a slot stopped by control as a `stopped` worker of its pool (app.domain.workers shows it so, and
-    offers `start`), refreshed at every pool heartbeat and expiring `ttl` after the last; retire_worker removes it."""
+    offers `start`), refreshed at every pool heartbeat and expiring `ttl` after the last; retire_worker removes it.
+    It keeps the memory limit and capabilities (JSON) its children are started with."""
     key = f"rq:worker:{worker_name}"
     beat = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
     fields: dict[str | bytes, Any] = {
@@ -136,7 +145,7 @@ def show_stopped_slot(
         "hostname": host,
         "state": "stopped",
         workers.HEARTBEAT_AT: f"{time.time():.3f}",
-        workers.MONITORED: workers.monitored_value(pool=pool, slot=slot),
+        workers.MONITORED: workers.monitored_value(memory_limit_mb, pool, slot, capabilities),
         workers.STATE_OVERRIDE: workers.WorkerStatus.STOPPED.value,
     }
     with connection.pipeline() as pipe:

@@ -104,12 +104,13 @@ return out
 # meta ('' = none), new meta, failure TTL.
 # Returns the entries moved.
 _MOVE_LUA = (
-    _PRELUDE
-    + """
+    (
+        _PRELUDE
+        + """
 local stream, cap, now_text, event_time = ARGV[next_arg], ARGV[next_arg + 1], ARGV[next_arg + 2], ARGV[next_arg + 3]
 local EVENT_FIELDS = {"""
-    + ", ".join(f"'{field}'" for field in keys.POOL_EVENT_FIELDS)
-    + """}
+        + ", ".join(f"'{field}'" for field in keys.POOL_EVENT_FIELDS)
+        + """}
 local moved = {}
 for at = next_arg + 4, #ARGV, 8 do
   local mode, queue, entry, job_id = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
@@ -135,8 +136,8 @@ for at = next_arg + 4, #ARGV, 8 do
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
     end
     -- a pool's child? app.domain.workers.monitored_value: limit, pool, slot, capabilities
-    local own = redis.call('HGET', 'rq:worker:' .. worker, 'rqmon_monitored') or ''
-    local _, pool, slot = string.match(own, '^([^\\29]*)\\29([^\\29]*)\\29([^\\29]*)')
+    local own = redis.call('HGET', 'rq:worker:' .. worker, @MONITORED_FIELD@) or ''
+    local _, pool, slot = string.match(own, '^([^@SEP@]*)@SEP@([^@SEP@]*)@SEP@([^@SEP@]*)')
     local values = {event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled', pool = pool or '',
       slot = slot or '', worker = worker, jobId = job_id, at = event_time,
       details = cjson.encode({action = mode, queue = queue})}
@@ -151,6 +152,12 @@ for at = next_arg + 4, #ARGV, 8 do
 end
 return moved
 """
+    )
+    .replace("@MONITORED_FIELD@", f"'{keys.WORKER_MONITORED_FIELD}'")
+    .replace(
+        "@SEP@",
+        "\\" + str(ord(keys.WORKER_MONITORED_SEPARATOR)),  # a Lua decimal escape
+    )
 )
 
 

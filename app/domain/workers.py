@@ -7,7 +7,9 @@ MonitoredWorkers (the `rqmon_*` fields below) and plain `rq worker` processes. L
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import zlib
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,6 +20,7 @@ from redis import Redis
 from rq.defaults import DEFAULT_WORKER_TTL
 from rq.serializers import DefaultSerializer
 
+from app.domain import keys
 from app.domain.errors import WorkerNotFound, WorkerNotStale
 from app.domain.stalled import recover_stalled
 from app.domain.states import Liveness, WorkerStatus  # re-exported: the worker vocabularies live in states.py
@@ -29,12 +32,12 @@ JOB_PREFIX = "rq:job:"
 
 # The product's fields in RQ's worker hash, written by MonitoredWorker; never one of RQ's names. Facts written
 # together share a field (`monitored_value`, `usage_value`): every field costs each registry read, for every worker.
-MONITORED = "rqmon_monitored"  # a MonitoredWorker (it honours pause): memory limit, pool, slot, capabilities
+MONITORED = keys.WORKER_MONITORED_FIELD  # a MonitoredWorker (it honours pause): memory limit, pool, slot, capabilities
 HEARTBEAT_AT = "rqmon_heartbeat_at"  # epoch seconds of the last heartbeat
 USAGE = "rqmon_usage"  # "<RSS MB> <CPU %>" of the worker and its work horse, at every heartbeat
 PAUSED = "rqmon_paused"  # "1" / "0"
 STATE_OVERRIDE = "rqmon_state_override"  # "stopping" once a stop was accepted; "stopped" for a stopped pool slot
-MONITORED_SEPARATOR = "\x1d"  # ASCII group separator: JSON escapes it, so capabilities never hold it
+MONITORED_SEPARATOR = keys.WORKER_MONITORED_SEPARATOR
 
 
 def monitored_value(
@@ -261,6 +264,7 @@ class _Facts(NamedTuple):
     in_pool: bool
     birth: float | None
     status: WorkerStatus | None  # stopped, stopping or paused whatever the rest (status_of's precedence), else None
+    nested: bool  # capabilities hold lists or objects: a read's copy must be deep
 
 
 @lru_cache(maxsize=8192)
@@ -274,6 +278,7 @@ def _static(key: str, values: str) -> _Facts:
     # padded: a value someone else wrote (fewer parts) must not break the read of every worker
     limit, pool, slot, capabilities = [*own.split(MONITORED_SEPARATOR, 3), "", "", ""][:4]
 
+    parsed = _capabilities(capabilities) if monitored else None
     shown = dict.fromkeys(WORKER_FIELDS)  # every field in place: a read's copy never grows (see _worker)
     shown.update(
         worker_name=key[len(WORKER_PREFIX) :],
@@ -285,14 +290,15 @@ def _static(key: str, values: str) -> _Facts:
         monitored=monitored,
         birth=_z(birth_at),
         memory_limit_mb=_float(limit),
-        capabilities=_capabilities(capabilities) if monitored else None,
+        capabilities=parsed,
         rq_version=version or None,
     )
     is_paused = paused == "1"
     fixed = None
     if override in (WorkerStatus.STOPPED, WorkerStatus.STOPPING) or is_paused:
         fixed = status_of(state=None, paused=is_paused, override=override, suspended=False, busy=False)
-    return _Facts(shown, monitored, is_paused, override or None, bool(pool), _rq_time(birth_at), fixed)
+    nested = parsed is not None and any(isinstance(value, dict | list) for value in parsed.values())
+    return _Facts(shown, monitored, is_paused, override or None, bool(pool), _rq_time(birth_at), fixed, nested)
 
 
 def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, stale_seconds: float) -> dict:
@@ -316,7 +322,8 @@ def _worker(entry: Entry, suspended: bool, now: float, active_seconds: float, st
     worker = facts.shown.copy()  # the cached dict is never handed out, nor are its lists and objects
     worker["queues"] = list(worker["queues"])
     if facts.monitored:
-        worker["capabilities"] = dict(worker["capabilities"])
+        capabilities = worker["capabilities"]
+        worker["capabilities"] = copy.deepcopy(capabilities) if facts.nested else dict(capabilities)
     worker["state"] = state or None
     worker["tasks_processed"] = processed
     worker["tasks_successful"] = ok_count
@@ -415,15 +422,18 @@ def _rq_time(raw: str | None) -> float | None:
 def _heartbeat_time(raw: str) -> float | None:
     """`_rq_time` of a heartbeat, which changes at every read: RQ's `2026-12-01T05:25:28.385444Z` as the epoch of
     its minute (cached: one parse a minute) plus its seconds; any other form goes through the full parse."""
-    if len(raw) > 18 and raw[16] == ":" and raw[-1] == "Z":
+    if (
+        len(raw) in (20, 27)  # seconds, or seconds and microseconds
+        and raw[16] == ":"
+        and raw[17:19].isdigit()
+        and raw[19] in ".Z"
+        and raw[-1] == "Z"
+        and raw[20:-1].isdigit() == (len(raw) == 27)
+        and raw[17:19] < "60"
+    ):
         minute = _minute_time(raw[:16])
         if minute is not None:
-            try:
-                seconds = float(raw[17:-1])
-            except ValueError:
-                return None
-            if 0.0 <= seconds < 61.0:  # a leap second is 60.x
-                return minute + seconds
+            return minute + float(raw[17:-1])
     return _rq_time(raw)
 
 
@@ -433,8 +443,9 @@ def _minute_time(minute: str) -> float | None:
 
 
 def _millis(seconds: float) -> float:
-    """round(seconds, 3), a fifth of its cost (twice per worker per read)."""
-    return int(seconds * 1000.0 + 0.5) / 1000.0 if seconds >= 0 else round(seconds, 3)
+    """Seconds to the millisecond (half a millisecond up, where round() would go to even): a fifth of round()'s
+    cost, three times per worker per read."""
+    return int(seconds * 1000.0 + 0.5) / 1000.0 if 0 <= seconds < 1e15 else round(seconds, 3)
 
 
 def _z(rq_time: str | None) -> str | None:
@@ -456,7 +467,9 @@ def _int(raw: str | None) -> int:
 
 
 def _float(raw: str | None) -> float | None:
+    """A finite number, else None (an "inf" or "nan" someone wrote is not a figure)."""
     try:
-        return float(raw) if raw not in (None, "") else None
+        value = float(raw) if raw not in (None, "") else None
     except ValueError:
         return None
+    return value if value is None or math.isfinite(value) else None

@@ -13,6 +13,7 @@ from rq import Queue
 from rq.job import JobStatus
 from rq.utils import utcformat
 
+from app.domain import pools
 from app.domain import workers as registry
 from app.domain.errors import WorkerNotFound, WorkerNotStale
 from app.domain.stalled import STALLED_COUNTER
@@ -222,13 +223,15 @@ def test_cleanup_removes_every_stale_worker_and_no_other(connection):
 
 
 def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
-    own = registry.monitored_value(capabilities='{"gpu": true}')
+    own = registry.monitored_value(capabilities='{"gpu": true, "models": ["a", {"b": 1}]}')
     register(connection, "w1", 3, queues="q1,q2", **{registry.MONITORED: own, registry.PAUSED: "0"})
     first = read(connection)["w1"]
     first["queues"].append("mutated")
     first["capabilities"]["gpu"] = "mutated"
+    first["capabilities"]["models"][1]["b"] = "mutated"
+    first["capabilities"]["models"].append("mutated")
     again = read(connection)["w1"]
-    assert again["queues"] == ["q1", "q2"] and again["capabilities"] == {"gpu": True}
+    assert again["queues"] == ["q1", "q2"] and again["capabilities"] == {"gpu": True, "models": ["a", {"b": 1}]}
     connection.hset(registry.WORKER_PREFIX + "w1", registry.PAUSED, "1")
     assert read(connection)["w1"]["status"] == "paused"
 
@@ -242,6 +245,15 @@ def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
         "2026-12-01T05:25:28.385444+00:00",  # not RQ's form: the full parse
         "2026-12-01T05:25:xx.1Z",
         "garbage-but-long-enough:xxZ",
+        "2026-12-01T05:25:28,5Z",
+        "2026-12-01T05:25:28.385444+00:00Z",
+        "2026-12-01T05:25:5Z",
+        "2026-12-01T05:25:1e1Z",
+        "2026-12-01T05:25: 28Z",
+        "2026-12-01T05:25:2_8Z",
+        "2026-12-01T05:25:.5Z",
+        "2026-12-01T05:25:60.500000Z",
+        "2026-12-01T05:25:28.38544Z",
     ],
 )
 def test_the_heartbeat_fast_parse_agrees_with_the_full_parse(raw):
@@ -252,6 +264,39 @@ def test_the_heartbeat_fast_parse_agrees_with_the_full_parse(raw):
         assert got == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.0005, 1.23449, 12345.6789, 86400 * 365 + 0.1234, -2.5004])
-def test_millis_is_round_to_three_places(seconds):
-    assert registry._millis(seconds) == pytest.approx(round(seconds, 3), abs=1e-9)
+@pytest.mark.parametrize(
+    "seconds", [0.0, 0.0004, 0.0006, 1.23449, 12345.6789, 86400 * 365 + 0.1234, -2.5004, 6816.8925, 1e300, 1e16]
+)
+def test_millis_is_the_nearest_millisecond(seconds):
+    assert abs(registry._millis(seconds) - seconds) <= 0.0005 + 1e-9 * abs(seconds)
+    assert registry._millis(seconds) == pytest.approx(round(seconds, 3), abs=0.0011)  # ties may go up, not to even
+
+
+def test_garbage_figures_in_one_hash_never_break_the_read_of_the_others(connection):
+    register(connection, "good", 3)
+    register(
+        connection,
+        "bad",
+        3,
+        total_working_time="inf",
+        successful_job_count="x",
+        failed_job_count="1e999",
+        **{registry.USAGE: "nan 1e999", registry.MONITORED: "garbage"},
+    )
+    register(connection, "worse", 3, total_working_time="1e999", **{registry.USAGE: "", registry.MONITORED: "\x1d\x1d"})
+    workers = read(connection)
+    assert workers["good"]["tasks_processed"] == 10 and workers["good"]["avg_processing_time"] == 0.5
+    bad = workers["bad"]
+    assert bad["total_working_time"] == 0.0 and bad["memory_usage_mb"] is None and bad["cpu_percent"] is None
+    assert bad["tasks_processed"] == 0 and bad["avg_processing_time"] is None and bad["capabilities"] == {}
+    assert workers["worse"]["total_working_time"] == 0.0 and workers["worse"]["avg_processing_time"] == 0.0
+
+
+def test_a_stopped_pool_slot_keeps_the_memory_limit_and_capabilities_of_its_children(connection):
+    pools.show_stopped_slot(
+        connection, "pool-s.2", "pool-s", 2, ["q1"], 60, memory_limit_mb=512.0, capabilities='{"gpu": true}'
+    )
+    worker = read(connection)["pool-s.2"]
+    assert worker["status"] == "stopped" and worker["control"] == ["start"]
+    assert (worker["pool"], worker["slot"]) == ("pool-s", 2)
+    assert worker["memory_limit_mb"] == 512.0 and worker["capabilities"] == {"gpu": True}

@@ -16,7 +16,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
 
-from app.domain import attempts, keys, pools
+from app.domain import attempts, keys, pools, workers
 from app.domain.stalled import MAX_STALLED_COUNT, STALLED_COUNTER, STALLED_REASON, recover_stalled
 from app.domain.stuck import get_stuck_jobs
 from tests.helpers import make_active_job, start_worker, stop_worker, wait_for
@@ -90,6 +90,17 @@ def test_a_job_whose_worker_is_gone_goes_back_to_the_head_then_fails_on_its_seco
     pools.add_event(connection, "workerReady", "st-pool", 1, "st-pool.1")
     *moved, written = [[field.decode() for field in entry] for _, entry in connection.xrange(keys.POOL_EVENTS)]
     assert moved == [list(keys.POOL_EVENT_FIELDS)] * 2 and written == list(keys.POOL_EVENT_FIELDS)
+
+
+def test_a_pool_childs_stall_event_names_its_pool_and_slot(connection):
+    job = _stalled_job(connection, "st-child", minutes_running=3)
+    _register_worker(connection, "test-worker", heartbeat_age=600)
+    own = workers.monitored_value(512.0, "odd pool%.[x]", 3, '{"gpu": [1, 2]}')
+    connection.hset("rq:worker:test-worker", workers.MONITORED, own)
+    assert [r.job_id for r in recover_stalled(connection, stale_seconds=60)] == [job.id]
+    [(_, event)] = connection.xrange(keys.POOL_EVENTS)
+    assert event[b"event"] == b"workerStalled"
+    assert (event[b"pool"], event[b"slot"], event[b"worker"]) == (b"odd pool%.[x]", b"3", b"test-worker")
 
 
 def test_a_live_worker_keeps_its_job_and_a_stale_one_loses_it(connection):
