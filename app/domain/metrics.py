@@ -79,7 +79,7 @@ def _count_arguments(now: float) -> list[str]:
 
 def queue_counts_reads(pipe: Any, now: float, extra: Sequence[tuple[str, str]] = ()) -> None:
     """Queue every queue's counts; `extra`: more columns per queue in the same script, (command, key prefix) pairs
-    ("LIVE" or "HEAD", see _COUNT_LUA), read back with queue_rows."""
+    ("LLEN", "ZCARD", "LIVE" or "HEAD", see _COUNT_LUA), read back with queue_rows."""
     # EVAL, not EVALSHA: redis-py checks SCRIPT EXISTS before every pipeline holding a Script (one more round trip).
     script_keys = [ALL_QUEUES_KEY, keys.KNOWN_QUEUES, keys.PAUSED_QUEUES]
     extra_arguments = [part for pair in extra for part in pair]

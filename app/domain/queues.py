@@ -64,7 +64,7 @@ class QueueKeys:
         return keys.prioritized(self.name)
 
 
-# Registries scored by expiry (RQ's finished, failed and canceled) keep an entry after RQ has expired its job, until
+# Registries scored by expiry (RQ's finished and failed) keep an entry after RQ has expired its job, until
 # RQ's cleanup runs. An entry is live while its score is now or later, or negative: RQ's "forever" (a failure_ttl
 # of -1 is stored as -1; other registries store -1 as +inf), which its cleanup (scores 0..now) never removes.
 # Counted as all entries less the expired ones (0 <= score < now, the few RQ has not cleaned up yet): the same

@@ -23,9 +23,10 @@ from app.domain.queues import QueueKeys
 from app.domain.states import Liveness
 from app.domain.workers import JOB_PREFIX, parse_workers, workers_reads
 
-# Per queue, after its counts and in the same script: the live canceled count and the enqueued_at of the job at the
-# head of its list (the latency).
-_EXTRA_COLUMNS = (("LIVE", QueueKeys("").canceled), ("HEAD", JOB_PREFIX))
+# Per queue, after its counts and in the same script: the canceled count and the enqueued_at of the job at the head
+# of its list (the latency). RQ scores a canceled entry at the time of the cancel and never expires it (its
+# CanceledJobRegistry has no cleanup), so every entry counts, as RQ's own count does.
+_EXTRA_COLUMNS = (("ZCARD", QueueKeys("").canceled), ("HEAD", JOB_PREFIX))
 
 STUCK_FACTS_MAX_AGE_SECONDS = 60
 

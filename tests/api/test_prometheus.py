@@ -182,16 +182,19 @@ def test_schedule_families_have_samples_once_schedules_exist(client, connection,
 
 
 def test_canceled_count_and_latency_per_queue(client, connection, api_token):
-    """Read by the counts' own script (its LIVE and HEAD columns): the live canceled entries (not the expired),
-    and the age of the job at the head of the queue's list from its enqueued_at; an empty queue waits 0 s."""
+    """Read by the counts' own script (its ZCARD and HEAD columns): every canceled entry, as RQ counts them (RQ
+    scores one at the time of the cancel and never expires it), and the age of the job at the head of the queue's
+    list from its enqueued_at; an empty queue waits 0 s."""
     queue = Queue("prom-latency", connection=connection)
     oldest = queue.enqueue("workers.tasks.noop")
     queue.enqueue("workers.tasks.noop")
+    queue.enqueue("workers.tasks.noop").cancel()  # RQ's own cancel
     connection.hset(oldest.key, "enqueued_at", "2026-01-01T00:00:00.250000Z")
     remember_queue(connection, "prom-empty")  # known, and its list empty
-    for name in ("prom-latency", "prom-empty"):  # canceled entries kept 10 more minutes, as a ttl would keep them
-        registry = CanceledJobRegistry(name, connection=connection)
-        connection.zadd(registry.key, {f"{name}-canceled": time.time() + 600, f"{name}-gone": time.time() - 1})
+    registry = CanceledJobRegistry("prom-empty", connection=connection)
+    connection.zadd(registry.key, {"prom-empty-canceled": time.time() - 3600})  # canceled an hour ago
+    time.sleep(0.01)  # RQ's entry is now in the past as well
+    assert CanceledJobRegistry("prom-latency", connection=connection).count == 1 == registry.count  # RQ's counts
 
     before = time.time()
     families = scrape(client, api_token)
