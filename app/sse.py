@@ -76,7 +76,7 @@ class Event:
         return zlib.adler32(self.text)
 
 
-@lru_cache(maxsize=16)  # a tick's message reaches the Hub and every first event: framed once per process
+@lru_cache(maxsize=8)  # a tick's message reaches the Hub and every first event: framed once per process
 def framed(wire_message: bytes | str) -> Event:
     """A published message as an Event (ValueError/TypeError when it is not flask-sse's format)."""
     return Event(frame(wire_message).encode())
