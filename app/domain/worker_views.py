@@ -52,9 +52,9 @@ def _iso(moment: float) -> str:
     return iso_from_timestamp(moment)
 
 
-def _complete(worker: dict[str, Any], sizes: dict[str, int], last_end: float | None) -> dict[str, Any]:
-    """The <worker> fields that come from outside the registry: queue sizes and the last ended attempt."""
-    worker["current_queue_size"] = sum(sizes.get(name, 0) for name in worker["queues"])
+def _complete(worker: dict[str, Any], queue_size: int, last_end: float | None) -> dict[str, Any]:
+    """The <worker> fields that come from outside the registry: its queues' size and the last ended attempt."""
+    worker["current_queue_size"] = queue_size
     job = worker["current_job"]
     started = job["started_at"] if job else None
     ended = _iso(last_end) if last_end is not None else None
@@ -127,15 +127,21 @@ class _Tally:
 def _tally(found: list[dict[str, Any]], sizes: dict[str, int], last_end: dict[str, float]) -> _Tally:
     tally = _Tally({liveness: 0 for liveness in workers.Liveness}, cpu=[])
     assert tally.cpu is not None
+    sizes_of: dict[tuple[str, ...], int] = {}  # most workers listen to the same few queue lists
+    active, stale, busy = workers.Liveness.ACTIVE, workers.Liveness.STALE, workers.WorkerStatus.BUSY
     for worker in found:
-        _complete(worker, sizes, last_end.get(worker["worker_name"]))
+        listened = tuple(worker["queues"])
+        size = sizes_of.get(listened)
+        if size is None:
+            size = sizes_of[listened] = sum(sizes.get(name, 0) for name in listened)
+        _complete(worker, size, last_end.get(worker["worker_name"]))
         liveness = worker["liveness"]
         tally.by_liveness[liveness] += 1
-        tally.busy += worker["status"] == workers.WorkerStatus.BUSY
+        tally.busy += worker["status"] == busy
         tally.processed += worker["tasks_processed"]
-        if liveness != workers.Liveness.STALE:
+        if liveness != stale:
             tally.memory_mb += worker["memory_usage_mb"] or 0.0
-        if liveness == workers.Liveness.ACTIVE and worker["monitored"] and worker["cpu_percent"] is not None:
+        if liveness == active and worker["monitored"] and worker["cpu_percent"] is not None:
             tally.cpu.append(worker["cpu_percent"])
     return tally
 
@@ -293,7 +299,8 @@ def get_worker_details(connection: Redis, name: str, thresholds: Thresholds, now
         pipe.hget(workers.WORKER_PREFIX + name, "python_version")
         worker_performance.worker_details_reads(pipe, name, now)
         counts, last_end, python, *replies = pipe.execute()
-    _complete(worker, _sizes(parse_queue_counts(counts)), last_end)
+    sizes = _sizes(parse_queue_counts(counts))
+    _complete(worker, sum(sizes.get(name, 0) for name in worker["queues"]), last_end)
     found = worker_performance.parse_worker_details(replies, now)
     return {
         "success": True,
