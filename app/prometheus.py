@@ -5,7 +5,6 @@ global, nothing written by hand."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -14,6 +13,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from app.domain.severity import SEVERITIES
+from app.domain.timeutil import rq_epoch
 
 # rq_jobs' status label (rq-exporter's names, plus prioritized) -> the field of a queue's counts
 JOB_STATUSES: dict[str, str] = {
@@ -42,15 +42,6 @@ FAMILIES = (
     "rqmon_schedule_last_run_timestamp_seconds",
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _timestamp(iso_time: str | None) -> float | None:
-    if not iso_time:
-        return None
-    try:
-        return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _family(kind: Callable[[str, str], Metric], name: str, documentation: str, samples: list[Sample]) -> Metric:
@@ -141,7 +132,7 @@ class ScrapeCollector(Collector):
                 for worker in workers
             ],
         )
-        heartbeats = ((worker["worker_name"], _timestamp(worker["last_heartbeat"])) for worker in workers)
+        heartbeats = ((worker["worker_name"], rq_epoch(worker["last_heartbeat"])) for worker in workers)
         yield _family(
             GaugeMetricFamily,
             "rqmon_worker_last_heartbeat_timestamp_seconds",
@@ -186,11 +177,11 @@ class ScrapeCollector(Collector):
             "rqmon_schedule_last_run_timestamp_seconds", "Last run of the schedule", labels=["schedule", "status"]
         )
         for schedule in self.scrape["schedules"]:
-            at = _timestamp(schedule.get("nextRunAt"))
+            at = rq_epoch(schedule.get("nextRunAt"))
             if at is not None:
                 next_run.add_metric([schedule["name"]], at)
             last = schedule.get("lastRun") or {}
-            at = _timestamp(last.get("enqueuedAt"))
+            at = rq_epoch(last.get("enqueuedAt"))
             if at is not None:
                 last_run.add_metric([schedule["name"], str(last.get("state") or "unknown")], at)
         yield from (next_run, last_run)

@@ -15,17 +15,7 @@ from redis.exceptions import ResponseError
 from app.domain import keys
 from app.domain.jobs import job_key
 from app.domain.queues import QueueKeys
-
-
-def _parse_started_at(raw: bytes | None) -> float | None:
-    if not raw:
-        return None
-    try:
-        text = raw.decode().rstrip("Z")
-        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-
+from app.domain.timeutil import rq_epoch
 
 # The hash fields a run's summary reads (not exc_info or results, which can be large).
 RUN_FIELDS = ("data", "meta", "status", "created_at", "enqueued_at", "started_at", "worker_name", "description")
@@ -298,7 +288,7 @@ def parse_longest_runs(
     runs = []
     for at in range(0, len(flat_runs), width):
         raw = _fields(flat_runs[at + 2 : at + width])
-        started = _parse_started_at(raw.get(b"started_at"))
+        started = rq_epoch(raw.get(b"started_at"))
         running_ms = max(0, int((now - started) * 1000)) if started is not None else 0
         runs.append(
             {

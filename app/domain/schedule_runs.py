@@ -30,7 +30,7 @@ from app.domain.schedules import (
     utc_day,
 )
 from app.domain.states import JobState
-from app.domain.timeutil import iso_from_timestamp, to_ms
+from app.domain.timeutil import iso_from_timestamp, rq_epoch
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def _ended(job_id: str, fields: list[bytes | None]) -> dict[str, Any]:
         return {"state": EXPIRED}
     text = status.decode(errors="replace")
     state = STATE_OF_STATUS.get(JobStatus(text), text) if text in JobStatus._value2member_map_ else text
-    start, end = _rq_time(started), _rq_time(ended)
+    start, end = rq_epoch(started), rq_epoch(ended)  # None for what cannot be read, never an error
     update: dict[str, Any] = {
         "state": state,
         "startedAt": _iso(start),
@@ -262,15 +262,6 @@ def _ended(job_id: str, fields: list[bytes | None]) -> dict[str, Any]:
     if start is not None and end is not None and status in ENDED_STATUSES:
         update["durationMs"] = int((end - start) * 1000)
     return update
-
-
-def _rq_time(value: bytes | None) -> float | None:
-    if not value:
-        return None
-    from rq.utils import str_to_date
-
-    moment = to_ms(str_to_date(value))
-    return moment / 1000 if moment is not None else None
 
 
 def _iso(seconds: float | None) -> str | None:

@@ -21,6 +21,19 @@ def iso_from_timestamp(seconds: float) -> str:
     return iso(datetime.fromtimestamp(seconds, UTC)) or ""
 
 
+def rq_epoch(raw: str | bytes | None) -> float | None:
+    """A time RQ stored (utils.utcformat: `2026-12-01T05:25:28.385444Z`; other ISO-8601 forms read too, naive ones
+    as UTC) as epoch seconds; None when absent or unreadable. The one parse of RQ's times for every reader."""
+    if not raw:
+        return None
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def to_ms(moment: datetime | None) -> int | None:
     if moment is None:
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +16,7 @@ from redis import Redis
 from app.domain import alerts, keys, worker_performance, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
 from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX
-from app.domain.timeutil import iso_from_timestamp
+from app.domain.timeutil import iso_from_timestamp, rq_epoch
 
 RECENT_ACTIVITY = 50
 POOL_EVENTS_SHOWN = 50
@@ -217,19 +216,11 @@ return out
 )
 
 
-def _rq_epoch(raw: str) -> float | None:
-    """RQ's UTC times (`2026-12-01T03:10:00.123456Z`) as epoch seconds; None for anything else."""
-    try:
-        return datetime.fromisoformat(raw.rstrip("Z")).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-
-
 def _oldest(flat: list[bytes], now: float) -> dict[str, float | None]:
     found: dict[str, float | None] = {}
     for at in range(0, len(flat), 3):
         name, *times = (value.decode(errors="replace") for value in flat[at : at + 3])
-        moments = [_rq_epoch(value) for value in times if value]
+        moments = [rq_epoch(value) for value in times if value]
         known = [moment for moment in moments if moment is not None]
         found[name] = round(max(0.0, now - min(known)), 3) if known else None
     return found

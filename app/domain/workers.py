@@ -24,6 +24,7 @@ from app.domain import keys
 from app.domain.errors import WorkerNotFound, WorkerNotStale
 from app.domain.stalled import recover_stalled
 from app.domain.states import Liveness, WorkerStatus  # re-exported: the worker vocabularies live in states.py
+from app.domain.timeutil import rq_epoch
 
 WORKERS_SET = "rq:workers"
 WORKER_PREFIX = "rq:worker:"
@@ -409,14 +410,7 @@ def _capabilities(raw: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-@lru_cache(maxsize=16384)  # births never change: most reads hit
-def _rq_time(raw: str | None) -> float | None:
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw.rstrip("Z")).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+_rq_time = lru_cache(maxsize=16384)(rq_epoch)  # births never change: most reads hit
 
 
 def _heartbeat_time(raw: str) -> float | None:

@@ -13,10 +13,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.domain.counters import DURATION_BUCKETS, QueueCounters
-from app.domain.scrape import _active_per_queue, _rq_time
+from app.domain.scrape import _active_per_queue
 from app.domain.severity import SEVERITIES
 from app.domain.states import Liveness, WorkerStatus
-from app.prometheus import FAMILIES, JOB_STATUSES, _timestamp, exposition
+from app.domain.timeutil import rq_epoch
+from app.prometheus import FAMILIES, JOB_STATUSES, exposition
 
 
 def _scrape() -> dict:
@@ -108,7 +109,7 @@ class _WithAddMetric:
         for worker in scrape["workers"]:
             name = worker["worker_name"]
             workers.add_metric([name, ",".join(worker["queues"]), worker["state"] or worker["status"]], 1)
-            beat = _timestamp(worker["last_heartbeat"])
+            beat = rq_epoch(worker["last_heartbeat"])
             if beat is not None:
                 heartbeat.add_metric([name], beat)
             if worker["memory_usage_mb"] is not None:
@@ -143,48 +144,42 @@ def test_an_empty_scrape_still_declares_the_families():
     assert {name.removesuffix("_total") for name in FAMILIES} == names
 
 
-def _strptime_time(raw: bytes) -> float | None:
-    """The parse _rq_time had before its fast path."""
-    text = raw.decode(errors="replace").rstrip("Z")
-    for layout in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
-    return None
-
-
 @pytest.mark.parametrize(
-    "text",
+    ("text", "expected"),
     [
-        "2026-12-01T05:00:00.123456Z",
-        "2026-12-01T05:00:00Z",
-        "2026-12-01T05:00:00.123Z",
-        "2026-12-01T05:00:00.1234567Z",
-        "2026-13-01T05:00:00.123456Z",
-        "2026-02-30T05:00:00.000000Z",
-        "2026-12-01T24:00:00.000000Z",
-        "2026-12-01T05:00:60.000000Z",
-        "0000-12-01T05:00:00.000000Z",
-        "2024-02-29T23:59:59.999999",
-        "2026-12-01 05:00:00.123456",
-        "2026-12-01T05:00:00.123456+00:00",
-        "٢٠٢٦-12-01T05:00:00.123456Z",
-        "not a time",
+        ("2026-12-01T05:00:00.123456Z", datetime(2026, 12, 1, 5, 0, 0, 123456, tzinfo=UTC)),  # RQ's utcformat
+        ("2026-12-01T05:00:00Z", datetime(2026, 12, 1, 5, tzinfo=UTC)),
+        ("2026-12-01T05:00:00.123Z", datetime(2026, 12, 1, 5, 0, 0, 123000, tzinfo=UTC)),
+        ("2024-02-29T23:59:59.999999", datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)),  # naive: UTC
+        ("2026-12-01T07:00:00.123456+02:00", datetime(2026, 12, 1, 5, 0, 0, 123456, tzinfo=UTC)),  # its offset kept
+        ("2026-13-01T05:00:00.123456Z", None),
+        ("2026-02-30T05:00:00.000000Z", None),
+        ("2026-12-01T24:00:00.000000Z", None),
+        ("2026-12-01T05:00:60.000000Z", None),
+        ("0000-12-01T05:00:00.000000Z", None),
+        ("٢٠٢٦-12-01T05:00:00.123456Z", None),
+        ("not a time", None),
+        ("", None),
     ],
 )
-def test_rq_time_reads_what_strptime_read(text):
-    assert _rq_time(text.encode()) == _strptime_time(text.encode())
+def test_rq_times_are_read_once_for_every_reader(text, expected):
+    """timeutil.rq_epoch: the scrape's latency, the registry's heartbeats, the runs' starts, the schedules' runs."""
+    want = None if expected is None else expected.timestamp()
+    assert rq_epoch(text.encode()) == want and rq_epoch(text) == want
 
 
-def test_rq_time_on_random_rq_shaped_times():
+def test_rq_epoch_equals_strptime_on_random_rq_shaped_times():
     rng = random.Random(3)
     for _ in range(5_000):
         fields = (rng.randrange(10_000), rng.randrange(14), rng.randrange(33), rng.randrange(26), rng.randrange(62))
         text = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:06d}Z".format(
             *fields, rng.randrange(62), rng.randrange(10**6)
         )
-        assert _rq_time(text.encode()) == _strptime_time(text.encode()), text
+        try:
+            expected = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            expected = None
+        assert rq_epoch(text) == expected, text
 
 
 def test_active_workers_per_queue():
