@@ -65,6 +65,23 @@ def test_an_idle_worker_heartbeats_with_its_resources_capabilities_and_limit(con
     wait_for(lambda: heartbeat_at(connection, worker["worker_name"]) > first, timeout=10)  # idle, yet refreshed
 
 
+def test_an_idle_worker_writes_at_its_heartbeat_cadence_not_every_second(connection, redis_url, running):
+    """RQ's idle loop (one pass a second here) would write the state and last_heartbeat at every pass: an idle
+    MonitoredWorker writes its hash once per WORKER_HEARTBEAT_SECONDS, and its heartbeat still moves."""
+    running.append(launch(redis_url, "l-quiet", WORKER_HEARTBEAT_SECONDS="4"))
+    name = the_worker(connection, "l-quiet")["worker_name"]
+    key = registry.WORKER_PREFIX + name
+    beat = connection.hget(key, "last_heartbeat")
+    wait_for(lambda: connection.hget(key, "last_heartbeat") != beat, timeout=10)  # just written: a window opens
+    connection.config_resetstat()
+    time.sleep(3.0)
+    hset = connection.info("commandstats").get("cmdstat_hset", {}).get("calls", 0)
+    assert hset <= 2, hset  # was 2 a second (state and last_heartbeat): 6 or more in this window
+    assert registry.read_worker(connection, name, time.time(), 60, 300)["liveness"] == "active"
+    later = connection.hget(key, "last_heartbeat")
+    wait_for(lambda: connection.hget(key, "last_heartbeat") != later, timeout=8)  # and it keeps beating
+
+
 def test_a_busy_worker_heartbeats_during_its_job_and_shows_it(connection, redis_url, running):
     job = Queue("l-busy", connection=connection).enqueue("workers.tasks.sleep_for", 6)
     running.append(launch(redis_url, "l-busy"))
