@@ -7,13 +7,15 @@ rq-exporter is NOT a dependency of the product: install it into a virtualenv of 
 
 and point the bench at it with RQEXP_VENV=/tmp/rqexp-venv (the default). Without it, this product is measured alone.
 
-Seeds a private redis-server with 50 queues x 20,000 jobs (bench/seed.py) and WORKERS workers registered by RQ,
+Seeds a private redis-server with 50 queues x 20,000 jobs (bench/seed.py), WORKERS workers registered by RQ and,
+unless --no-counters, the monotonic counters a MonitoredWorker records for every ended attempt (every queue with
+attempts of each outcome in every duration bucket: what a deployment whose workers ran those jobs exports),
 serves the product with gunicorn + gevent (one worker, the ticker off) scraped with an API token, and rq-exporter
 (its own HTTP server); then one request to each, round after round, over keep-alive connections, with our /healthz
 between them as the floor. Medians and p95, Redis round trips of ours (in-process twin, token check included),
 server commands per scrape of each, the load average.
 
-    .venv/bin/python bench/prometheus_bench.py [--queues 50 --jobs 20000 --workers 100 --requests 200]
+    .venv/bin/python bench/prometheus_bench.py [--queues 50 --jobs 20000 --workers 100 --requests 200] [--no-counters]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app import create_app
-from app.domain import tokens, users
+from app.domain import counters, tokens, users
 from app.domain.users import Role
 from app.embedded_redis import free_port
 from bench import seed as seeding
@@ -58,6 +60,17 @@ def exporter_venv() -> Path | None:
     return venv if (venv / "bin" / "rq-exporter").exists() else None
 
 
+def record_attempts(connection, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Ended attempts in every queue, of each outcome and in every duration bucket, through the worker's own record."""
+    durations = [int(bound * 1000) for bound in counters.DURATION_BUCKETS] + [7_200_000]
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            for outcome in counters.OUTCOME_LABELS:
+                for duration_ms in durations:
+                    counters.record_counters(pipe, name, outcome, duration_ms)  # type: ignore[arg-type]
+        pipe.execute()
+
+
 def start_exporter(venv: Path, url: str) -> tuple[int, subprocess.Popen]:
     port = free_port()
     command = [str(venv / "bin" / "rq-exporter"), "--host", "127.0.0.1", "-p", str(port), "--redis-url", url]
@@ -79,6 +92,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=100)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--no-counters", action="store_true", help="no ended attempts recorded (fewer samples)")
     args = parser.parse_args()
     venv = exporter_venv()
     if venv is None:
@@ -88,6 +102,8 @@ def main() -> int:
         print(f"seeding {args.queues} queues x {args.jobs:,} jobs and {args.workers} workers ...", flush=True)
         names = seeding.seed(connection, args.queues, args.jobs, 0, quiet=True)["names"]
         register_workers(connection, names, args.workers)  # type: ignore[arg-type]
+        if not args.no_counters:
+            record_attempts(connection, names)
         users.create_user(connection, "bench", "bench-password", Role.SUPER_ADMIN)
         secret, _ = tokens.create_token(connection, "scraper", Role.MODERATOR, "bench", Role.SUPER_ADMIN)
         headers = {"Authorization": f"Bearer {secret}"}
@@ -123,7 +139,9 @@ def main() -> int:
         finally:
             if exporter:
                 stop_process(exporter[1])
-    print(f"\n{args.queues} queues x {args.jobs:,} jobs, {args.workers} workers; {args.requests} scrapes, interleaved; "
+    recorded = "no ended attempts recorded" if args.no_counters else "ended attempts recorded in every queue"
+    print(f"\n{args.queues} queues x {args.jobs:,} jobs, {args.workers} workers, {recorded}; {args.requests} scrapes, "
+          "interleaved; "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     medians = {label: statistics.median(values) for label, values in samples.items()}
     for label, values in samples.items():
