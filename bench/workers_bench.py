@@ -82,9 +82,9 @@ def seed(connection: redis.Redis, count: int) -> None:
 
 
 def beat_all(connection: redis.Redis) -> None:
-    """Between two ticks of a busy deployment: every worker heartbeats (a MonitoredWorker's RQ heartbeat runs every
-    second) with its own new RSS and CPU, and ends a job (RQ's counters and total working time move), each worker's
-    figures distinct from every other's, as they are in life (the parse caches nothing a tick could share)."""
+    """Between two ticks of a busy deployment: every worker heartbeats with its own new RSS and CPU, and ends a job
+    (RQ's counters and total working time move), each worker's figures distinct from every other's, as they are in
+    life (the parse caches nothing a tick could share)."""
     stamp = utcformat(now())
     with connection.pipeline(transaction=False) as pipe:
         for index, key in enumerate(sorted(connection.smembers(registry.WORKERS_SET))):

@@ -60,9 +60,10 @@ RQ_KEY_GRACE_SECONDS = 60
 
 # The hash fields read, in this order.
 # RQ's last_heartbeat is written with every MonitoredWorker beat (super().heartbeat() runs first), so it is the
-# one time read. The VOLATILE ones first: they change at every heartbeat (a MonitoredWorker's RQ heartbeat runs
-# every second while idle) or with every job (state, current job, counts); the rest only when a worker starts or is
-# controlled, so the rest is parsed once per distinct content (see _static) and a busy deployment's reads stay warm.
+# one time read. The VOLATILE ones first: they change at every heartbeat (every few seconds for a busy worker, every
+# WORKER_HEARTBEAT_SECONDS for an idle MonitoredWorker) or with every job (state, current job, counts); the rest only
+# when a worker starts or is controlled, so it is parsed once per distinct content (see _static) and a busy
+# deployment's reads stay warm.
 VOLATILE = (
     *("last_heartbeat", USAGE),
     *("state", "current_job", "successful_job_count", "failed_job_count", "total_working_time"),
