@@ -219,21 +219,21 @@ class MonitoredWorker(Worker):
                 pipeline.hset(job.key, "meta", job.serializer.dumps(job.meta))
             except Exception:
                 self.log.exception("Worker %s: could not record the start of job %s", self.name, job.id)
-        if pipeline is None and timeout is None and self._idle_writes_fresh():
+        if pipeline is None and timeout is None and self._beat_is_fresh():
             return  # an idle loop's heartbeat (every second, see BLOCKING_DEQUEUE_SECONDS): at our cadence instead
         super().heartbeat(timeout, pipeline)
-        self._idle_written_at = time.monotonic()
         self._beat()
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
-        if pipeline is None and state == self._state and self._idle_writes_fresh():
+        if pipeline is None and state == self._state and self._beat_is_fresh():
             return  # RQ's idle loop writes the same state every second
         super().set_state(state, pipeline)
 
-    def _idle_writes_fresh(self) -> bool:
-        """Whether the idle loop's heartbeat and state were written less than WORKER_HEARTBEAT_SECONDS ago: an idle
-        MonitoredWorker otherwise costs Redis 4 writes a second (a plain `rq worker` blocks for minutes)."""
-        return time.monotonic() - self._idle_written_at < 0.9 * self._beat_every
+    def _beat_is_fresh(self) -> bool:
+        """Whether the product's heartbeat was written less than WORKER_HEARTBEAT_SECONDS ago. RQ's idle-loop
+        heartbeat and state wait for it too: an idle MonitoredWorker otherwise costs Redis 4 writes a second (a plain
+        `rq worker` blocks for minutes)."""
+        return time.monotonic() - self._beat_at < 0.9 * self._beat_every
 
     def _save_meta_quietly(self, job: Job) -> None:
         try:
@@ -370,7 +370,6 @@ class MonitoredWorker(Worker):
         # RQ's monitor loop heartbeats a busy worker every job_monitoring_interval: make that at least as often.
         self.job_monitoring_interval = max(1, min(int(self.job_monitoring_interval), int(self._beat_every)))
         self._beat_at = float("-inf")
-        self._idle_written_at = float("-inf")
         self._sampler = ResourceSampler()
         self._paused = False  # kept in the process, so a pause outlives a Redis restart; written at every beat
         self._stopping = False
@@ -381,10 +380,9 @@ class MonitoredWorker(Worker):
     def _beat(self, force: bool = False) -> None:
         """The product's heartbeat, every WORKER_HEARTBEAT_SECONDS (RQ calls heartbeat() far more often): the
         worker's resources and control state in its RQ hash, and its registration back if Redis lost it."""
-        now = time.monotonic()
-        if self.is_horse or (not force and now - self._beat_at < 0.9 * self._beat_every):
+        if self.is_horse or (not force and self._beat_is_fresh()):
             return
-        self._beat_at = now
+        self._beat_at = time.monotonic()
         try:
             self._write_beat()
         except Exception as exc:  # never stop the worker; RQ's own loop deals with Redis being away
