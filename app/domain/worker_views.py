@@ -6,7 +6,7 @@ evaluated each tick by the ticker: app/domain/alerts.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -44,6 +44,11 @@ class Thresholds:
 
 def _sizes(queues: list[dict[str, Any]]) -> dict[str, int]:
     return {queue["queueName"]: queue["waiting"] + queue["prioritized"] for queue in queues}
+
+
+def _queue_size(sizes: dict[str, int], listened: Iterable[str]) -> int:
+    """A worker's current_queue_size: the jobs waiting in the queues it listens to."""
+    return sum(sizes.get(name, 0) for name in listened)
 
 
 @lru_cache(maxsize=16384)  # a worker's last end changes only when it ends an attempt
@@ -132,7 +137,7 @@ def _tally(found: list[dict[str, Any]], sizes: dict[str, int], last_end: dict[st
         listened = tuple(worker["queues"])
         size = sizes_of.get(listened)
         if size is None:
-            size = sizes_of[listened] = sum(sizes.get(name, 0) for name in listened)
+            size = sizes_of[listened] = _queue_size(sizes, listened)
         _complete(worker, size, last_end.get(worker["worker_name"]))
         liveness = worker["liveness"]
         tally.by_liveness[liveness] += 1
@@ -291,7 +296,7 @@ def get_worker_details(connection: Redis, name: str, thresholds: Thresholds, now
         worker_performance.worker_details_reads(pipe, name, now)
         counts, last_end, python, *replies = pipe.execute()
     sizes = _sizes(parse_queue_counts(counts))
-    _complete(worker, sum(sizes.get(name, 0) for name in worker["queues"]), last_end)
+    _complete(worker, _queue_size(sizes, worker["queues"]), last_end)
     found = worker_performance.parse_worker_details(replies, now)
     return {
         "success": True,
