@@ -254,6 +254,8 @@ def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
         "2026-12-01T05:25:.5Z",
         "2026-12-01T05:25:60.500000Z",
         "2026-12-01T05:25:28.38544Z",
+        "2026-12-01T05:25:2\u00b2.385444Z",  # a digit to str.isdigit, not to float()
+        "2026-12-01T05:25:\u0662\u0668.385444Z",  # Arabic-Indic digits: float() reads them, fromisoformat too
     ],
 )
 def test_the_heartbeat_fast_parse_agrees_with_the_full_parse(raw):
