@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -228,7 +227,9 @@ def _extra_rule_problems(table: dict[str, Any], taken: set[str]) -> list[str]:
     kinds = [rule for rule in ALERT_RULE_DEFAULTS if rule != "redis_unreachable"]
     if kind not in kinds:
         problems.append(f"kind {kind!r} is not a rule kind (kinds: {', '.join(kinds)})")
-    if "severity" in table and table["severity"] not in {word.value for word in AlertSeverity}:
+    if "severity" in table and (
+        not isinstance(table["severity"], str) or table["severity"] not in {word.value for word in AlertSeverity}
+    ):
         words = " or ".join(word.value for word in AlertSeverity)
         problems.append(f"severity {table['severity']!r}: expected {words}")
     for key, required in (("threshold", True), ("for", False)):
@@ -280,11 +281,14 @@ MAX_CAPABILITIES_BYTES = 4096
 
 
 def _capabilities(value: str) -> dict[str, Any]:
-    """A JSON object of at most 4 KiB; anything else stops the worker at start-up with the reason."""
+    """A JSON object of at most 4 KiB, as the API takes JSON (at most 32 levels deep, no NaN or Infinity: what
+    every reader of the worker registry can show); anything else stops the worker at start-up with the reason."""
+    from app.domain.strict_json import loads_checked  # noqa: PLC0415 - the product's JSON rules, needed only here
+
     if len(value.encode()) > MAX_CAPABILITIES_BYTES:
         raise ValueError(f"RQMON_WORKER_CAPABILITIES is longer than {MAX_CAPABILITIES_BYTES} bytes")
     try:
-        parsed = json.loads(value)
+        parsed = loads_checked(value)
     except ValueError as exc:
         raise ValueError(f"RQMON_WORKER_CAPABILITIES is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):

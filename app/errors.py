@@ -10,7 +10,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
-from app.json_provider import MAX_JSON_DEPTH, JSONTooDeep, loads_checked
+from app.domain.strict_json import MAX_JSON_DEPTH, JSONTooDeep, loads_checked
 
 log = logging.getLogger(__name__)
 

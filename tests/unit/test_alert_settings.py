@@ -106,6 +106,7 @@ BAD_EXTRA_RULES = [
     ('name = "x1"\nkind = "queue_size"\nthreshold = 1', "x1): kind 'queue_size' is not a rule kind (kinds: no_workers"),
     ('name = "x1"\nkind = "redis_unreachable"\nthreshold = 1', "kind 'redis_unreachable' is not a rule kind"),
     ('name = "x1"\nkind = "queue_backlog"\nseverity = "urgent"\nthreshold = 1', "severity 'urgent': expected"),
+    ('name = "x1"\nkind = "queue_backlog"\nseverity = ["critical"]\nthreshold = 1', "severity ['critical']: expected"),
     ('name = "queue_backlog"\nkind = "queue_backlog"\nthreshold = 1', "name 'queue_backlog' is a default rule's"),
     ('name = "Big Backlog"\nkind = "queue_backlog"\nthreshold = 1', "name 'Big Backlog': expected 1-64 lowercase"),
     ('kind = "queue_backlog"\nthreshold = 1', "#1: name None: expected"),

@@ -77,3 +77,24 @@ def test_a_zero_tick_stops_start_up_with_one_line(monkeypatch, capsys, redis_url
         "rq-monitor: configuration error: LIVE_TICK_SECONDS='0' is not valid: expected a positive number of seconds "
         "or MB, got '0'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ('{"a": ' + "[" * 40 + "]" * 40 + "}", "nested deeper than 32 levels"),
+        ('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "longer than 4096 bytes"),
+        ('{"a": ' + "[" * 1000 + "]" * 1000 + "}", "nested deeper than 32 levels"),  # past the parser's recursion
+        ('{"load": NaN}', "not valid JSON"),
+    ],
+)
+def test_capabilities_are_json_as_the_api_takes_it(raw, reason):
+    """Every reader of the worker registry shows them (a page, the API, a deep copy per read): what the API
+    would refuse in a body stops the worker at start-up instead."""
+    with pytest.raises(config.ConfigError, match=reason):
+        config.worker_settings({"RQMON_WORKER_CAPABILITIES": raw})
+    capabilities = '{"gpu": true, "models": [["a", 1]]}'
+    assert config.worker_settings({"RQMON_WORKER_CAPABILITIES": capabilities})["RQMON_WORKER_CAPABILITIES"] == {
+        "gpu": True,
+        "models": [["a", 1]],
+    }
