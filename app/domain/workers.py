@@ -8,8 +8,9 @@ MonitoredWorkers (the `rqmon_*` fields below) and plain `rq worker` processes. L
 from __future__ import annotations
 
 import copy
-import json
+import logging
 import math
+import re
 import zlib
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -24,6 +25,7 @@ from app.domain import keys
 from app.domain.errors import WorkerNotFound, WorkerNotStale
 from app.domain.stalled import recover_stalled
 from app.domain.states import Liveness, WorkerStatus  # re-exported: the worker vocabularies live in states.py
+from app.domain.strict_json import loads_checked
 from app.domain.timeutil import rq_epoch
 
 WORKERS_SET = "rq:workers"
@@ -88,7 +90,8 @@ FIELD_SEPARATOR, RECORD_SEPARATOR = "\x1f", "\x1e"  # ASCII unit and record sepa
 # a record per worker (key, TTL of a plain worker's hash, then its FIELDS, missing ones empty; each record ends with
 # RECORD_SEPARATOR as a field of its own) - far cheaper for Redis to build (one concatenation) and for Python to
 # parse than nested replies - and the jobs they run (position of the worker, job id, origin, start, data for its
-# name, description) as a flat list: a job's data may hold any byte.
+# name, description) as a flat list: a job's data may hold any byte. A key in the registry that is not a hash reads
+# as a registration without one (pcall): one odd key never fails the read of every worker.
 # KEYS: rq:workers, rq:suspended. ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
 _READ_LUA = """
 local worker_keys
@@ -96,16 +99,18 @@ if ARGV[2] ~= '' then worker_keys = {ARGV[2]} else worker_keys = redis.call('SME
 local fields = {unpack(ARGV, 3)}
 local count = #fields
 local out, at, jobs = {}, 0, {}
-for i, key in ipairs(worker_keys) do
-  local values = redis.call('HMGET', key, unpack(fields))
+for _, key in ipairs(worker_keys) do
+  local values = redis.pcall('HMGET', key, unpack(fields))
+  if values.err then values = {} end
   local job_id = values[@CURRENT_JOB@]
   if (not job_id or job_id == '') and values[@STATE@] == 'busy' then
-    local execution = redis.call('SRANDMEMBER', key .. ':executions')
-    if execution then job_id = string.match(execution, '^(.*):[^:]*$') end
+    local execution = redis.pcall('SRANDMEMBER', key .. ':executions')
+    if type(execution) == 'string' then job_id = string.match(execution, '^(.*):[^:]*$') end
   end
   if job_id and job_id ~= '' then
-    local job = redis.call('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
-    jobs[#jobs + 1] = i
+    local job = redis.pcall('HMGET', ARGV[1] .. job_id, 'origin', 'started_at', 'data', 'description')
+    if job.err then job = {false, false, false, false} end
+    jobs[#jobs + 1] = key
     jobs[#jobs + 1] = job_id
     for j = 1, 4 do jobs[#jobs + 1] = job[j] end
   end
@@ -126,21 +131,20 @@ _READ_LUA = (
 _RECORD_END = FIELD_SEPARATOR + RECORD_SEPARATOR  # how the script ends every record
 _BETWEEN_RECORDS = _RECORD_END + FIELD_SEPARATOR
 
-Record = tuple[str, tuple[str, list[Any]] | None]  # one worker's record (key, TTL, FIELDS), the job it runs
+Running = dict[str, tuple[str, list[Any]]]  # worker key -> the job it runs: id, then origin, start, data, description
+log = logging.getLogger(__name__)
 
 
-def _records(reply: list[Any]) -> list[Record]:
+def _records(reply: list[Any]) -> tuple[list[str], Running]:
+    """The script's records (key, TTL, FIELDS joined), and the jobs being run."""
     _suspended, records, jobs = reply
+    running = {
+        jobs[at].decode(errors="replace"): (jobs[at + 1].decode(errors="replace"), jobs[at + 2 : at + 6])
+        for at in range(0, len(jobs), 6)
+    }
     if not records:
-        return []
-    running = _running(jobs)
-    text = records.decode(errors="replace").removesuffix(_RECORD_END)
-    return [(record, running.get(at)) for at, record in enumerate(text.split(_BETWEEN_RECORDS))]
-
-
-def _running(jobs: list[Any]) -> dict[int, tuple[str, list[Any]]]:
-    """The script's flat job list, by the position of the worker that runs each."""
-    return {jobs[at] - 1: (jobs[at + 1].decode(), jobs[at + 2 : at + 6]) for at in range(0, len(jobs), 6)}
+        return [], running
+    return records.decode(errors="replace").removesuffix(_RECORD_END).split(_BETWEEN_RECORDS), running
 
 
 def status_of(
@@ -191,17 +195,29 @@ def workers_reads(pipe: Any) -> None:
 def parse_workers(reply: list[Any], now: float, active_seconds: float, stale_seconds: float) -> list[dict[str, Any]]:
     """The workers of a `workers_reads` reply, as `read_workers` returns them."""
     suspended = bool(reply[0])
-    found = [_worker(record, job, suspended, now, active_seconds, stale_seconds) for record, job in _records(reply)]
+    records, running = _records(reply)
+    found = []
+    for record in records:
+        try:
+            found.append(_worker(record, running, suspended, now, active_seconds, stale_seconds))
+        except Exception:  # a hash someone else wrote (a separator in a field...): never the read of every worker
+            found.append(_unreadable(record, now))
     found.sort(key=_by_name)
     return found
+
+
+def _unreadable(record: str, now: float) -> dict[str, Any]:
+    """A registration whose hash cannot be read, shown as one without a hash: its name, stale (it may be removed)."""
+    key = record.partition(FIELD_SEPARATOR)[0]
+    log.warning("Worker registration %r: its hash cannot be read; shown as stale", key)
+    return _worker(f"{key}{FIELD_SEPARATOR}-2{FIELD_SEPARATOR * len(FIELDS)}", {}, False, now, 0.0, 0.0)
 
 
 def read_worker(
     connection: Redis, name: str, now: float, active_seconds: float, stale_seconds: float
 ) -> dict[str, Any]:
     """One worker by name, in one round trip; WorkerNotFound when RQ has neither its hash nor its registration."""
-    (record, job), suspended = _read_one(connection, name)
-    return _worker(record, job, suspended, now, active_seconds, stale_seconds)
+    return parse_workers(_read_one(connection, name), now, active_seconds, stale_seconds)[0]
 
 
 def remove_stale_worker(
@@ -212,13 +228,14 @@ def remove_stale_worker(
 
     WorkerNotFound for an unknown worker, WorkerNotStale for an active or inactive one (or one that heartbeats
     again while being removed)."""
-    (record, job), suspended = _read_one(connection, name)
-    worker = _worker(record, job, suspended, now, active_seconds, stale_seconds)
+    reply = _read_one(connection, name)
+    worker = parse_workers(reply, now, active_seconds, stale_seconds)[0]
     if worker["liveness"] != Liveness.STALE:
         raise WorkerNotStale(f"Worker '{name}' is {worker['liveness']}, not stale; only stale workers are removed")
-    fields = dict(zip(FIELDS, record.split(FIELD_SEPARATOR)[2:], strict=True))
+    parts = _records(reply)[0][0].split(FIELD_SEPARATOR, 3)
+    seen_beat = parts[2] if len(parts) > 2 else ""  # the raw last_heartbeat, FIELDS' first
     key = WORKER_PREFIX + name
-    removed = connection.eval(_REMOVE_LUA, 2, key, WORKERS_SET, fields.get("last_heartbeat", ""), *worker["queues"])
+    removed = connection.eval(_REMOVE_LUA, 2, key, WORKERS_SET, seen_beat, *worker["queues"])
     if not removed:
         raise WorkerNotStale(f"Worker '{name}' sent a heartbeat while being removed; it is kept")
     abandoned = worker["current_job"]
@@ -242,16 +259,17 @@ def cleanup_stale_workers(connection: Redis, now: float, active_seconds: float, 
     return removed
 
 
-def _read_one(connection: Redis, name: str) -> tuple[Record, bool]:
+def _read_one(connection: Redis, name: str) -> list[Any]:
+    """The script's reply for one worker; WorkerNotFound when RQ has neither its hash nor its registration."""
     key = WORKER_PREFIX + name
     with connection.pipeline(transaction=False) as pipe:
         pipe.eval(_READ_LUA, 2, WORKERS_SET, SUSPENDED_KEY, JOB_PREFIX, key, *FIELDS)
         pipe.sismember(WORKERS_SET, key)
         reply, registered = pipe.execute()
-    record = _records(reply)[0]
-    if not record[0].split(FIELD_SEPARATOR, 2)[2].strip(FIELD_SEPARATOR) and not registered:
+    _key, _ttl, *values = _records(reply)[0][0].split(FIELD_SEPARATOR, 2)
+    if not "".join(values).strip(FIELD_SEPARATOR) and not registered:
         raise WorkerNotFound(name)
-    return record, bool(reply[0])
+    return reply
 
 
 class _Facts(NamedTuple):
@@ -289,7 +307,7 @@ def _static(key: str, values: str) -> _Facts:
         pool=pool or None,
         slot=_int(slot) if slot else None,
         monitored=monitored,
-        birth=_z(birth_at),
+        birth=_shown_time(birth_at, _rq_time(birth_at)),
         memory_limit_mb=_float(limit),
         capabilities=parsed,
         rq_version=version or None,
@@ -307,13 +325,12 @@ def _static(key: str, values: str) -> _Facts:
 _ACTIVE, _INACTIVE, _STALE = Liveness.ACTIVE, Liveness.INACTIVE, Liveness.STALE
 
 
-def _worker(
-    record: str, running: tuple[str, list[Any]] | None, suspended: bool, now: float, active: float, stale: float
-) -> dict:
+def _worker(record: str, running: Running, suspended: bool, now: float, active: float, stale: float) -> dict:
     # The read's hot loop, once per worker per tick: plain local arithmetic where a helper call would double its
     # cost; a value someone else wrote that is not a clean figure goes through the helpers' careful paths.
     key, ttl, beat_at, usage, state, _current, successful, failed, working, rest = record.split(FIELD_SEPARATOR, 9)
     shown, monitored, _paused, _override, _in_pool, birth, fixed, nested, actions = _static(key, rest)
+    job = running.get(key)
     heartbeat = _heartbeat_time(beat_at)
     if heartbeat is None:  # a registration without a hash (expired) or without any heartbeat
         age = None
@@ -329,10 +346,12 @@ def _worker(
     elif fixed is not None:  # stopped, stopping or paused: known from the hash alone
         status = fixed
     else:
-        status = _activity(state, suspended, running is not None or state == "busy")
+        status = _activity(state, suspended, job is not None or state == "busy")
     try:
         ok_count = int(successful) if successful else 0
         failed_count = int(failed) if failed else 0
+        if not (0 <= ok_count < _COUNT_LIMIT and 0 <= failed_count < _COUNT_LIMIT):
+            raise ValueError("not a count")
     except ValueError:
         ok_count, failed_count = _int(successful), _int(failed)
     processed = ok_count + failed_count
@@ -353,8 +372,8 @@ def _worker(
     worker["status"] = status  # str enums: plain strings in JSON and in comparisons
     worker["liveness"] = liveness
     worker["uptime_seconds"] = _millis(now - birth) if birth is not None else None
-    worker["current_job"] = _current_job(*running, now) if running is not None else None
-    worker["last_heartbeat"] = _z(beat_at)
+    worker["current_job"] = _current_job(*job, now) if job is not None else None
+    worker["last_heartbeat"] = _shown_time(beat_at, heartbeat)
     worker["seconds_since_heartbeat"] = None if age is None else _millis(age)
     worker["memory_usage_mb"] = _float(rss)
     worker["cpu_percent"] = _float(cpu)
@@ -395,10 +414,10 @@ def _plain_liveness(age: float, ttl: int, stale_seconds: float) -> Liveness:
 
 def _current_job(job_id: str, job: list[bytes | None], now: float) -> dict[str, Any]:
     origin, started_at, data, description = (list(job) + [None] * 4)[:4]
-    started = _rq_time(started_at.decode()) if started_at else None
+    started = _rq_time(started_at.decode(errors="replace")) if started_at else None
     return {
         "job_id": job_id,
-        "queue": origin.decode() if origin else None,
+        "queue": origin.decode(errors="replace") if origin else None,
         "job_name": _job_name(data, description),
         "started_at": _iso(started),
         "running_for": round(max(0.0, now - started), 3) if started is not None else None,
@@ -417,8 +436,10 @@ def _job_name(data: bytes | None, description: bytes | None) -> str | None:
 
 @lru_cache(maxsize=4096)  # the same few objects at every read
 def _capabilities(raw: str | None) -> dict[str, Any]:
+    """A MonitoredWorker's capabilities as config accepts them (an object, at most MAX_JSON_DEPTH deep); {} for
+    anything else someone wrote, which copying at every read or a page could not handle."""
     try:
-        parsed = json.loads(raw) if raw else {}
+        parsed = loads_checked(raw) if raw else {}
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
@@ -437,7 +458,8 @@ def _heartbeat_time(raw: str) -> float | None:
         and raw[19] == "."
         and raw[26] == "Z"
         and raw[17] < "6"
-        and (raw[17:19] + raw[20:26]).isdecimal()  # every decimal digit float() reads (isdigit takes "²" too)
+        and raw.isascii()  # float() reads any script's digits, fromisoformat only ASCII ones
+        and (raw[17:19] + raw[20:26]).isdigit()
     ):
         minute = _minute_time(raw[:16])
         if minute is not None:
@@ -445,9 +467,13 @@ def _heartbeat_time(raw: str) -> float | None:
     return _rq_time(raw)
 
 
+_MINUTE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d", re.ASCII)
+
+
 @lru_cache(maxsize=256)
 def _minute_time(minute: str) -> float | None:
-    return _rq_time(minute)
+    """The epoch of `YYYY-MM-DDTHH:MM` (UTC), else None: an offset or any other form is the full parse's."""
+    return _rq_time(minute) if _MINUTE.fullmatch(minute) else None
 
 
 def _millis(seconds: float) -> float:
@@ -456,15 +482,24 @@ def _millis(seconds: float) -> float:
     return int(seconds * 1000.0 + 0.5) / 1000.0 if 0 <= seconds < 1e15 else round(seconds, 3)
 
 
-def _z(rq_time: str | None) -> str | None:
-    """RQ's times are already UTC ISO-8601 with a Z (microseconds); the API's have milliseconds."""
-    return rq_time[:23] + "Z" if rq_time and len(rq_time) >= 24 else rq_time
+def _shown_time(raw: str, epoch: float | None) -> str | None:
+    """A time RQ stored (`raw`, read as `epoch`) as the API shows it, UTC with milliseconds: RQ's own form
+    (utcformat, UTC with microseconds) is cut short; any other readable one is written anew, its offset applied."""
+    if epoch is None:
+        return None
+    if len(raw) == 27 and raw[26] == "Z" and raw[19] == ".":
+        return raw[:23] + "Z"
+    return _iso(epoch)
 
 
 def _iso(epoch: float | None) -> str | None:
+    """None for a time no date can hold (a job's start in the year 10000 is someone else's garbage)."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    try:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _hundredths(value: float) -> float:
@@ -472,11 +507,16 @@ def _hundredths(value: float) -> float:
     return int(value * 100.0 + 0.5) / 100.0 if 0 <= value < 1e15 else round(value, 2)
 
 
+_COUNT_LIMIT = 2**63  # RQ's counters are Redis integers (HINCRBY): a count beyond is someone else's garbage
+
+
 def _int(raw: str | None) -> int:
+    """A count: a non-negative Redis integer, else 0."""
     try:
-        return int(raw or 0)
+        value = int(raw or 0)
     except ValueError:
         return 0
+    return value if 0 <= value < _COUNT_LIMIT else 0
 
 
 def _float(raw: str | None) -> float | None:

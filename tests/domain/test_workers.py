@@ -4,7 +4,7 @@ WORKERS.md, round trips, and removing stale workers (hashes written as RQ and Mo
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import redis.connection
@@ -255,7 +255,10 @@ def test_reads_hand_out_their_own_objects_and_see_every_change(connection):
         "2026-12-01T05:25:60.500000Z",
         "2026-12-01T05:25:28.38544Z",
         "2026-12-01T05:25:2\u00b2.385444Z",  # a digit to str.isdigit, not to float()
-        "2026-12-01T05:25:\u0662\u0668.385444Z",  # Arabic-Indic digits: float() reads them, fromisoformat too
+        "2026-12-01T05:25:\u0662\u0668.385444Z",  # Arabic-Indic digits: float() reads them, fromisoformat does not
+        "2026-12-01T05:25:2\u0663.385444Z",
+        "2026-12-01T05:25:28.38544\uff14Z",  # a fullwidth digit
+        "2026-12-01T05+01:00.385444Z",  # a minute part that is an hour with an offset
     ],
 )
 def test_the_heartbeat_fast_parse_agrees_with_the_full_parse(raw):
@@ -302,3 +305,86 @@ def test_a_stopped_pool_slot_keeps_the_memory_limit_and_capabilities_of_its_chil
     assert worker["status"] == "stopped" and worker["control"] == ["start"]
     assert (worker["pool"], worker["slot"]) == ("pool-s", 2)
     assert worker["memory_limit_mb"] == 512.0 and worker["capabilities"] == {"gpu": True}
+
+
+def test_a_heartbeat_with_an_offset_is_shown_in_utc(connection):
+    beat = datetime.fromtimestamp(NOW - 10, UTC).astimezone(timezone(timedelta(hours=-2)))
+    register(connection, "offset", 10, last_heartbeat=beat.isoformat())
+    worker = read(connection)["offset"]
+    assert worker["seconds_since_heartbeat"] == pytest.approx(10, abs=0.01) and worker["liveness"] == "active"
+    shown = datetime.fromisoformat(worker["last_heartbeat"])
+    assert worker["last_heartbeat"].endswith("Z") and shown.timestamp() == pytest.approx(NOW - 10, abs=0.001)
+
+
+def _deep(depth: int) -> str:
+    return '{"a": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({registry.MONITORED: registry.monitored_value(capabilities=_deep(900))}, id="deep-capabilities"),
+        pytest.param({registry.MONITORED: registry.monitored_value(capabilities=_deep(6000))}, id="deeper"),
+        pytest.param({"successful_job_count": "9" * 400, "failed_job_count": "1" + "0" * 300}, id="huge-counts"),
+        pytest.param({"hostname": "a\x1fb"}, id="unit-separator"),
+        pytest.param({"state": "\x1e"}, id="record-separator"),
+        pytest.param({"queues": "dq\x1f\x1e\x1fnot-a-record"}, id="record-boundary"),
+        pytest.param({"last_heartbeat": "\x1f"}, id="separator-heartbeat"),
+    ],
+)
+def test_one_unreadable_hash_never_breaks_the_read_of_the_others(connection, fields):
+    """Any value someone writes into one worker's hash: the others read as before, their jobs stay theirs."""
+    register(connection, "bad", 3, **fields)
+    register(connection, "good", 3, state="busy")
+    job = make_active_job(connection, "dq", minutes_running=1)
+    connection.hset(registry.WORKER_PREFIX + "good", "current_job", job.id)
+    workers = read(connection)
+    good = workers["good"]
+    assert good["tasks_processed"] == 10 and good["liveness"] == "active" and good["current_job"]["job_id"] == job.id
+    assert [name for name, worker in workers.items() if worker["current_job"]] == ["good"]
+    bad = workers.get("bad") or next(w for n, w in workers.items() if n.startswith("bad"))
+    assert bad["liveness"] in ("active", "stale")  # read, or shown as a registration without a hash
+    assert isinstance(bad["capabilities"], dict) or bad["capabilities"] is None
+    assert bad["tasks_processed"] < 2**63
+
+
+def test_capabilities_deeper_than_the_api_allows_read_as_none(connection):
+    register(connection, "deep", 3, **{registry.MONITORED: registry.monitored_value(capabilities=_deep(40))})
+    register(connection, "fine", 3, **{registry.MONITORED: registry.monitored_value(capabilities=_deep(20))})
+    workers = read(connection)
+    assert workers["deep"]["capabilities"] == {} and workers["deep"]["liveness"] == "active"
+    assert workers["fine"]["capabilities"] == {"a": eval("[" * 20 + "]" * 20)}  # noqa: S307 - a literal
+
+
+def test_a_key_in_the_registry_that_is_not_a_hash_reads_as_stale(connection):
+    register(connection, "good", 3)
+    connection.set(registry.WORKER_PREFIX + "odd", "not a hash")
+    connection.sadd(registry.WORKERS_SET, registry.WORKER_PREFIX + "odd")
+    workers = read(connection)
+    assert workers["good"]["liveness"] == "active" and workers["odd"]["liveness"] == "stale"
+    assert registry.read_worker(connection, "odd", NOW, 60, 300)["status"] == "stale"
+
+
+@pytest.mark.parametrize(
+    "job_fields",
+    [
+        {"origin": b"\xff\xfeq", "started_at": b"\xff"},
+        {"started_at": "9999-12-31T23:59:59-01:00"},  # year 10000 in UTC
+        {"started_at": "9999-12-31T23:59:59.999999Z"},
+    ],
+)
+def test_a_running_job_with_unreadable_fields_never_breaks_the_read(connection, job_fields):
+    register(connection, "runner", 3, state="busy")
+    register(connection, "other", 3)
+    job = make_active_job(connection, "dq", minutes_running=1)
+    connection.hset(registry.WORKER_PREFIX + "runner", "current_job", job.id)
+    connection.hset(f"rq:job:{job.id}", mapping=job_fields)
+    workers = read(connection)
+    assert workers["runner"]["current_job"]["job_id"] == job.id and workers["other"]["liveness"] == "active"
+
+
+def test_a_current_job_id_that_is_not_utf8_never_breaks_the_read(connection):
+    register(connection, "runner", 3, state="busy", current_job=b"\xff\xfe")
+    register(connection, "other", 3)
+    workers = read(connection)
+    assert workers["runner"]["current_job"]["job_id"] == "\ufffd\ufffd" and workers["other"]["tasks_processed"] == 10
