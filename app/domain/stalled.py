@@ -41,6 +41,8 @@ Mode = Literal["requeue", "fail", "interrupt"]
 
 # Shared by both scripts. ARGV[1..5]: now (epoch), stale cutoff (epoch), the same cutoff as RQ's timestamp text,
 # entry score cutoff, number n of workers named dead; then the n names. `gone(name)` is memoized per call.
+# A worker or job key someone else wrote with another type reads as absent (pcall): one odd key never stops the
+# recovery of every other run, and no error can leave a move half done.
 _PRELUDE = """
 local now, cutoff, cutoff_text = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local score_cutoff, dead_count = ARGV[4], tonumber(ARGV[5])
@@ -52,7 +54,8 @@ local function gone(name)
   if not name or name == '' then return false end  -- no worker named: not ours to judge
   if dead[name] then return true end
   if verdicts[name] == nil then
-    local f = redis.call('HMGET', 'rq:worker:' .. name, 'last_heartbeat', 'rqmon_heartbeat_at', 'death', 'birth')
+    local f = redis.pcall('HMGET', 'rq:worker:' .. name, 'last_heartbeat', 'rqmon_heartbeat_at', 'death', 'birth')
+    if f.err then f = {} end  -- not a hash: no worker there
     local fresh = (tonumber(f[2]) or 0) >= cutoff or (f[1] and f[1] >= cutoff_text)
     verdicts[name] = (not f[1] and not f[4]) or f[3] ~= false or not fresh
   end
@@ -78,15 +81,18 @@ local function consider(queue, entry)
   if seen[entry] then return end
   seen[entry] = true
   local job_id = job_id_of(entry)
-  local job = redis.call('HMGET', 'rq:job:' .. job_id, 'status', 'worker_name', 'meta', 'origin')
-  if job[1] ~= 'started' or not gone(job[2]) then return end
+  local job = redis.pcall('HMGET', 'rq:job:' .. job_id, 'status', 'worker_name', 'meta', 'origin')
+  if job.err or job[1] ~= 'started' or not gone(job[2]) then return end
   queue = queue or job[4]
   if not queue or redis.call('ZSCORE', 'rq:wip:' .. queue, entry) == false then return end
   table.insert(out, queue); table.insert(out, entry); table.insert(out, job_id)
   table.insert(out, job[2]); table.insert(out, job[3])
 end
 for name in pairs(dead) do
-  for _, entry in ipairs(redis.call('SMEMBERS', 'rq:worker:' .. name .. ':executions')) do consider(nil, entry) end
+  local executions = redis.pcall('SMEMBERS', 'rq:worker:' .. name .. ':executions')
+  if not executions.err then
+    for _, entry in ipairs(executions) do consider(nil, entry) end
+  end
 end
 for _, queue_key in ipairs(redis.call('SMEMBERS', 'rq:queues')) do
   local queue = string.sub(queue_key, 10)  -- 'rq:queue:' .. name
@@ -116,13 +122,13 @@ for at = next_arg + 4, #ARGV, 8 do
   local mode, queue, entry, job_id = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local worker, expected_meta, new_meta, failure_ttl = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7]
   local job_key, registry = 'rq:job:' .. job_id, 'rq:wip:' .. queue
-  local job = redis.call('HMGET', job_key, 'status', 'worker_name', 'meta')
-  if redis.call('ZSCORE', registry, entry) ~= false and job[1] == 'started' and job[2] == worker
+  local job = redis.pcall('HMGET', job_key, 'status', 'worker_name', 'meta')
+  if not job.err and redis.call('ZSCORE', registry, entry) ~= false and job[1] == 'started' and job[2] == worker
       and gone(worker) and (job[3] or '') == expected_meta then
     local _, execution_id = job_id_of(entry)
     redis.call('ZREM', registry, entry)
     redis.call('ZREM', 'rqmon:run-starts:' .. queue, entry)
-    redis.call('SREM', 'rq:worker:' .. worker .. ':executions', entry)
+    redis.pcall('SREM', 'rq:worker:' .. worker .. ':executions', entry)  -- a script's error keeps what it wrote
     if execution_id then
       redis.call('DEL', 'rq:execution:' .. entry)
       redis.call('ZREM', 'rq:executions:' .. job_id, execution_id)
@@ -136,7 +142,8 @@ for at = next_arg + 4, #ARGV, 8 do
       redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
     end
     -- a pool's child? app.domain.workers.monitored_value: limit, pool, slot, capabilities
-    local own = redis.call('HGET', 'rq:worker:' .. worker, @MONITORED_FIELD@) or ''
+    local own = redis.pcall('HGET', 'rq:worker:' .. worker, @MONITORED_FIELD@)
+    if type(own) ~= 'string' then own = '' end
     local _, pool, slot = string.match(own, '^([^@SEP@]*)@SEP@([^@SEP@]*)@SEP@([^@SEP@]*)')
     local values = {event = mode == 'interrupt' and 'forceShutdown' or 'workerStalled', pool = pool or '',
       slot = slot or '', worker = worker, jobId = job_id, at = event_time,

@@ -116,6 +116,21 @@ def test_a_live_worker_keeps_its_job_and_a_stale_one_loses_it(connection):
     assert [r.job_id for r in recover_stalled(connection, stale_seconds=60)] == [job.id]
 
 
+def test_keys_of_another_type_never_stop_the_recovery_of_the_other_runs(connection):
+    """A worker key that is not a hash (the run's worker is gone), a registry entry whose job key is a string, a
+    dead worker's executions that are not a set: each reads as absent, and the other runs are recovered."""
+    odd_worker = _stalled_job(connection, "st-odd-a", minutes_running=15)
+    connection.set("rq:worker:test-worker", "not a hash")
+    connection.zadd("rq:wip:st-odd-b", {"not-a-job": time.time() - 3600})
+    connection.set("rq:job:not-a-job", "not a hash")
+    connection.sadd("rq:queues", "rq:queue:st-odd-b")
+    connection.set("rq:worker:ghost:executions", "not a set")
+    recovered = recover_stalled(connection, stale_seconds=300, dead_workers=["ghost"])
+    assert [(r.job_id, r.action) for r in recovered] == [(odd_worker.id, "requeue")]
+    assert Queue("st-odd-a", connection=connection).get_job_ids() == [odd_worker.id]
+    assert _wip(connection, "st-odd-b") == [b"not-a-job"]  # not a job: left where it is
+
+
 def test_a_worker_named_dead_loses_its_job_at_once_whatever_its_heartbeat(connection):
     job = make_active_job(connection, "st-dead", minutes_running=0)
     connection.zadd("rq:wip:st-dead", {_wip(connection, "st-dead")[0]: time.time() + 3600})  # fresh execution
