@@ -20,6 +20,7 @@ from app.domain.queues import (
     LIVE_COUNT_LUA,
     QUEUE_KEY_PREFIX,
     QueueKeys,
+    count_or_zero,
     live_count_reads,
 )
 from app.domain.timeutil import iso_from_timestamp
@@ -57,10 +58,10 @@ for _, name in ipairs(names) do
     if ARGV[i] == 'LIVE' then
       table.insert(out, live_count(ARGV[i + 1] .. name, now))
     elseif ARGV[i] == 'HEAD' then
-      local head = redis.call('LINDEX', ARGV[1] .. name, 0)
-      table.insert(out, head and redis.call('HGET', ARGV[i + 1] .. head, 'enqueued_at') or '')
+      local head = read_or(false, 'LINDEX', ARGV[1] .. name, 0)
+      table.insert(out, head and read_or(false, 'HGET', ARGV[i + 1] .. head, 'enqueued_at') or '')
     else
-      table.insert(out, redis.call(ARGV[i], ARGV[i + 1] .. name))
+      table.insert(out, read_or(0, ARGV[i], ARGV[i + 1] .. name))
     end
   end
 end
@@ -147,8 +148,8 @@ def get_queue_metrics(connection: Redis, queue_name: str, now: float | None = No
             else:
                 getattr(pipe, command)(getattr(queue, attribute))
         history.queue_rate_reads(pipe, now)
-        results = pipe.execute()
+        results = pipe.execute(raise_on_error=False)
     counted = 1 + len(COUNTS)
-    entry = parse_queue_counts([queue_name.encode(), *results[:counted]])[0]
+    entry = parse_queue_counts([queue_name.encode(), *map(count_or_zero, results[:counted])])[0]
     entry["successRate"], entry["processingRate"] = history.parse_rates(results[counted:], now).of(queue_name)
     return entry

@@ -15,7 +15,7 @@ from redis import Redis
 
 from app.domain import alerts, keys, worker_performance, workers
 from app.domain.metrics import parse_queue_counts, queue_counts_reads
-from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX
+from app.domain.queues import ALL_QUEUES_KEY, KNOWN_QUEUES_LUA, QUEUE_KEY_PREFIX, SAFE_READ_LUA
 from app.domain.timeutil import iso_from_timestamp, rq_epoch
 
 RECENT_ACTIVITY = 50
@@ -206,15 +206,16 @@ def live_document(overview: dict[str, Any]) -> dict[str, Any]:
 # KEYS: RQ's set of queue keys, the monitor's set of queue names. ARGV: the queue-key prefix, the prioritized
 # set's prefix, the job-key prefix. Returns name, waiting head's enqueued_at, prioritized head's enqueued_at.
 _OLDEST_LUA = (
-    KNOWN_QUEUES_LUA
+    SAFE_READ_LUA
+    + KNOWN_QUEUES_LUA
     + """
 local out = {}
 for name in pairs(known_queues(KEYS[1], KEYS[2], ARGV[1])) do
-  local head = redis.call('LINDEX', ARGV[1] .. name, 0)
-  local first = redis.call('ZRANGE', ARGV[2] .. name, 0, 0)[1]
+  local head = read_or(false, 'LINDEX', ARGV[1] .. name, 0)
+  local first = read_or({}, 'ZRANGE', ARGV[2] .. name, 0, 0)[1]
   out[#out + 1] = name
-  out[#out + 1] = head and (redis.call('HGET', ARGV[3] .. head, 'enqueued_at') or '') or ''
-  out[#out + 1] = first and (redis.call('HGET', ARGV[3] .. first, 'enqueued_at') or '') or ''
+  out[#out + 1] = head and (read_or(false, 'HGET', ARGV[3] .. head, 'enqueued_at') or '') or ''
+  out[#out + 1] = first and (read_or(false, 'HGET', ARGV[3] .. first, 'enqueued_at') or '') or ''
 end
 return out
 """

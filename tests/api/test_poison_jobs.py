@@ -181,3 +181,41 @@ def test_an_unreadable_jobs_summary_has_the_keys_of_a_readable_ones(client, mode
         assert summary["unreadable"] is True
         assert set(summary) - {"unreadable", "dataError"} == readable, kind
     assert by_id[ids["garbage"]]["retriedAs"] == "the-retry"
+
+
+def keys_of_another_type(connection) -> None:
+    """What another program may leave: a queue named in rq:queues whose key is not a list, and a queue whose
+    registries are not sorted sets, beside a fine queue."""
+    Queue("poison-fine", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    connection.sadd("rq:queues", "rq:queue:poison-string", "rq:queue:poison-hash")
+    connection.set("rq:queue:poison-string", "not a list")
+    connection.hset("rq:queue:poison-hash", "a", "b")
+    Queue("poison-registries", connection=connection).enqueue("workers.tasks.add", 3, 4)
+    for registry in ("wip", "finished", "failed", "scheduled", "deferred"):
+        connection.set(f"rq:{registry}:poison-registries", "not a sorted set")
+
+
+def test_a_key_of_another_type_counts_as_empty_and_every_other_queue_is_counted(client, moderator, connection):
+    keys_of_another_type(connection)
+    metrics = assert_json_text(client.get(f"{API}/metrics", headers=moderator))
+    by_name = {queue["queueName"]: queue for queue in metrics["queues"]}
+    assert by_name["poison-fine"]["waiting"] == 1
+    assert by_name["poison-string"]["waiting"] == by_name["poison-hash"]["waiting"] == 0
+    odd = by_name["poison-registries"]
+    assert odd["waiting"] == 1 and odd["active"] == odd["completed"] == odd["failed"] == odd["delayed"] == 0
+    status = assert_json_text(client.get("/api/v1/workers/queue/status", headers=moderator))
+    assert status["queues"]["poison-fine"]["size"] == 1 and status["queues"]["poison-string"]["size"] == 0
+    assert_json_text(client.get("/api/v1/workers/overview", headers=moderator))
+    from app.domain.metrics import get_queue_metrics  # noqa: PLC0415
+
+    assert get_queue_metrics(connection, "poison-string")["waiting"] == 0
+    assert get_queue_metrics(connection, "poison-registries")["failed"] == 0
+
+
+def test_the_scrape_counts_every_queue_beside_a_key_of_another_type(redis_url, tmp_path, connection):
+    from tests.conftest import make_app  # noqa: PLC0415
+
+    keys_of_another_type(connection)
+    response = make_app(redis_url, tmp_path, METRICS_PUBLIC=True).test_client().get("/metrics")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert 'rq_jobs{queue="poison-fine",status="queued"} 1.0' in response.get_data(as_text=True)
