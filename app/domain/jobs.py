@@ -22,7 +22,15 @@ from app.domain import attempts
 from app.domain.errors import Conflict, DomainError, InvalidInput, JobNotFound, QueueNotFound
 from app.domain.job_data import Unreadable, json_safe, safe_text
 from app.domain.names import check_job_id
-from app.domain.queues import QueueKeys, live_count_reads, live_page_reads, queue_exists_reads, queue_keys
+from app.domain.queues import (
+    QueueKeys,
+    count_or_zero,
+    live_count_reads,
+    live_page_reads,
+    queue_exists_reads,
+    queue_keys,
+    wrong_type,
+)
 from app.domain.states import BROWSABLE_STATES, STATE_OF_STATUS, JobState
 from app.domain.timeutil import iso, iso_from_timestamp
 
@@ -262,11 +270,13 @@ def summarize_raw(
     job_id: str,
     queue_name: str,
     state: str,
-    raw: dict[bytes, bytes],
+    raw: dict[bytes, bytes] | None,
     delay_until: str | None = None,
 ) -> dict:
-    """A summary that never fails: a missing or unreadable job is shown with `dataError`. `delay_until`: when a
-    delayed job becomes waiting (its ScheduledJobRegistry score)."""
+    """A summary that never fails: a missing or unreadable job (`raw` None: a key of another type) is shown with
+    `dataError`. `delay_until`: when a delayed job becomes waiting (its ScheduledJobRegistry score)."""
+    if raw is None:  # another program's key of another type where the job's hash should be
+        return {"jobId": job_id, "queueName": queue_name, "state": state, "dataError": "the job's key is not a hash"}
     if not raw:
         return {"jobId": job_id, "queueName": queue_name, "state": state, "dataError": "job data has expired"}
     if state == JobState.FAILED:
@@ -308,20 +318,24 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
     with connection.pipeline(transaction=False) as pipe:  # existence joins the page read: one round trip
         queue_exists_reads(pipe, queue_name)
         _page_ids_reads(pipe, queue, state, start, start + per_page - 1)
-        in_rq, known, total, entries = pipe.execute()
+        # a list or registry another program left of another type reads as empty
+        in_rq, known, total, entries = map(count_or_zero, pipe.execute(raise_on_error=False))
     if not (in_rq or known):
         raise QueueNotFound(queue_name)
-    due: dict[str, str] = {}
+    entries = entries or []
+    due: dict[bytes, str] = {}
     if state == JobState.DELAYED:
-        due = {member.decode(): iso_from_timestamp(score) for member, score in entries}
+        due = {member: iso_from_timestamp(score) for member, score in entries}
         entries = [member for member, _score in entries]
-    ids = [entry.decode() for entry in entries]
+    # Entries are any bytes another program pushed: each job's hash is read by the entry's own bytes, its id shown
+    # escaped when it is not UTF-8.
+    ids = [entry.decode("utf-8", "surrogateescape") for entry in entries]
     if state == JobState.ACTIVE:
         ids = [started_entry_job_id(entry) for entry in ids]
     with connection.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.hgetall(job_key(job_id))
-        raws = pipe.execute()
+            pipe.hgetall(job_key(job_id).encode("utf-8", "surrogateescape"))
+        raws = pipe.execute(raise_on_error=False)
     return {
         "queueName": queue_name,
         "state": state,
@@ -329,7 +343,8 @@ def list_jobs(connection: Redis, queue_name: str, state: str, page: int = 1, per
         "perPage": per_page,
         "total": int(total),
         "jobs": [
-            summarize_raw(connection, i, queue_name, state, raw, due.get(i)) for i, raw in zip(ids, raws, strict=True)
+            summarize_raw(connection, safe_text(i), queue_name, state, None if wrong_type(raw) else raw, due.get(entry))
+            for i, entry, raw in zip(ids, entries, raws, strict=True)
         ],
     }
 
@@ -342,11 +357,12 @@ def fetch_job(connection: Redis, queue_name: str, job_id: str) -> tuple[Job, str
         queue_exists_reads(pipe, queue_name)
         pipe.hgetall(job_key(job_id))
         pipe.zscore(queue.prioritized, job_id)
-        in_rq, known, raw, priority_score = pipe.execute()
-    if not (in_rq or known):
+        in_rq, known, raw, priority_score = pipe.execute(raise_on_error=False)
+    if not (count_or_zero(in_rq) or count_or_zero(known)):
         raise QueueNotFound(queue_name)
-    if not raw:
+    if wrong_type(raw) or not raw:  # no hash, or another program's key of another type: no job
         raise JobNotFound(queue_name, job_id)
+    priority_score = None if wrong_type(priority_score) else priority_score
     try:
         job = restore_job(connection, job_id, raw)
     except Exception as exc:

@@ -125,14 +125,19 @@ def live_page_reads(pipe: Pipeline, key: str, start: int, end: int, now: float |
     pipe.eval(_LIVE_PAGE_SCRIPT, 1, key, repr(time.time() if now is None else now), start, end - start + 1)
 
 
-def count_or_zero(value: Any) -> Any:
-    """A count read on its own from a key of another type (WRONGTYPE, from a pipeline run with
-    `raise_on_error=False`) is 0, as in the scripts (SAFE_READ_LUA); any other error is raised."""
+def wrong_type(value: Any) -> bool:
+    """True for the error of a read (from a pipeline run with `raise_on_error=False`) of a key another program left
+    of another type (WRONGTYPE: of the command, or of a script that ran it); any other error is raised."""
     if isinstance(value, ResponseError):
-        if str(value).startswith("WRONGTYPE"):
-            return 0
+        if "WRONGTYPE" in str(value):
+            return True
         raise value
-    return value
+    return False
+
+
+def count_or_zero(value: Any) -> Any:
+    """A count read on its own from a key of another type is 0, as in the scripts (SAFE_READ_LUA)."""
+    return 0 if wrong_type(value) else value
 
 
 def queue_keys(name: str) -> QueueKeys:

@@ -219,3 +219,50 @@ def test_the_scrape_counts_every_queue_beside_a_key_of_another_type(redis_url, t
     response = make_app(redis_url, tmp_path, METRICS_PUBLIC=True).test_client().get("/metrics")
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert 'rq_jobs{queue="poison-fine",status="queued"} 1.0' in response.get_data(as_text=True)
+
+
+def test_a_list_holding_ids_of_no_job_hash_shows_each_and_the_rest(client, moderator, connection):
+    """Ids another program pushed: one whose key is a string (or a list), one of non-UTF-8 bytes, one of no key."""
+    fine = Queue("poison-ids", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    connection.rpush("rq:queue:poison-ids", "as-string", b"bytes-\xff", "ghost")
+    connection.set("rq:job:as-string", "not a hash")
+    connection.zadd("rq:failed:poison-ids", {"as-list": 9999999999, b"failed-\xfe": 9999999999})
+    connection.rpush("rq:job:as-list", "not a hash")
+    waiting = assert_json_text(client.get(f"{API}/queue/poison-ids/jobs?state=waiting", headers=moderator))
+    by_id = {job["jobId"]: job for job in waiting["jobs"]}
+    assert waiting["total"] == 4 and by_id[fine.id]["data"] == {"args": [1, 2], "kwargs": {}}
+    assert by_id["as-string"]["dataError"] == "the job's key is not a hash"
+    assert by_id["bytes-\\udcff"]["dataError"] == by_id["ghost"]["dataError"] == "job data has expired"
+    failed = assert_json_text(client.get(f"{API}/queue/poison-ids/jobs?state=failed", headers=moderator))
+    assert {job["jobId"]: job.get("dataError") for job in failed["jobs"]} == {
+        "as-list": "the job's key is not a hash",
+        "failed-\\udcfe": "job data has expired",
+    }
+
+
+@pytest.mark.parametrize("path", [f"{API}/job/poison-ids/as-string", "/admin/queues/poison-ids/jobs/as-string"])
+def test_asking_for_a_key_of_another_type_as_a_job_is_a_404(client, make_user, connection, path):
+    from tests.api.test_pages import sign_in  # noqa: PLC0415
+
+    Queue("poison-ids", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    connection.set("rq:job:as-string", "not a hash")
+    make_user("poison-key-reader", Role.MODERATOR)
+    headers = {"Authorization": f"Bearer {login(client, 'poison-key-reader')['access_token']}"}
+    sign_in(client, "poison-key-reader")
+    response = client.get(path, headers=headers)
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
+    assert connection.get("rq:job:as-string") == b"not a hash"  # read, never touched
+
+
+def test_a_waiting_list_or_registry_of_another_type_pages_as_empty(client, moderator, connection):
+    keys_of_another_type(connection)
+    for queue, state in [
+        ("poison-string", "waiting"),
+        ("poison-hash", "waiting"),
+        ("poison-registries", "active"),
+        ("poison-registries", "completed"),
+        ("poison-registries", "failed"),
+        ("poison-registries", "delayed"),
+    ]:
+        page = assert_json_text(client.get(f"{API}/queue/{queue}/jobs?state={state}", headers=moderator))
+        assert page["total"] == 0 and page["jobs"] == [], (queue, state)
