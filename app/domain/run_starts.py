@@ -13,6 +13,7 @@ from redis import Redis
 from redis.exceptions import ResponseError
 
 from app.domain import keys
+from app.domain.job_data import safe_text
 from app.domain.jobs import job_key
 from app.domain.queues import QueueKeys
 from app.domain.timeutil import rq_epoch
@@ -64,15 +65,23 @@ local function start_score(text)  -- '2026-01-22T10:00:00.123456Z' -> 2026012210
   return 1
 end
 
+-- Another program's key of another type where a job's hash or a registry should be reads as absent (pcall).
+local function read_or(default, ...)
+  local result = redis.pcall(...)
+  if type(result) == 'table' and result.err then return default end
+  return result
+end
+
 local function started_at(entry)
-  return redis.call('HGET', job_prefix .. job_id_of(entry), 'started_at')
+  return read_or(false, 'HGET', job_prefix .. job_id_of(entry), 'started_at')
 end
 
 local function emit(queue, entry)  -- queue, job id, then the job's fields
   local job_id = job_id_of(entry)
   table.insert(runs, queue)
   table.insert(runs, job_id)
-  for _, value in ipairs(redis.call('HMGET', job_prefix .. job_id, unpack(fields))) do table.insert(runs, value) end
+  local values = read_or({}, 'HMGET', job_prefix .. job_id, unpack(fields))
+  for f = 1, field_count do table.insert(runs, values[f] or false) end
 end
 
 local function by_start(a, b) return a[1] < b[1] end
@@ -91,6 +100,11 @@ _STARTED_BEFORE_LUA = (
     + """
 local function refresh(queue)
   local registry, index = registry_prefix .. queue, index_prefix .. queue
+  local registry_type, index_type = redis.call('TYPE', registry)['ok'], redis.call('TYPE', index)['ok']
+  if registry_type ~= 'zset' and registry_type ~= 'none' or index_type ~= 'zset' and index_type ~= 'none' then
+    redis.call('DEL', index)  -- a registry of another type has no runs; an index of another type is rebuilt
+    if registry_type ~= 'zset' then return 0 end
+  end
   local ended = redis.call('ZDIFF', 2, index, registry)
   for at = 1, #ended, 1000 do redis.call('ZREM', index, unpack(ended, at, math.min(at + 999, #ended))) end
   for _, entry in ipairs(redis.call('ZDIFF', 2, registry, index)) do
@@ -178,7 +192,7 @@ _STARTED_BEFORE_SCAN_LUA = (
     + """
 local candidates = {}
 for _, queue in ipairs(queues) do
-  local registry = redis.call('ZRANGE', registry_prefix .. queue, 0, -1)
+  local registry = read_or({}, 'ZRANGE', registry_prefix .. queue, 0, -1)
   local started_counts, own = {}, {}
   for b = 1, band_count do started_counts[b] = 0 end
   for _, entry in ipairs(registry) do
@@ -293,7 +307,7 @@ def parse_longest_runs(
         runs.append(
             {
                 "queueName": flat_runs[at].decode(),
-                "jobId": flat_runs[at + 1].decode(),
+                "jobId": safe_text(flat_runs[at + 1].decode("utf-8", "surrogateescape")),
                 "raw": raw,
                 "runningFor": running_ms,
             }

@@ -185,3 +185,24 @@ def test_any_limit_gives_the_longest_runs_in_order(connection, variant):
         alerts, summary = stuck.get_stuck_page(connection, limit=limit, now=now)
         assert [alert["jobId"] for alert in alerts] == expected[:limit], limit
         assert summary["total"] == 60
+
+
+def test_keys_of_another_type_read_as_no_run_and_every_other_run_is_alerted(connection, variant):
+    """Another program's keys: a registry entry whose job key is a string, a registry that is a string, and (our
+    own) an index that is a string; the other runs are still counted and alerted."""
+    stuck_id = make_active_job(connection, "st-odd", 45).id
+    connection.zadd("rq:wip:st-odd", {"as-string": 9999999999, b"bytes-\xff": 9999999999})
+    connection.set("rq:job:as-string", "not a hash")
+    make_active_job(connection, "st-bad-registry", 45)
+    connection.delete("rq:wip:st-bad-registry")
+    connection.set("rq:wip:st-bad-registry", "not a sorted set")
+    make_active_job(connection, "st-bad-index", 45)
+    connection.set(keys.run_starts("st-bad-index"), "garbage")
+    alerts, summary = stuck.get_stuck_page(connection, limit=100)
+    assert {alert["queueName"]: alert["jobId"] for alert in alerts if alert["queueName"] == "st-odd"} == {
+        "st-odd": stuck_id
+    }
+    assert {alert["queueName"] for alert in alerts} == {"st-odd", "st-bad-index"}
+    assert summary["byQueue"]["st-odd"]["total"] == summary["byQueue"]["st-bad-index"]["total"] == 1
+    assert connection.get("rq:job:as-string") == b"not a hash"  # read, never touched
+    assert connection.get("rq:wip:st-bad-registry") == b"not a sorted set"
