@@ -22,6 +22,7 @@ from app.domain.queues import (
     QueueKeys,
     count_or_zero,
     live_count_reads,
+    name_text,
 )
 from app.domain.timeutil import iso_from_timestamp
 
@@ -98,7 +99,7 @@ def queue_rows(flat: list[Any], extra: int) -> list[tuple[dict[str, Any], list[A
     for start in range(0, len(flat), width):
         name, paused, *values = flat[start : start + width]
         counts, extra_values = values[: len(COUNTS)], values[len(COUNTS) :]
-        entry: dict[str, Any] = {"queueName": name.decode()}
+        entry: dict[str, Any] = {"queueName": name_text(name)}
         entry.update({field: int(value) for (field, _, _), value in zip(COUNTS, counts, strict=True)})
         entry["paused"] = bool(paused)
         rows.append((entry, extra_values))

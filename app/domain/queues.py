@@ -20,6 +20,7 @@ from rq.registry import (
 
 from app.domain import keys
 from app.domain.errors import QueueNotFound
+from app.domain.job_data import safe_text
 from app.domain.names import check_queue_name
 
 QUEUE_KEY_PREFIX = Queue.redis_queue_namespace_prefix  # "rq:queue:"
@@ -150,9 +151,16 @@ def queue_names_reads(pipeline: Pipeline) -> None:
     pipeline.smembers(keys.KNOWN_QUEUES)
 
 
+def name_text(raw: bytes) -> str:
+    """A queue name as read from Redis: another program may have left any bytes; not UTF-8, it is shown escaped
+    (and refused as a name by the views that take one) instead of failing every queue's read."""
+    return safe_text(raw.decode("utf-8", "surrogateescape"))
+
+
 def parse_queue_names(rq_queue_keys: set[bytes], known: set[bytes]) -> list[str]:
-    names = {key.decode()[len(QUEUE_KEY_PREFIX) :] for key in rq_queue_keys if key.startswith(b"rq:queue:")}
-    names.update(name.decode() for name in known)
+    prefix = QUEUE_KEY_PREFIX.encode()
+    names = {name_text(key[len(prefix) :]) for key in rq_queue_keys if key.startswith(prefix)}
+    names.update(name_text(name) for name in known)
     return sorted(names)
 
 

@@ -266,3 +266,16 @@ def test_a_waiting_list_or_registry_of_another_type_pages_as_empty(client, moder
     ]:
         page = assert_json_text(client.get(f"{API}/queue/{queue}/jobs?state={state}", headers=moderator))
         assert page["total"] == 0 and page["jobs"] == [], (queue, state)
+
+
+def test_a_queue_name_of_non_utf8_bytes_is_shown_escaped_beside_every_other_queue(client, moderator, connection):
+    Queue("poison-named", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    connection.sadd("rq:queues", b"rq:queue:bytes-\xff")
+    connection.rpush(b"rq:queue:bytes-\xff", "some-job")
+    connection.sadd("rqmon:queues", b"seen-\xfe")
+    metrics = assert_json_text(client.get(f"{API}/metrics", headers=moderator))
+    waiting = {queue["queueName"]: queue["waiting"] for queue in metrics["queues"]}
+    assert waiting["poison-named"] == 1 and "bytes-\\udcff" in waiting and "seen-\\udcfe" in waiting
+    assert_json_text(client.get(f"{API}/trends", headers=moderator))
+    assert_json_text(client.get(f"{API}/alerts/stuck", headers=moderator))
+    assert_json_text(client.get("/api/v1/workers/queue/status", headers=moderator))
