@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from redis import Redis, RedisError
+from redis import Redis, RedisError, ResponseError
 from rq.job import Job, JobStatus
 from rq.serializers import DefaultSerializer
 
@@ -443,8 +443,18 @@ def get_job_detail(connection: Redis, queue_name: str, job_id: str) -> dict[str,
         return _unreadable_detail(queue_name, job_id, connection.hgetall(job_key(job_id)), state, exc)
 
 
+def _latest_result(job: Job) -> Any:
+    """RQ's latest result of the job; None when another program left its results key of another type."""
+    try:
+        return job.latest_result()
+    except ResponseError as exc:
+        if wrong_type(exc):
+            return None
+        raise
+
+
 def _job_detail(connection: Redis, queue_name: str, job: Job, state: str) -> dict[str, Any]:
-    latest = job.latest_result()
+    latest = _latest_result(job)
     rq_error = latest.exc_string if latest is not None and latest.type == latest.Type.FAILED else None
     recorded = attempts.read_attempts(job, rq_error=rq_error)
     detail: dict[str, Any] = {"jobId": job.id, "queueName": queue_name, "state": state}

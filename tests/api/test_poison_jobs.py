@@ -279,3 +279,17 @@ def test_a_queue_name_of_non_utf8_bytes_is_shown_escaped_beside_every_other_queu
     assert_json_text(client.get(f"{API}/trends", headers=moderator))
     assert_json_text(client.get(f"{API}/alerts/stuck", headers=moderator))
     assert_json_text(client.get("/api/v1/workers/queue/status", headers=moderator))
+
+
+@pytest.mark.parametrize("kind", ["finished", "failed"])
+def test_a_results_key_of_another_type_leaves_the_job_readable(client, moderator, connection, kind):
+    from tests.api.test_job_actions import failed_job  # noqa: PLC0415
+
+    if kind == "failed":
+        job = failed_job(connection, None, "poison-results", "x")
+    else:
+        job = Queue("poison-results", connection=connection).enqueue("workers.tasks.add", 1, 2)
+    connection.set(f"rq:results:{job.id}", "not a stream")
+    detail = assert_json_text(client.get(f"{API}/job/poison-results/{job.id}", headers=moderator))
+    assert detail["jobId"] == job.id and detail["data"]["args"] and detail["returnValue"] is None
+    assert connection.get(f"rq:results:{job.id}") == b"not a stream"
