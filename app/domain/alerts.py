@@ -83,7 +83,7 @@ def parse_window(minutes: list[dict[bytes, bytes]], now: float) -> dict[str, dic
             queue, _, kind = raw_field.decode(errors="replace").rpartition(history.FIELD_SEPARATOR)
             if queue and kind in ("ok", "fail", "retry", "ms"):
                 counts = totals.setdefault(queue, {})
-                counts[kind] = counts.get(kind, 0.0) + int(value) * weight
+                counts[kind] = counts.get(kind, 0.0) + history.count_value(value) * weight
     return {queue: {kind: round(value) for kind, value in counts.items()} for queue, counts in totals.items()}
 
 

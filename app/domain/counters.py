@@ -15,7 +15,7 @@ from redis import Redis
 from redis.client import Pipeline
 
 from app.domain import keys
-from app.domain.history import FIELD_SEPARATOR, Outcome
+from app.domain.history import FIELD_SEPARATOR, Outcome, count_value
 
 # history's outcome -> the label value of rqmon_jobs_finished_total
 OUTCOME_LABELS: dict[str, str] = {"ok": "completed", "fail": "failed", "retry": "retried"}
@@ -79,7 +79,7 @@ def parse_counters(fields: dict[bytes, bytes]) -> dict[str, QueueCounters]:
     for raw_field, raw_value in fields.items():
         queue, _, kind = raw_field.decode(errors="replace").rpartition(FIELD_SEPARATOR)
         counters = found.setdefault(queue, QueueCounters())
-        value = int(raw_value)
+        value = count_value(raw_value)
         if kind in counters.finished:
             counters.finished[kind] = value
         elif kind.startswith("le:") and kind[3:].isdigit() and int(kind[3:]) < len(counters.buckets):

@@ -28,6 +28,15 @@ Outcome = Literal["ok", "fail", "retry"]
 FIELD_SEPARATOR = "|"
 
 
+def count_value(raw: bytes) -> int:
+    """A counter as read back: a value that is no integer (another program's write to the product's keys) counts
+    as 0 instead of failing every reader of the hash."""
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
 @dataclass(frozen=True)
 class Granularity:
     name: str
@@ -174,8 +183,8 @@ class Rates:
 def _success_rates(counts: dict[bytes, bytes]) -> tuple[float | None, dict[str, float]]:
     tallies: dict[str, list[int]] = {}
     for field, value in counts.items():
-        queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
-        tallies.setdefault(queue, [0, 0])[kind == "all"] = int(value)
+        queue, _, kind = field.decode(errors="replace").rpartition(FIELD_SEPARATOR)
+        tallies.setdefault(queue, [0, 0])[kind == "all"] = count_value(value)
     rates = {queue: round(100.0 * ok / total, 2) for queue, (ok, total) in tallies.items() if total > 0}
     return rates.pop("", None), rates
 
@@ -189,9 +198,9 @@ def parse_rates(results: list[Any], now: float) -> Rates:
     for index, fields in enumerate(minutes):
         weight = oldest_weight if index == 0 else 1.0
         for field, value in fields.items():
-            queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
+            queue, _, kind = field.decode(errors="replace").rpartition(FIELD_SEPARATOR)
             if kind in ("ok", "fail"):
-                finished[queue] = finished.get(queue, 0.0) + int(value) * weight
+                finished[queue] = finished.get(queue, 0.0) + count_value(value) * weight
     per_queue = {
         queue: (success_by_queue.get(queue), round(finished.get(queue, 0.0) / 5.0, 2))
         for queue in set(success_by_queue) | (set(finished) - {""})
@@ -216,7 +225,7 @@ for _, key in ipairs(KEYS) do
   for i = 1, #fields, 2 do
     local field = fields[i]
     if not sums[field] then sums[field] = 0; table.insert(order, field) end
-    sums[field] = sums[field] + tonumber(fields[i + 1])
+    sums[field] = sums[field] + (tonumber(fields[i + 1]) or 0)  -- not a number (another program's write): 0
   end
 end
 local out = {}
@@ -228,8 +237,8 @@ return out
 def _parse_fields(fields: dict[bytes, Any]) -> dict[str, dict[str, int]]:
     per_queue: dict[str, dict[str, int]] = {}
     for field, value in fields.items():
-        queue, _, kind = field.decode().rpartition(FIELD_SEPARATOR)
-        per_queue.setdefault(queue, _empty_counts())[kind] = int(value)
+        queue, _, kind = field.decode(errors="replace").rpartition(FIELD_SEPARATOR)
+        per_queue.setdefault(queue, _empty_counts())[kind] = count_value(value)
     return per_queue
 
 

@@ -15,6 +15,7 @@ from redis.client import Pipeline
 
 from app.domain import keys
 from app.domain.counters import DURATION_BUCKETS
+from app.domain.history import count_value
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.worker_history import (
     DAY,
@@ -48,8 +49,11 @@ NONE: Counts = (0, 0, 0)
 def _unpack(packed: bytes | None) -> Counts:
     if not packed:
         return NONE
-    n, f, ms = packed.split()
-    return int(n), int(f), int(ms)
+    try:
+        n, f, ms = packed.split()
+        return int(n), int(f), int(ms)
+    except ValueError:  # not what the product writes (another program's value): no attempts
+        return NONE
 
 
 _WORKER_FIELD = WORKER.encode()
@@ -60,13 +64,16 @@ def _worker_points(fields: dict[bytes, bytes], start: str, into: dict[str, list[
     for raw_field, packed in fields.items():
         if raw_field[:2] != _WORKER_FIELD:
             continue
-        n_raw, f_raw, ms_raw = packed.split()
-        n = int(n_raw)
+        try:
+            n_raw, f_raw, ms_raw = packed.split()
+            n, failed, ms = int(n_raw), int(f_raw), int(ms_raw)
+        except ValueError:  # as _unpack: another program's value is no point
+            continue
         point = {
             "start": start,
             "processed": n,
-            "failed": int(f_raw),
-            "avg_processing_time": round(int(ms_raw) / n / 1000, 3) if n else None,
+            "failed": failed,
+            "avg_processing_time": round(ms / n / 1000, 3) if n else None,
         }
         name = raw_field[2:].decode(errors="replace")
         points = into.get(name)
@@ -94,7 +101,7 @@ def _counts(
         elif kind == QUEUE:
             by_queue[field[2:]] = _unpack(packed)
         elif kind == DURATION:
-            histogram[field[2:]] = int(packed)
+            histogram[field[2:]] = count_value(packed)
         elif field == SYSTEM:
             system = _unpack(packed)
     return by_worker, by_queue, system, histogram
@@ -278,9 +285,9 @@ def get_performance(connection: Redis, hours: int, now: float | None = None) -> 
 
 
 def _sample_means(sample: dict[bytes, bytes]) -> dict[str, float | None]:
-    n = int(sample.get(b"n", 0))
+    n = count_value(sample.get(b"n", b"0"))
     return {
-        name: round(int(sample.get(name.encode(), 0)) / n, 2) if n else None
+        name: round(count_value(sample.get(name.encode(), b"0")) / n, 2) if n else None
         for name in ("queue_size", "busy_workers", "active_workers")
     }
 

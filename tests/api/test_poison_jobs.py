@@ -293,3 +293,30 @@ def test_a_results_key_of_another_type_leaves_the_job_readable(client, moderator
     detail = assert_json_text(client.get(f"{API}/job/poison-results/{job.id}", headers=moderator))
     assert detail["jobId"] == job.id and detail["data"]["args"] and detail["returnValue"] is None
     assert connection.get(f"rq:results:{job.id}") == b"not a stream"
+
+
+def test_counters_another_program_overwrote_count_as_zero_and_the_rest_is_shown(client, moderator, connection):
+    """The product's own counter hashes (outcome window, history buckets, Prometheus counters, worker stats) with a
+    value that is no integer and a field of non-UTF-8 bytes: each read shows the rest, never a 500."""
+    from app.domain import outcomes  # noqa: PLC0415
+
+    queue = Queue("poison-counted", connection=connection)
+    for outcome in ("ok", "ok", "fail"):
+        job = Job.fetch(queue.enqueue("workers.tasks.add", 1, 2).id, connection=connection)
+        job.worker_name = "poison-worker"
+        error = outcomes.failure("boom", "RuntimeError", "tb") if outcome == "fail" else None
+        outcomes.record_end(connection, job, outcome, dict(job.meta), error, 1000)
+    for key in connection.keys("rqmon:*stats*") + [b"rqmon:outcomes:counts", b"rqmon:counters"]:
+        for field in connection.hkeys(key):
+            if field.endswith(b"|fail") or key.startswith(b"rqmon:worker-stats"):
+                connection.hset(key, field, b"\xffnot a number")
+        connection.hset(key, b"poison-counted|\xfe", b"7")
+    metrics = assert_json_text(client.get(f"{API}/metrics", headers=moderator))
+    assert [q for q in metrics["queues"] if q["queueName"] == "poison-counted"][0]["processingRate"] > 0
+    trends = assert_json_text(client.get(f"{API}/trends?series=1", headers=moderator))
+    assert [t for t in trends if t["queueName"] == "poison-counted"][0]["successful"] == 2
+    for path in ("/api/v1/workers/overview", "/api/v1/workers/performance/metrics", "/api/v1/workers/queue/status"):
+        assert_json_text(client.get(path, headers=moderator))
+    from app.domain.counters import read_counters  # noqa: PLC0415
+
+    assert read_counters(connection)["poison-counted"].finished["completed"] == 2
