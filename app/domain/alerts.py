@@ -46,6 +46,36 @@ def public(alert: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in alert.items() if name != CLEARING}
 
 
+_SEVERITY_VALUES = frozenset(severity.value for severity in AlertSeverity)
+
+
+def read_alert(raw: bytes) -> dict[str, Any] | None:
+    """One stored alert (firing or resolved); None when the entry is not one (another program's write): readers
+    leave it out, and the next evaluation fires the alert again while its condition holds."""
+    try:
+        alert = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(alert, dict) or alert.get("severity") not in _SEVERITY_VALUES:
+        return None
+    if not all(isinstance(alert.get(name), str) for name in ("id", "since", "message")):
+        return None
+    return alert
+
+
+def read_alerts(raws: list[bytes]) -> list[dict[str, Any]]:
+    return [alert for alert in map(read_alert, raws) if alert is not None]
+
+
+def read_facts(raw: bytes | None) -> dict[str, Any]:
+    """The last evaluation's facts (keys.ALERTS_FACTS); none when the value is not what the evaluator writes."""
+    try:
+        facts = json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
 def _alert(condition: Condition, since: float) -> dict[str, Any]:
     return {
         "id": condition.id,
@@ -201,7 +231,7 @@ def gather(
     for reply in (*minutes, memory, schedule_count, beat, missed, firing, pending, facts):
         if isinstance(reply, Exception):
             raise reply
-    previous = json.loads(facts) if facts else {}
+    previous = read_facts(facts)
     tracked = _missed_recently(previous.get("missed"), missed, now)
     samples = _worker_windows(previous.get("workers"), workers, now)
     return Inputs(
@@ -220,7 +250,7 @@ def gather(
             missed_recently={name: entry[2] for name, entry in tracked.items() if entry[2]},
             worker_window={w["worker_name"]: _window_of(samples[w["worker_name"]], w) for w in workers},
         ),
-        {key.decode(): json.loads(value) for key, value in firing.items()},
+        {key.decode(errors="replace"): alert for key, raw in firing.items() if (alert := read_alert(raw))},
         {key.decode(): float(value) for key, value in pending.items()},
         {"missed": tracked, "workers": samples},
         previous,
@@ -274,7 +304,8 @@ def evaluate(
     facts = {"stuck": inputs.facts.stuck, **inputs.carried}
     # The facts are rewritten when they change, and at least every FACTS_REFRESH_SECONDS (their `at` tells
     # /metrics that the stuck counts are current): most ticks encode and send nothing of them.
-    previous_at = float(inputs.previous.get("at", 0))
+    previous_at = inputs.previous.get("at")
+    previous_at = float(previous_at) if isinstance(previous_at, int | float) else 0.0
     stale = now - previous_at >= FACTS_REFRESH_SECONDS or now < previous_at
     write_facts = stale or {k: v for k, v in inputs.previous.items() if k != "at"} != facts  # JSON-shaped both
     with connection.pipeline(transaction=True) as pipe:
@@ -314,8 +345,8 @@ def get_alerts(connection: Redis) -> dict[str, Any]:
         pipe.lrange(keys.ALERTS_RECENT, 0, keys.ALERTS_RECENT_CAP - 1)
         firing, recent = pipe.execute()
     return {
-        "firing": _sorted([public(json.loads(raw)) for raw in firing]),
-        "recent": [json.loads(raw) for raw in recent],
+        "firing": _sorted([public(alert) for alert in read_alerts(firing)]),
+        "recent": read_alerts(recent),
     }
 
 
@@ -328,7 +359,7 @@ def status_of(counts: Mapping[str, int]) -> str:
 def firing_health(firing: list[bytes]) -> tuple[str, list[str]]:
     """The health of the firing alerts (HVALS of keys.ALERTS_FIRING), rolled up as GET /api/v1/health does, and
     their messages, critical first: the workers overview's overall_health and health_reasons."""
-    found = _sorted([json.loads(raw) for raw in firing])
+    found = _sorted(read_alerts(firing))
     return status_of(severity_counts(found)), [str(alert["message"]) for alert in found]
 
 
@@ -341,7 +372,7 @@ def severity_counts(alerts: list[dict[str, Any]]) -> dict[str, int]:
 
 def alerts_summary(connection: Redis, now: float | None = None) -> dict[str, Any]:
     """The small document of the navigation's badge (the `alerts` live feed): status and counts."""
-    firing = [json.loads(raw) for raw in connection.hvals(keys.ALERTS_FIRING)]
+    firing = read_alerts(connection.hvals(keys.ALERTS_FIRING))
     counts = severity_counts(firing)
     return {
         "status": status_of(counts),

@@ -4,14 +4,13 @@ does not answer, the web process answers from its own memory (`unreachable`)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from redis import Redis
 
 from app.domain import keys
 from app.domain.alert_rules import RuleSetting
-from app.domain.alerts import public, severity_counts, status_of
+from app.domain.alerts import public, read_alerts, severity_counts, status_of
 from app.domain.states import HealthStatus, Liveness
 from app.domain.timeutil import iso_from_timestamp
 from app.domain.workers import read_workers
@@ -42,7 +41,7 @@ def get_health(
         pipe.lindex(keys.OUTCOMES, 0)
         info, firing, beat, newest = pipe.execute()
     workers = read_workers(connection, now, active_seconds, stale_seconds)
-    counts = severity_counts([json.loads(raw) for raw in firing])
+    counts = severity_counts(read_alerts(firing))
     status = status_of(counts)
     max_memory = int(info.get("maxmemory", 0))
     heartbeat = float(beat) if beat else None

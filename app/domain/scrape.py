@@ -10,13 +10,12 @@ here would cost one more round trip and write the run index on a read.
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from typing import Any
 
 from redis import Redis
 
-from app.domain import counters, keys, metrics
+from app.domain import alerts, counters, keys, metrics
 from app.domain.queues import QueueKeys
 from app.domain.states import Liveness
 from app.domain.timeutil import rq_epoch
@@ -42,8 +41,11 @@ def _active_per_queue(workers: list[dict[str, Any]]) -> dict[str, int]:
 
 def _recent_stuck(facts: bytes | None, now: float) -> dict[str, dict[str, int]]:
     """The stuck runs per queue of the last evaluation, unless it is too old to be current (no ticker running)."""
-    evaluated = json.loads(facts) if facts else {}
-    return evaluated.get("stuck", {}) if now - float(evaluated.get("at", 0)) <= STUCK_FACTS_MAX_AGE_SECONDS else {}
+    evaluated = alerts.read_facts(facts)
+    stuck, at = evaluated.get("stuck"), evaluated.get("at")
+    if not isinstance(stuck, dict) or not isinstance(at, int | float) or now - at > STUCK_FACTS_MAX_AGE_SECONDS:
+        return {}
+    return stuck
 
 
 def _schedules_present() -> bool:
@@ -90,7 +92,7 @@ def read_scrape(connection: Redis, now: float | None, active_seconds: float, sta
         "queues": queues,
         "counters": counters.parse_counters(counter_fields),
         "workers": workers,
-        "alerts": [json.loads(raw) for raw in firing],
+        "alerts": alerts.read_alerts(firing),
         "stuck": _recent_stuck(facts, now),
         "schedules": _schedules(connection) if has_schedules and schedule_count and schedule_count[0] else [],
     }

@@ -320,3 +320,44 @@ def test_counters_another_program_overwrote_count_as_zero_and_the_rest_is_shown(
     from app.domain.counters import read_counters  # noqa: PLC0415
 
     assert read_counters(connection)["poison-counted"].finished["completed"] == 2
+
+
+def test_stored_alerts_that_are_not_alerts_are_left_out_and_the_real_ones_shown(
+    redis_url, tmp_path, connection, make_user
+):
+    """The product's alert keys with another program's values: each read shows the real alerts, never a 500."""
+    from app.domain import alerts, keys  # noqa: PLC0415
+    from tests.conftest import make_app  # noqa: PLC0415
+
+    real = {
+        "id": "queue_backlog:queue:q",
+        "rule": "queue_backlog",
+        "severity": "critical",
+        "since": "2026-01-01T00:00:00Z",
+        "message": "q has a backlog",
+        "subject": {"kind": "queue", "name": "q"},
+        "value": 5,
+        "threshold": 1,
+    }
+    garbage = [b"\xff", b"", b"5", b"[1, 2]", b"[" * 5000, b'{"severity": "critical"}']
+    connection.hset(
+        keys.ALERTS_FIRING, mapping={"real": json.dumps(real), **{f"odd-{i}": g for i, g in enumerate(garbage)}}
+    )
+    connection.lpush(keys.ALERTS_RECENT, *garbage[1:], json.dumps(real | {"resolved_at": "2026-01-01T01:00:00Z"}))
+    connection.set(keys.ALERTS_FACTS, b"[" * 5000)
+    client = make_app(redis_url, tmp_path, METRICS_PUBLIC=True).test_client()
+    make_user("poison-alerts", Role.MODERATOR)
+    headers = {"Authorization": f"Bearer {login(client, 'poison-alerts')['access_token']}"}
+    listed = assert_json_text(client.get("/api/v1/alerts", headers=headers))
+    assert [alert["id"] for alert in listed["firing"]] == [real["id"]] and len(listed["recent"]) == 1
+    health = assert_json_text(client.get("/api/v1/health", headers=headers))
+    assert health["alerts"]["critical"] == 1 and health["status"] == "critical"
+    overview = assert_json_text(client.get("/api/v1/workers/overview", headers=headers))
+    assert overview["system_overview"]["health_reasons"] == ["q has a backlog"]
+    assert_json_text(client.get("/api/v1/workers/queue/status", headers=headers))
+    assert alerts.alerts_summary(connection)["firing"] == 1
+    scrape = client.get("/metrics")
+    assert (
+        scrape.status_code == 200
+        and 'rqmon_alerts_firing{rule="queue_backlog",severity="critical"} 1.0' in scrape.get_data(as_text=True)
+    )
