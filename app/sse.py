@@ -76,9 +76,13 @@ class Event:
         return zlib.adler32(self.text)
 
 
+# What `framed` raises for a message that is not flask-sse's format (someone else's publish or write).
+MALFORMED = (ValueError, TypeError, RecursionError)
+
+
 @lru_cache(maxsize=8)  # a tick's message reaches the Hub and every first event: framed once per process
 def framed(wire_message: bytes | str) -> Event:
-    """A published message as an Event (ValueError/TypeError when it is not flask-sse's format)."""
+    """A published message as an Event (one of MALFORMED when it is not flask-sse's format)."""
     return Event(frame(wire_message).encode())
 
 
@@ -221,7 +225,7 @@ class Hub:
         """A message that is not flask-sse's format (someone else publishing) is dropped, not fatal."""
         try:
             event = framed(data)
-        except (ValueError, TypeError):
+        except MALFORMED:
             log.warning("live hub: dropped a malformed message on %r", channel)
             return
         self.deliver(channel.decode(), event)
@@ -307,6 +311,11 @@ def event_stream(channel: str, first_event: Callable[[], Event | None], expires_
 
 def snapshot_event(connection: redis.Redis, key: str, compute: Callable[[], Any]) -> Event:
     """The latest published document as an event (the same Event as the tick's message: framed and compressed once
-    however many clients connect); computed on the spot when nothing was published yet."""
+    however many clients connect); computed on the spot when nothing (readable) was published yet."""
     published = connection.get(key)
-    return framed(published) if published is not None else Event(frame(wire(compute())).encode())
+    if published is not None:
+        try:
+            return framed(published)
+        except MALFORMED:  # not what the ticker writes (another program's value): computed as if none
+            pass
+    return Event(frame(wire(compute())).encode())

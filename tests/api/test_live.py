@@ -387,3 +387,20 @@ def test_redis_restart_under_an_open_stream(tmp_path: Path, moderator_token):
         stop_worker(server)
         redis_process.terminate()
         redis_process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("value", [b"\xff", b"5", b"[" * 5000, b'{"no": "message"}'])
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/api/v1/admin/jobs/live", keys.live_snapshot()),
+        ("/api/v1/workers/live-stream", keys.WORKERS_SNAPSHOT),
+        ("/api/v1/alerts/live", keys.ALERTS_SNAPSHOT),
+    ],
+)
+def test_a_snapshot_another_program_overwrote_is_computed_afresh(client, auth, connection, path, key, value):
+    connection.set(key, value)
+    response = client.get(path, headers=auth("moderator"), buffered=False)
+    [event] = read_events(response, 1)
+    response.close()
+    assert event["timestamp"]
