@@ -13,6 +13,8 @@ from redis import Redis
 from rq_scheduler import Scheduler
 
 from app.domain import keys
+from app.domain.alerts import read_alerts
+from app.domain.history import count_value
 from app.domain.schedule_runs import overlay
 from app.domain.schedules import RUN_SEPARATOR, utc_day
 from app.domain.timeutil import iso_from_timestamp
@@ -31,9 +33,9 @@ STATUS_RULES = ("scheduler_down", "schedule_missed")
 
 def _latest_run(connection: Redis) -> dict[str, Any] | None:
     latest = connection.get(keys.SCHEDULE_LATEST_RUN)
-    if latest is None:
+    name, separator, job_id = (latest or b"").decode(errors="replace").partition(RUN_SEPARATOR)
+    if not separator:  # none, or not what the scheduler writes (another program's value)
         return None
-    name, job_id = latest.decode().split(RUN_SEPARATOR, 1)
     raw = connection.hget(keys.schedule_run_data(name), job_id)
     return overlay(connection, [json.loads(raw)])[0] if raw else None
 
@@ -51,33 +53,45 @@ def scheduler_status(connection: Redis, down_after: float, now: float | None = N
         pipe.hvals(keys.ALERTS_FIRING)
         raw_beat, today, missed, firsts, firing = pipe.execute()
     first = firsts[0] if firsts else None
-    beat = {key.decode(): value.decode() for key, value in raw_beat.items()}
-    alive = bool(beat) and now - float(beat["at"]) <= down_after
-    missed_counts = {name.decode(): int(count) for name, count in missed.items()}
-    alerts = [_alert(alert) for alert in map(json.loads, firing) if alert.get("rule") in STATUS_RULES]
+    beat = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in raw_beat.items()}
+    beat_at = _epoch(beat.get("at"))
+    alive = beat_at is not None and now - beat_at <= down_after
+    missed_counts = {name.decode(errors="replace"): count_value(count) for name, count in missed.items()}
+    alerts = [_alert(alert) for alert in read_alerts(firing) if alert.get("rule") in STATUS_RULES]
     alerts.sort(key=lambda alert: (STATUS_RULES.index(alert["rule"]), alert["schedule"] or ""))
     latest = _latest_run(connection)
     return {
         "success": True,
         "isMonitoringActive": alive,
         "scheduler": {
-            "name": beat["name"],
-            "hostname": beat["hostname"],
-            "pid": int(beat["pid"]),
-            "lastHeartbeat": iso_from_timestamp(float(beat["at"])),
+            "name": beat.get("name"),
+            "hostname": beat.get("hostname"),
+            "pid": count_value(beat.get("pid", "").encode()) or None,
+            "lastHeartbeat": iso_from_timestamp(beat_at) if beat_at is not None else None,
         }
         if beat
         else None,
         "lastRunTime": latest["enqueuedAt"] if latest else None,
         "lastRunStatus": latest["state"] if latest else None,
-        "totalRunsToday": sum(int(count) for count in today),
+        "totalRunsToday": sum(count_value(count) for count in today),
         "nextScheduledRun": iso_from_timestamp(first[1]) if first else None,
         "missedRuns": sum(missed_counts.values()),
         "alerts": alerts,
     }
 
 
+def _epoch(text: str | None) -> float | None:
+    """The heartbeat's time (epoch seconds) as the scheduler writes it; None for anything else (another program's
+    value), as for no heartbeat."""
+    try:
+        at = float(text or "")
+    except ValueError:
+        return None
+    return at if 0 <= at < 253402300800 else None  # within what a date can show (NaN and inf fail too)
+
+
 def _alert(alert: dict[str, Any]) -> dict[str, Any]:
     """An engine alert in API.md's /periodic/status shape: the schedule is the subject of schedule_missed."""
-    schedule = alert["subject"]["name"] if alert["subject"]["kind"] == "schedule" else None
+    subject = alert.get("subject")
+    schedule = subject.get("name") if isinstance(subject, dict) and subject.get("kind") == "schedule" else None
     return {"rule": alert["rule"], "severity": alert["severity"], "message": alert["message"], "schedule": schedule}

@@ -375,3 +375,20 @@ def test_concurrent_creations_of_one_name_give_one_schedule(redis_url):
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["409"] * 7 + ["created"]
+
+
+@pytest.mark.parametrize("value", [b"\xff", b"nan", b"1e400", b"", b"[1,2]"])
+def test_status_reads_what_another_program_left_in_the_schedulers_keys(client, auth, connection, value):
+    """The heartbeat, the day's and missed counts, the latest run and the firing alerts holding values the
+    scheduler and the alert engine never write: the status answers, the unreadable parts as if absent."""
+    connection.hset(keys.SCHEDULER_HEARTBEAT, mapping={"name": value, "hostname": "h", "pid": value, "at": value})
+    connection.hset(keys.SCHEDULE_MISSED, mapping={"a": value, "b": "2"})
+    connection.hset(keys.schedule_day_counts(schedules.utc_day(time.time())), mapping={"a": value, "b": "3"})
+    connection.set(keys.SCHEDULE_LATEST_RUN, value)
+    connection.hset(keys.ALERTS_FIRING, "scheduler_down:system:scheduler", value)
+    response = client.get("/api/v1/periodic/status", headers=auth("moderator"))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    status = response.get_json()
+    assert status["isMonitoringActive"] is False and status["scheduler"]["lastHeartbeat"] is None
+    assert status["missedRuns"] == 2 and status["totalRunsToday"] == 3 and status["lastRunTime"] is None
+    assert status["alerts"] == []
