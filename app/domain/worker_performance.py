@@ -319,9 +319,11 @@ def _entries(raw: list[bytes]) -> list[dict[str, Any]]:
     entries = []
     for item in raw:
         try:
-            entries.append(json.loads(item))
-        except ValueError:
+            entry = json.loads(item)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(entry, dict):  # anything else is not what the worker writes (another program's value)
+            entries.append(entry)
     return entries
 
 

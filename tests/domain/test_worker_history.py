@@ -96,3 +96,18 @@ def test_closed_buckets_are_kept_parsed_and_read_again_after_a_change(connection
     record(connection, "w2", "q", "ok", 10, NOW - 2 * 86400)
     again = worker_performance.get_performance(connection, hours, NOW)
     assert list(again["worker_metrics"]) == ["w2"]  # the bucket's size changed: not the cached one
+
+
+def test_activity_entries_that_are_not_the_workers_are_left_out(connection):
+    """The activity lists holding another program's values (a number, a list, JSON too deep, not JSON): the
+    deployment's and the worker's recent attempts are read without them."""
+    record(connection, "w1", "emails", "ok", 1000, NOW - 60)
+    garbage = [b"5", b"[1, 2]", b"[" * 5000, b"\xff", b"null"]
+    connection.lpush(keys.WORKER_ACTIVITY, *garbage)
+    connection.lpush(keys.worker_recent("w1"), *garbage)
+    [entry] = worker_performance.activity(connection.lrange(keys.WORKER_ACTIVITY, 0, -1))
+    assert (entry["worker"], entry["queue"], entry["action"]) == ("w1", "emails", "completed")
+    with connection.pipeline() as pipe:
+        worker_performance.worker_details_reads(pipe, "w1", NOW)
+        details = worker_performance.parse_worker_details(pipe.execute(), NOW)
+    assert [job["queue"] for job in details["recent_jobs"]] == ["emails"]
