@@ -22,6 +22,7 @@ from rq_scheduler import Scheduler
 
 from app.domain import keys
 from app.domain.errors import Conflict, InvalidInput, NotFound
+from app.domain.history import count_value
 from app.domain.names import is_queue_name
 from app.domain.schedule_timing import cron_error, describe, next_due
 from app.domain.timeutil import iso_from_timestamp
@@ -243,18 +244,21 @@ def _summaries(connection: Redis, names: list[str], now: float, strip: int = 20)
     for index, name in enumerate(names):
         if raw[index] is None:
             continue
-        definition = json.loads(raw[index])
         score = scores[index]
-        result[name] = {
-            **_public(definition),
-            "schedule": describe(definition),
-            "nextRunAt": iso_from_timestamp(score) if score is not None and definition["enabled"] else None,
-            "lastRun": lasts.get(name),
-            "runsToday": int(today[index] or 0),
-            "missedRuns": int(missed[index] or 0),
-            "source": SOURCE_RQ_SCHEDULER,
-            "editable": True,
-        }
+        try:
+            definition = json.loads(raw[index])
+            result[name] = {
+                **_public(definition),
+                "schedule": describe(definition),
+                "nextRunAt": iso_from_timestamp(score) if score is not None and definition["enabled"] else None,
+                "lastRun": lasts.get(name),
+                "runsToday": count_value(today[index] or b"0"),
+                "missedRuns": count_value(missed[index] or b"0"),
+                "source": SOURCE_RQ_SCHEDULER,
+                "editable": True,
+            }
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # not a definition the product
+            continue  # wrote (another program's value): left out of the list, the rest shown
     return result
 
 
@@ -310,10 +314,10 @@ def list_schedules(connection: Redis, page: int = 1, per_page: int = 50) -> dict
         pipe.zrange(keys.SCHEDULE_NAMES, start, start + per_page - 1)
         pipe.zcard(registry) if registry else pipe.echo("0")
         total, page_names, cron_schedulers = pipe.execute()
-    shown = [name.decode() for name in page_names]
+    shown = [name.decode(errors="replace") for name in page_names]  # not UTF-8: no schedule's name, left out
     cron: dict[str, dict[str, Any]] = {}
     if int(cron_schedulers):  # merge `rq cron`'s few entries into the order: read every name once
-        every_own = {name.decode() for name in connection.zrange(keys.SCHEDULE_NAMES, 0, -1)}
+        every_own = {name.decode(errors="replace") for name in connection.zrange(keys.SCHEDULE_NAMES, 0, -1)}
         cron = {e["name"]: e for e in rq_cron_entries(connection) if e["name"] not in every_own}
         every = sorted([*every_own, *cron])
         total, shown = len(every), every[start : start + per_page]

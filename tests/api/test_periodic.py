@@ -392,3 +392,16 @@ def test_status_reads_what_another_program_left_in_the_schedulers_keys(client, a
     assert status["isMonitoringActive"] is False and status["scheduler"]["lastHeartbeat"] is None
     assert status["missedRuns"] == 2 and status["totalRunsToday"] == 3 and status["lastRunTime"] is None
     assert status["alerts"] == []
+
+
+@pytest.mark.parametrize("value", [b"\xff", b"5", b"[1, 2]", b"[" * 5000, b'{"name": "x"}'])
+def test_a_stored_definition_that_is_not_one_is_left_out_of_the_list(client, auth, connection, created, value):
+    """Another program's values in the schedules' keys (a definition, a name of non-UTF-8 bytes, counts): the list
+    and the scrape show every readable schedule."""
+    connection.hset(keys.SCHEDULES, "broken", value)
+    connection.zadd(keys.SCHEDULE_NAMES, {"broken": 0, b"bytes-\xff": 0})
+    connection.hset(keys.SCHEDULE_MISSED, created["name"], b"not a number")
+    response = client.get("/api/v1/periodic", headers=auth("moderator"))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert [schedule["name"] for schedule in response.get_json()["schedules"]] == [created["name"]]
+    assert response.get_json()["schedules"][0]["missedRuns"] == 0
