@@ -575,7 +575,7 @@ def _parse_run(argv: list[str]) -> Any:
     parser.add_argument("--max-job-duration", type=int, default=600, help="timeout of jobs that have none (s)")
     parser.add_argument("--grace-period", type=float, default=25.0, help="seconds running jobs get at shutdown")
     parser.add_argument("--health-port", type=int, default=None)
-    parser.add_argument("--capabilities", default=None, help="JSON object (at most 4 KiB, 32 levels deep) shown in the views")
+    parser.add_argument("--capabilities", default=None, help="JSON object (<= 4 KiB, 32 levels) shown")
     parser.add_argument("--burst", action="store_true", help="children exit when the queues are empty")
     parser.add_argument("--logging-level", default="INFO")
     return parser.parse_args(argv)
