@@ -89,7 +89,7 @@ FIELD_SEPARATOR, RECORD_SEPARATOR = "\x1f", "\x1e"  # ASCII unit and record sepa
 # One round trip: the registry (or one named worker) and RQ's suspension flag. The workers come back as ONE string,
 # a record per worker (key, TTL of a plain worker's hash, then its FIELDS, missing ones empty; each record ends with
 # RECORD_SEPARATOR as a field of its own) - far cheaper for Redis to build (one concatenation) and for Python to
-# parse than nested replies - and the jobs they run (position of the worker, job id, origin, start, data for its
+# parse than nested replies - and the jobs they run (the worker's key, job id, origin, start, data for its
 # name, description) as a flat list: a job's data may hold any byte. A key in the registry that is not a hash reads
 # as a registration without one (pcall): one odd key never fails the read of every worker.
 # KEYS: rq:workers, rq:suspended. ARGV: job key prefix, one worker key to read alone (or ""), then FIELDS.
@@ -298,6 +298,7 @@ def _static(key: str, values: str) -> _Facts:
     limit, pool, slot, capabilities = [*own.split(MONITORED_SEPARATOR, 3), "", "", ""][:4]
 
     parsed = _capabilities(capabilities) if monitored else None
+    birth = _rq_time(birth_at)
     shown = dict.fromkeys(WORKER_FIELDS)  # every field in place: a read's copy never grows (see _worker)
     shown.update(
         worker_name=key[len(WORKER_PREFIX) :],
@@ -307,7 +308,7 @@ def _static(key: str, values: str) -> _Facts:
         pool=pool or None,
         slot=_int(slot) if slot else None,
         monitored=monitored,
-        birth=_shown_time(birth_at, _rq_time(birth_at)),
+        birth=_shown_time(birth_at, birth),
         memory_limit_mb=_float(limit),
         capabilities=parsed,
         rq_version=version or None,
@@ -318,7 +319,7 @@ def _static(key: str, values: str) -> _Facts:
         fixed = status_of(state=None, paused=is_paused, override=override, suspended=False, busy=False)
     nested = parsed is not None and any(isinstance(value, dict | list) for value in parsed.values())
     actions = _ACTIONS[monitored, bool(pool)]
-    return _Facts(shown, monitored, is_paused, override or None, bool(pool), _rq_time(birth_at), fixed, nested, actions)
+    return _Facts(shown, monitored, is_paused, override or None, bool(pool), birth, fixed, nested, actions)
 
 
 # Read once per worker per tick: module-level names, not attribute look-ups on the enum classes.
