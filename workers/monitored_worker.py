@@ -17,6 +17,11 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue, Retry, Worker, worker_registration
 from rq.exceptions import AbandonedJobError, DequeueTimeout
+
+try:
+    from rq.exceptions import StopRequested
+except ImportError:  # RQ 2.x defines it beside its Worker
+    from rq.worker import StopRequested  # type: ignore[attr-defined,no-redef]
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
@@ -95,6 +100,17 @@ class MonitoredWorker(Worker):
         self._init_liveness()
 
     # --- start-up -----------------------------------------------------------------------------------
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        # RQ registers the worker before it installs its signal handlers, and its loop is what catches a stop: a
+        # SIGTERM in between (a pool killed while its children start) would end the process and leave its
+        # registration behind. Handlers first, and a stop asked before the loop still unregisters.
+        self._install_signal_handlers()
+        try:
+            return bool(super().work(*args, **kwargs))
+        except StopRequested:
+            self.teardown()
+            return False
 
     def register_birth(self) -> None:
         super().register_birth()

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -190,6 +191,31 @@ def test_an_idle_worker_stops_at_once(connection, redis_url, running):
     assert send_control(connection, name, "stop").acknowledged
     running[0].wait(timeout=15)
     assert running[0].returncode == 0
+
+
+# A MonitoredWorker that gets SIGTERM just after registering, as a pool's children do when the pool is killed while
+# they start: RQ's own order (register, then install its handlers) let the default SIGTERM end the process there.
+_TERMINATED_WHILE_STARTING = """
+import os, signal, sys
+from redis import Redis
+from workers import MonitoredWorker
+
+class Probe(MonitoredWorker):
+    def subscribe(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        super().subscribe()
+
+Probe(["l-starting"], connection=Redis.from_url(sys.argv[1]), name="l-starting-1").work()
+"""
+
+
+def test_a_worker_stopped_while_it_starts_leaves_no_registration(connection, redis_url):
+    run = subprocess.run(
+        [sys.executable, "-c", _TERMINATED_WHILE_STARTING, redis_url], cwd=ROOT, capture_output=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr[-2000:]  # a warm stop, not a death by signal (-15)
+    assert not connection.sismember("rq:workers", "rq:worker:l-starting-1")
+    assert workers_of(connection, "l-starting") == []
 
 
 def test_control_of_an_unknown_worker_or_with_an_unknown_action_is_refused(connection, redis_url, running):
