@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from spectree import Response as Resp
 
 from app import charts
-from app.domain import audit, history, names, schedules, worker_performance
+from app.domain import audit, history, schedules, worker_performance
 from app.domain.alert_rules import rules_in_force, settings_from
 from app.domain.jobs import UnreadableJob, fetch_job
 from app.domain.names import check_queue_name, check_worker_name
@@ -92,16 +92,7 @@ def page(view: Callable[..., Any]) -> Callable[..., Any]:
 def _vocabulary() -> dict[str, Any]:
     """Every page's words and stuck bands: base.html hands `vocabulary` to the scripts as JSON (data-vocabulary)."""
     thresholds = current_app.config["STUCK_THRESHOLDS"]
-    # RQ takes any queue name; a page for a name outside the API's rule would be a 400, so it is shown unlinked.
-    queue_name = {
-        "pattern": names.PATH_PARAMETER_PATTERNS["queueName"],
-        "outsideApi": f"No page here: this name is outside what rq-monitor's API accepts ({names.QUEUE_NAME_RULE}). "
-        "Inspect this queue with rq itself.",
-    }
-    return {"stuck_thresholds": thresholds, "vocabulary": {**vocabulary(thresholds.minutes), "queueName": queue_name}}
-
-
-bp.add_app_template_test(names.is_queue_name, "queue_name")  # {% if name is queue_name %}: the API's rule, in Jinja
+    return {"stuck_thresholds": thresholds, "vocabulary": vocabulary(thresholds.minutes)}
 
 
 def render(template: str, **context: Any) -> str:

@@ -12,7 +12,6 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,127}")
 _USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}")
 # The same rules as JSON Schema patterns, for the OpenAPI document's path parameters.
 PATH_PARAMETER_PATTERNS = {"queueName": f"^{_QUEUE_NAME.pattern}$", "jobId": f"^{_JOB_ID.pattern}$"}
-QUEUE_NAME_RULE = "1-128 characters: letters, digits and _ . : @ -"
 
 
 def is_queue_name(name: str) -> bool:
@@ -27,7 +26,7 @@ def check_queue_name(name: str) -> str:
     if not is_queue_name(name):
         raise InvalidInput(
             "Invalid queue name",
-            {"queueName": QUEUE_NAME_RULE},
+            {"queueName": "1-128 characters: letters, digits and _ . : @ -"},
         )
     return name
 

@@ -66,14 +66,6 @@
     return node;
   }
   const queuePage = (queue) => ds.queuePage.replace('__QUEUE__', encodeURIComponent(queue));
-  // RQ takes any queue name; the pages (and the API) only those of app/domain/names.py, so another stays unlinked.
-  const QUEUE_NAME = new RegExp(VOCABULARY.queueName.pattern);
-  function queueLink(queue) {
-    const name = breakable(queue, 'name');
-    if (QUEUE_NAME.test(queue)) return el('a', { href: queuePage(queue) }, name);
-    name.title = VOCABULARY.queueName.outsideApi;
-    return name;
-  }
   const jobPage = (queue, job) =>
     ds.jobPage.replace('__QUEUE__', encodeURIComponent(queue)).replace('__JOB__', encodeURIComponent(job));
   const retryUrl = (queue, job) =>
@@ -235,7 +227,7 @@
       $('#updated').textContent = when(metrics.timestamp);
       $('#updated').setAttribute('datetime', metrics.timestamp);
       const rows = metrics.queues.map((queue) => el('tr', { 'data-queue': queue.queueName },
-        el('th', { scope: 'row' }, el('span', {}, queueLink(queue.queueName),
+        el('th', { scope: 'row' }, el('span', {}, el('a', { href: queuePage(queue.queueName) }, breakable(queue.queueName, 'name')),
           queue.paused ? el('span', { class: 'badge badge-paused', text: 'Paused' }) : '')),
         ...VOCABULARY.browsableStates.map((key) =>
           el('td', { class: `num${key === STATES.FAILED && queue.failed ? ' bad' : ''}`, 'data-count': key, text: num(queue[key]) })),
@@ -605,7 +597,7 @@
         return el('tr', { class: `row-sev row-sev-${alert.severity}`, 'data-severity': alert.severity, 'data-job': alert.jobId },
           el('td', {}, el('span', { class: `sev sev-${alert.severity}`, text: alert.severity })),
           el('td', {}, jobLink(alert.queueName, alert.jobId)),
-          el('td', {}, queueLink(alert.queueName)),
+          el('td', {}, el('a', { href: queuePage(alert.queueName) }, breakable(alert.queueName, 'name'))),
           el('td', {}, breakable(alert.jobName)),
           el('td', { class: 'num', text: duration(alert.stuckDuration) }), el('td', { text: when(alert.startedAt) }),
           el('td', { class: 'num', text: num(alert.attemptsMade) }), el('td', {}, actions));

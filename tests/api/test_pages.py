@@ -142,20 +142,6 @@ def test_trend_charts_say_their_bucket(client, make_user, connection, period, bu
     assert f"Completed and failed jobs of p-words per {bucket} over {period}" in html
 
 
-def test_the_trends_page_links_only_queue_names_the_pages_accept(client, make_user, connection):
-    """RQ takes any name: one outside the API's rule is plain text with why (its page and charts would be 400s)."""
-    make_user("vin", Role.MODERATOR)
-    for name in ("p-ok", "my queue"):
-        history.record_attempt(connection, name, "ok", 10, "j", "f")
-    sign_in(client, "vin")
-    html = client.get("/admin/trends").get_data(as_text=True)
-    headings = re.findall(r'<h2 id="trend-\d+">(.*?)</h2>', html, re.S)
-    assert headings[1] == '<a href="/admin/queues/p-ok">p-ok</a>'
-    assert headings[0].startswith('<span class="name" title="No page here: this name is outside what rq-monitor')
-    assert headings[0].endswith(">my queue</span>") and "chart.svg?queue=my" not in html
-    assert "chart.svg?queue=p-ok" in html
-
-
 def test_the_rules_tab_lists_the_rules_in_force_with_extra_rules(redis_url, tmp_path, make_user):
     per_queue = {"queue_backlog": {"emails": 500.0}}
     extra = config.ExtraRule("backlog_critical", "queue_backlog", "critical", 1000, 120, ("emails", "reports"))

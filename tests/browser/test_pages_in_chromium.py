@@ -374,23 +374,3 @@ def test_every_page_is_offline_labelled_live_and_fits_375_px(page, server, conne
     expect(page.locator("#when-column")).to_have_text("Runs")
     screenshot(page, "queue-delayed")
     assert outside == []  # every asset is served by the app: no CDN, works offline
-
-
-def test_a_queue_named_outside_the_api_rule_is_shown_unlinked_with_why(page, server, connection, make_user):
-    """RQ takes any name; a link to such a queue's page would be a 400 (or a 404 for a "/"), so it is plain text."""
-    make_user("mod", Role.MODERATOR)
-    Queue("b-named.ok", connection=connection).enqueue("workers.tasks.noop")
-    Queue("b my queue", connection=connection).enqueue("workers.tasks.noop")
-    make_active_job(connection, "b-stuck/eu", 40)
-    sign_in(page, server, "mod")
-    valid, invalid = page.locator('tr[data-queue="b-named.ok"] th'), page.locator('tr[data-queue="b my queue"] th')
-    expect(valid.get_by_role("link", name="b-named.ok")).to_have_attribute("href", "/admin/queues/b-named.ok")
-    expect(invalid).to_contain_text("b my queue")
-    assert invalid.locator("a").count() == 0
-    expect(invalid.locator("[title]")).to_have_attribute("title", re.compile(r"outside what rq-monitor's API accepts"))
-    expect(page.locator('tr[data-queue="b-stuck/eu"] th a')).to_have_count(0)
-    page.goto(f"{server}/admin/alerts")
-    cell = page.locator("#alerts-table tr[data-severity] td").nth(2)
-    expect(cell).to_have_text("b-stuck/eu")
-    assert cell.locator("a").count() == 0
-    expect(cell.locator("[title]")).to_have_attribute("title", re.compile(r"letters, digits and _ \. : @ -"))
