@@ -102,27 +102,9 @@ def _script_error(exc: redis.RedisError, code: str) -> bool:
     return isinstance(exc, redis.ResponseError) and f"-{code} " in str(exc)
 
 
-def redis_is_away(exc: redis.RedisError) -> bool:
-    """Redis cannot answer now (down, slow, loading, a read-only replica): a 503 to retry. Any other refusal
-    (a key of another type than RQ and the product write, WRONGTYPE) is this deployment's data, not an outage."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)):
-        return True
-    return _script_error(exc, "READONLY") or _script_error(exc, "LOADING")
-
-
-def redis_refusal(exc: redis.RedisError) -> str:
-    """Redis's own words, without the pipeline and script context redis-py wraps them in."""
-    return str(exc).rsplit(": ", 1)[-1][:200]
-
-
 def _handle_response_error(exc: redis.ResponseError) -> Response:
-    if redis_is_away(exc):
+    if _script_error(exc, "READONLY") or _script_error(exc, "LOADING"):
         return _handle_redis(exc)
-    if "WRONGTYPE" in str(exc):
-        log.exception("Redis data of an unexpected type on %s %s", request.method, request.path)
-        return error_response(
-            500, "redis_data_error", "A Redis key holds another type than RQ or rq-monitor writes; see the server log"
-        )
     return _handle_unexpected(exc)
 
 

@@ -11,7 +11,7 @@ from spectree import Response as Resp
 
 from app.domain import tokens
 from app.domain.scrape import read_scrape
-from app.errors import ApiError, redis_is_away, redis_refusal
+from app.errors import ApiError
 from app.extensions import get_redis, spec
 from app.prometheus import CONTENT_TYPE, exposition
 from app.security import authenticate
@@ -51,9 +51,6 @@ def metrics() -> Any:
         scrape = read_scrape(
             get_redis(), None, float(config["WORKER_ACTIVE_SECONDS"]), float(config["WORKER_STALE_SECONDS"])
         )
-    except redis.RedisError as error:
-        if redis_is_away(error):
-            return _plain(503, "503 Service Unavailable: Redis is not reachable")
-        current_app.logger.exception("/metrics: Redis refused a read")
-        return _plain(500, f"500 Internal Server Error: Redis refused a read: {redis_refusal(error)}")
+    except redis.RedisError:
+        return _plain(503, "503 Service Unavailable: Redis is not reachable")
     return Response(exposition(scrape), content_type=CONTENT_TYPE)

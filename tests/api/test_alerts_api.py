@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
@@ -228,22 +227,3 @@ def test_test_notification_reports_each_webhook(redis_url, tmp_path, auth):
     finally:
         taking.close()
         refusing.close()
-
-
-@pytest.mark.parametrize(("key", "health_status"), [(keys.ALERTS_FIRING, 500), (keys.KNOWN_QUEUES, 200)])
-def test_a_product_key_of_another_type_is_a_data_error_not_an_outage(
-    redis_url, tmp_path, auth, connection, key, health_status
-):
-    """Redis answered WRONGTYPE: /health must not say `critical, redis unreachable` (it is reachable) and /metrics
-    must not say 503 (a scraper would call Redis down): they answer 500 naming what Redis refused."""
-    connection.set(key, "not what the product writes")
-    client = make_app(redis_url, tmp_path, METRICS_PUBLIC=True).test_client()
-    health = client.get("/api/v1/health", headers=auth("moderator"))
-    assert health.status_code == health_status, health.get_data()
-    if health_status == 500:
-        assert health.get_json()["error"]["code"] == "redis_data_error"
-    else:
-        assert health.get_json()["redis"]["connected"] is True
-    scrape = client.get("/metrics")
-    text = scrape.get_data(as_text=True)
-    assert scrape.status_code == 500 and "Redis refused a read" in text and "WRONGTYPE" in text, text
